@@ -1,0 +1,38 @@
+# The two commands a newcomer runs are `make run` and `make test`; both start with `make setup`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.txt | sha256sum | cut -c1-12)
+MODEL  := build/default-model
+PORT   ?= 8080
+
+.PHONY: setup run test lint model clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# The built-in default model: trained on deterministic synthetic RTB data, compiled, packaged.
+$(MODEL)/manifest.json: | setup
+	$(PY) -m model train --output build/default-model.tar.gz
+	rm -rf $(MODEL) && mkdir -p $(MODEL) && tar -xzf build/default-model.tar.gz -C $(MODEL)
+
+model: $(MODEL)/manifest.json
+
+run: setup model
+	$(PY) -m serve --model-dir $(MODEL) --port $(PORT)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Benchmarks: HTTP side-by-side, predictor micro-benchmarks, Locust runs, Inference Recommender."""

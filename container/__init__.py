@@ -1,0 +1,1 @@
+"""The `serve` entrypoint SageMaker runs, and its worker and logging configuration."""

@@ -1,0 +1,1 @@
+"""Build, push and deploy the image to SageMaker real-time endpoints, with autoscaling."""

@@ -1,0 +1,1 @@
+"""Import, train, compile, verify and package XGBoost models for the RTB inference server."""

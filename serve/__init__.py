@@ -1,0 +1,1 @@
+"""The SageMaker-compatible inference server: /ping and /invocations on the compiled predictor."""
