@@ -1,4 +1,4 @@
-"""`python -m benchmark SUBCOMMAND ...`: each subcommand lives in its own module with a `main(argv)`."""
+"""`python -m benchmark SUBCOMMAND ...`: each subcommand is a module with a `main(argv)`."""
 
 from __future__ import annotations
 
