@@ -14,6 +14,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "capacity": ("benchmark.capacity", "max invocations per minute at a p99 bound, and cost"),
     "coldstart": ("benchmark.coldstart", "image size and container start to first 200 on /ping"),
     "recommend": ("benchmark.recommend", "SageMaker Inference Recommender jobs and report"),
+    "soak": ("benchmark.soak", "long run at a fraction of capacity: errors, p99 drift, RSS growth"),
+    "faults": ("benchmark.faults", "kill -9 a worker and SIGTERM under load: requests lost"),
 }
 
 
