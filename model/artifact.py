@@ -1,0 +1,544 @@
+"""The serving artifact: the manifest, its files, their hashes and the verification set.
+
+This module is what the server imports, so it uses the standard library and numpy only.
+The layout (see docs/architecture.md) is a directory, or a `model.tar.gz` that unpacks into one:
+
+    manifest.json      the only file read first; describes everything else
+    model.so           the tl2cgen-compiled library (absent when `compiled` is null)
+    model.tl           the treelite checkpoint: the portable, slower fallback
+    verification.npz   rows and the predictions they must produce
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model.errors import (
+    ArtifactError,
+    IntegrityError,
+    ManifestError,
+    VerificationDataError,
+)
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "ArtifactError",
+    "CHECKPOINT_FILE",
+    "FORMAT_VERSION",
+    "IntegrityError",
+    "LIBRARY_FILE",
+    "MANIFEST_FILE",
+    "SOURCE_FORMATS",
+    "VERIFICATION_FILE",
+    "CompiledInfo",
+    "FallbackInfo",
+    "Manifest",
+    "ManifestError",
+    "ModelInfo",
+    "VerificationDataError",
+    "VerificationInfo",
+    "Versions",
+    "is_artifact_dir",
+    "load_verification",
+    "manifest_from_dict",
+    "manifest_to_dict",
+    "read_manifest",
+    "resolve_member",
+    "sha256_file",
+    "verify_files",
+    "write_manifest",
+]
+
+ARTIFACT_FORMAT = "rtb-inference-artifact"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+LIBRARY_FILE = "model.so"
+CHECKPOINT_FILE = "model.tl"
+VERIFICATION_FILE = "verification.npz"
+SOURCE_FORMATS = ("sagemaker-pickle", "legacy-binary", "json", "ubjson", "trained")
+
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the model computes, and where it came from."""
+
+    source_format: str
+    """One of `SOURCE_FORMATS`."""
+    source_file: str
+    """File name of the source model (no directory), e.g. `xgboost-model`."""
+    source_sha256: str
+    objective: str
+    """XGBoost objective, e.g. `binary:logistic`."""
+    output_transform: str
+    """Treelite postprocessor applied to the summed margin: `sigmoid`, `identity`, ..."""
+    base_score: float
+    """XGBoost's base score as the user gave it (a probability for `binary:logistic`)."""
+    num_trees: int
+    num_features: int
+    feature_names: tuple[str, ...]
+    bid_threshold: float | None
+    """Bid when the served prediction is >= this; null for models that do not score a bid."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledInfo:
+    """The compiled library (see docs/model.md for its exported symbols)."""
+
+    library: str
+    platform: str
+    """`sys.platform` + `-` + `platform.machine()` of the build machine, e.g. `linux-x86_64`."""
+    toolchain: str
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackInfo:
+    """The treelite checkpoint, predicted with treelite GTIL when `compiled` cannot be used."""
+
+    checkpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationInfo:
+    """Rows and the predictions they must produce, within `tolerance` absolute."""
+
+    file: str
+    rows: int
+    tolerance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """Versions of the software that built the artifact.
+
+    `xgboost` is the version that wrote the source model when the source records it
+    (JSON models and pickles do; bare legacy binaries do not), else null.
+    """
+
+    python: str
+    numpy: str
+    treelite: str
+    tl2cgen: str | None
+    xgboost: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The contents of `manifest.json`, format version 1."""
+
+    created_at: str
+    model: ModelInfo
+    compiled: CompiledInfo | None
+    fallback: FallbackInfo
+    verification: VerificationInfo
+    versions: Versions
+    files: Mapping[str, str] = field(default_factory=dict)
+    """File name (relative to the artifact directory) to lowercase hex sha256."""
+    format: str = ARTIFACT_FORMAT
+    format_version: int = FORMAT_VERSION
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing the manifest
+
+
+def read_manifest(model_dir: Path | str) -> Manifest:
+    """Read and validate `model_dir/manifest.json`.
+
+    Raises `ManifestError` (naming the file and what is wrong) when the file is missing,
+    is not JSON, is not an artifact of this format, or is of another format version.
+    """
+    path = Path(model_dir) / MANIFEST_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: no manifest; this directory is not a serving artifact "
+            "(build one with `python -m model build SOURCE --output DIR`)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            f"{path}: not valid JSON ({exc}); rebuild the artifact with `python -m model build`"
+        ) from exc
+    return manifest_from_dict(data, origin=str(path))
+
+
+def write_manifest(model_dir: Path | str, manifest: Manifest) -> Path:
+    """Write `model_dir/manifest.json` atomically (a reader never sees half a manifest)."""
+    path = Path(model_dir) / MANIFEST_FILE
+    text = json.dumps(manifest_to_dict(manifest), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as the JSON object of docs/architecture.md, keys in the documented order."""
+    model = manifest.model
+    versions = manifest.versions
+    compiled = manifest.compiled
+    return {
+        "format": manifest.format,
+        "format_version": manifest.format_version,
+        "created_at": manifest.created_at,
+        "model": {
+            "source_format": model.source_format,
+            "source_file": model.source_file,
+            "source_sha256": model.source_sha256,
+            "objective": model.objective,
+            "output_transform": model.output_transform,
+            "base_score": model.base_score,
+            "num_trees": model.num_trees,
+            "num_features": model.num_features,
+            "feature_names": list(model.feature_names),
+            "bid_threshold": model.bid_threshold,
+        },
+        "compiled": None
+        if compiled is None
+        else {
+            "library": compiled.library,
+            "platform": compiled.platform,
+            "toolchain": compiled.toolchain,
+        },
+        "fallback": {"checkpoint": manifest.fallback.checkpoint},
+        "verification": {
+            "file": manifest.verification.file,
+            "rows": manifest.verification.rows,
+            "tolerance": manifest.verification.tolerance,
+        },
+        "versions": {
+            "python": versions.python,
+            "numpy": versions.numpy,
+            "treelite": versions.treelite,
+            "tl2cgen": versions.tl2cgen,
+            "xgboost": versions.xgboost,
+        },
+        "files": dict(sorted(manifest.files.items())),
+    }
+
+
+def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest:
+    """Validate a decoded manifest. `origin` names the file in error messages."""
+    reader = _Reader(origin)
+    top = reader.mapping(data, "")
+    fmt = reader.string(top, "format")
+    if fmt != ARTIFACT_FORMAT:
+        raise ManifestError(
+            f"{origin}: format is {fmt!r}, expected {ARTIFACT_FORMAT!r}; "
+            "this is not a manifest written by `python -m model`"
+        )
+    version = reader.integer(top, "format_version")
+    if version != FORMAT_VERSION:
+        raise ManifestError(
+            f"{origin}: format_version is {version}, this version of the server reads "
+            f"{FORMAT_VERSION}; rebuild the artifact with this version's `python -m model build`"
+        )
+    model = reader.mapping(top.get("model"), "model")
+    source_format = reader.string(model, "source_format", prefix="model")
+    if source_format not in SOURCE_FORMATS:
+        raise ManifestError(
+            f"{origin}: model.source_format is {source_format!r}, expected one of "
+            f"{', '.join(SOURCE_FORMATS)}"
+        )
+    num_features = reader.integer(model, "num_features", prefix="model", minimum=1)
+    names = reader.strings(model, "feature_names", prefix="model")
+    if len(names) != num_features:
+        raise ManifestError(
+            f"{origin}: model.feature_names has {len(names)} names but model.num_features "
+            f"is {num_features}"
+        )
+    model_info = ModelInfo(
+        source_format=source_format,
+        source_file=reader.string(model, "source_file", prefix="model"),
+        source_sha256=reader.string(model, "source_sha256", prefix="model"),
+        objective=reader.string(model, "objective", prefix="model"),
+        output_transform=reader.string(model, "output_transform", prefix="model"),
+        base_score=reader.number(model, "base_score", prefix="model"),
+        num_trees=reader.integer(model, "num_trees", prefix="model", minimum=1),
+        num_features=num_features,
+        feature_names=names,
+        bid_threshold=reader.optional_number(model, "bid_threshold", prefix="model"),
+    )
+    compiled_raw = reader.require(top, "compiled")
+    compiled: CompiledInfo | None = None
+    if compiled_raw is not None:
+        section = reader.mapping(compiled_raw, "compiled")
+        compiled = CompiledInfo(
+            library=reader.filename(section, "library", prefix="compiled"),
+            platform=reader.string(section, "platform", prefix="compiled"),
+            toolchain=reader.string(section, "toolchain", prefix="compiled"),
+        )
+    fallback = reader.mapping(top.get("fallback"), "fallback")
+    verification = reader.mapping(top.get("verification"), "verification")
+    versions = reader.mapping(top.get("versions"), "versions")
+    files_raw = reader.mapping(top.get("files"), "files")
+    files: dict[str, str] = {}
+    for name, digest in files_raw.items():
+        _check_member_name(name, origin=origin)
+        if not isinstance(digest, str) or len(digest) != 64 or not _is_hex(digest):
+            raise ManifestError(f"{origin}: files[{name!r}] is not a sha256 hex digest")
+        files[name] = digest.lower()
+    manifest = Manifest(
+        format=fmt,
+        format_version=version,
+        created_at=reader.string(top, "created_at"),
+        model=model_info,
+        compiled=compiled,
+        fallback=FallbackInfo(
+            checkpoint=reader.filename(fallback, "checkpoint", prefix="fallback"),
+        ),
+        verification=VerificationInfo(
+            file=reader.filename(verification, "file", prefix="verification"),
+            rows=reader.integer(verification, "rows", prefix="verification", minimum=1),
+            tolerance=reader.number(verification, "tolerance", prefix="verification"),
+        ),
+        versions=Versions(
+            python=reader.string(versions, "python", prefix="versions"),
+            numpy=reader.string(versions, "numpy", prefix="versions"),
+            treelite=reader.string(versions, "treelite", prefix="versions"),
+            tl2cgen=reader.optional_string(versions, "tl2cgen", prefix="versions"),
+            xgboost=reader.optional_string(versions, "xgboost", prefix="versions"),
+        ),
+        files=files,
+    )
+    referenced = [manifest.fallback.checkpoint, manifest.verification.file]
+    if manifest.compiled is not None:
+        referenced.append(manifest.compiled.library)
+    for name in referenced:
+        if name not in files:
+            raise ManifestError(
+                f"{origin}: {name!r} is referenced but has no sha256 in `files`; "
+                "rebuild the artifact with `python -m model build`"
+            )
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def is_artifact_dir(path: Path | str) -> bool:
+    """True when `path` is a directory holding a `manifest.json` (valid or not)."""
+    return (Path(path) / MANIFEST_FILE).is_file()
+
+
+def sha256_file(path: Path | str) -> str:
+    """Lowercase hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_member(model_dir: Path | str, name: str) -> Path:
+    """`model_dir / name`; refuses names that are absolute, hold `..` or resolve outside."""
+    _check_member_name(name, origin=str(Path(model_dir) / MANIFEST_FILE), error=IntegrityError)
+    root = Path(model_dir).resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise IntegrityError(
+            f"{Path(model_dir) / name}: resolves to {path}, outside the artifact directory {root}"
+        )
+    return path
+
+
+def verify_files(model_dir: Path | str, manifest: Manifest) -> None:
+    """Check the sha256 of every file the manifest lists.
+
+    Raises `IntegrityError` naming the file when one is missing, escapes `model_dir`
+    (absolute path, `..`, a symlink pointing out) or has another hash.
+    """
+    for name, expected in sorted(manifest.files.items()):
+        path = resolve_member(model_dir, name)
+        if not path.is_file():
+            raise IntegrityError(
+                f"{Path(model_dir) / name}: listed in the manifest but missing; "
+                "the artifact is incomplete, unpack or rebuild it"
+            )
+        actual = sha256_file(path)
+        if actual != expected:
+            raise IntegrityError(
+                f"{Path(model_dir) / name}: sha256 is {actual}, the manifest says {expected}; "
+                "the file was changed or corrupted after the build, rebuild the artifact"
+            )
+
+
+def load_verification(
+    model_dir: Path | str, manifest: Manifest
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Load the verification set as (features, expected).
+
+    `features` is float32, C-contiguous, (rows, num_features); `expected` is float64 (rows,).
+
+    NaN in `features` is a missing value. Raises `VerificationDataError` on any mismatch
+    with the manifest. Never unpickles (`allow_pickle=False`).
+    """
+    path = resolve_member(model_dir, manifest.verification.file)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            if not {"features", "expected"} <= names:
+                raise VerificationDataError(
+                    f"{path}: holds arrays {sorted(names)}, expected `features` and `expected`"
+                )
+            features = archive["features"]
+            expected = archive["expected"]
+    except VerificationDataError:
+        raise
+    except FileNotFoundError:
+        raise VerificationDataError(f"{path}: missing; unpack or rebuild the artifact") from None
+    except (OSError, ValueError) as exc:
+        raise VerificationDataError(f"{path}: not a readable numpy .npz file: {exc}") from exc
+    rows = manifest.verification.rows
+    num_features = manifest.model.num_features
+    if features.dtype != np.float32 or features.shape != (rows, num_features):
+        raise VerificationDataError(
+            f"{path}: `features` is {features.dtype} {features.shape}, "
+            f"expected float32 ({rows}, {num_features})"
+        )
+    if expected.dtype != np.float64 or expected.shape != (rows,):
+        raise VerificationDataError(
+            f"{path}: `expected` is {expected.dtype} {expected.shape}, expected float64 ({rows},)"
+        )
+    if not np.isfinite(expected).all():
+        raise VerificationDataError(f"{path}: `expected` holds NaN or infinite values")
+    return np.ascontiguousarray(features), np.ascontiguousarray(expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _is_hex(text: str) -> bool:
+    return all(char in "0123456789abcdefABCDEF" for char in text)
+
+
+def _check_member_name(
+    name: str, *, origin: str, error: type[ArtifactError] = ManifestError
+) -> None:
+    """A file name inside the artifact: relative, no `..`, no backslashes, not empty."""
+    pure = PurePosixPath(name)
+    if (
+        not name
+        or "\\" in name
+        or "\x00" in name
+        or pure.is_absolute()
+        or any(part in ("..", "") for part in name.split("/"))
+        or name.startswith("./")
+    ):
+        raise error(
+            f"{origin}: file name {name!r} is not a plain relative path inside the artifact"
+        )
+
+
+class _Reader:
+    """Typed access to a decoded JSON object, raising `ManifestError` with the key path."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def _where(self, prefix: str, key: str) -> str:
+        return f"{prefix}.{key}" if prefix else key
+
+    def mapping(self, value: object, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            what = where or "the top level"
+            raise ManifestError(
+                f"{self.origin}: {what} must be a JSON object, found {type(value).__name__}"
+            )
+        return value
+
+    def require(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> Any:
+        if key not in section:
+            raise ManifestError(
+                f"{self.origin}: missing key {self._where(prefix, key)!r}; "
+                "rebuild the artifact with `python -m model build`"
+            )
+        return section[key]
+
+    def string(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> str:
+        value = self.require(section, key, prefix=prefix)
+        if not isinstance(value, str):
+            raise ManifestError(
+                f"{self.origin}: {self._where(prefix, key)} must be a string, found {value!r}"
+            )
+        return value
+
+    def optional_string(
+        self, section: Mapping[str, Any], key: str, *, prefix: str = ""
+    ) -> str | None:
+        value = self.require(section, key, prefix=prefix)
+        if value is not None and not isinstance(value, str):
+            raise ManifestError(
+                f"{self.origin}: {self._where(prefix, key)} must be a string or null, "
+                f"found {value!r}"
+            )
+        return value
+
+    def filename(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> str:
+        value = self.string(section, key, prefix=prefix)
+        _check_member_name(value, origin=self.origin)
+        return value
+
+    def integer(
+        self, section: Mapping[str, Any], key: str, *, prefix: str = "", minimum: int = 0
+    ) -> int:
+        value = self.require(section, key, prefix=prefix)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ManifestError(
+                f"{self.origin}: {self._where(prefix, key)} must be an integer >= {minimum}, "
+                f"found {value!r}"
+            )
+        return value
+
+    def number(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> float:
+        value = self.require(section, key, prefix=prefix)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ManifestError(
+                f"{self.origin}: {self._where(prefix, key)} must be a finite number, "
+                f"found {value!r}"
+            )
+        return float(value)
+
+    def optional_number(
+        self, section: Mapping[str, Any], key: str, *, prefix: str = ""
+    ) -> float | None:
+        if self.require(section, key, prefix=prefix) is None:
+            return None
+        return self.number(section, key, prefix=prefix)
+
+    def strings(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> tuple[str, ...]:
+        value = self.require(section, key, prefix=prefix)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ManifestError(
+                f"{self.origin}: {self._where(prefix, key)} must be a list of strings"
+            )
+        return tuple(value)
