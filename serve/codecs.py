@@ -1,0 +1,313 @@
+"""Request decoders and response encoders, keyed by media type, and content negotiation.
+
+Decoders turn a body into a C-contiguous float32 matrix (rows, num_features) with NaN for a
+missing value; they are strict: anything that is not a number, a missing value or a
+well-formed row is a 400 naming the row and column (1-based). Encoders turn the
+probabilities into bytes in the shape the SageMaker XGBoost container answers with.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from serve.errors import (
+    EmptyBodyError,
+    FeatureCountMismatchError,
+    InvalidValueError,
+    MalformedPayloadError,
+    NotAcceptableError,
+    TooManyRowsError,
+)
+from serve.outputs import OutputSelection, Probabilities
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+NPY = "application/x-npy"
+
+FeatureMatrix = npt.NDArray[np.float32]
+Decoder = Callable[..., FeatureMatrix]
+Encoder = Callable[[Probabilities, OutputSelection], bytes]
+
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+_ORJSON_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def parse_media_type(value: str) -> str:
+    """`"Text/CSV; charset=utf-8"` -> `"text/csv"` (parameters are ignored)."""
+    return value.split(";", 1)[0].strip().lower()
+
+
+# --- decoders -------------------------------------------------------------------------------
+
+
+def decode_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
+    """Rows separated by LF or CRLF, values by commas, no header; an empty field is missing."""
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+    if body.endswith(b"\n"):
+        body = body[:-1]
+    if not body:
+        raise EmptyBodyError("The body holds no rows.")
+    rows = body.count(b"\n") + 1
+    if rows > max_rows:
+        raise TooManyRowsError(f"The body holds {rows} rows; the limit is {max_rows}.")
+    if b"_" in body:  # float() accepts "1_000"; a CSV number does not
+        _raise_bad_csv_token(body.split(b"\n"))
+    if rows == 1:
+        tokens = body.split(b",")
+        if len(tokens) != num_features:
+            raise _csv_count_error(1, len(tokens), num_features)
+    else:
+        lines = body.split(b"\n")
+        expected_commas = num_features - 1
+        for index, line in enumerate(lines):
+            if line.count(b",") != expected_commas:
+                raise _csv_count_error(index + 1, line.count(b",") + 1, num_features)
+        tokens = b",".join(lines).split(b",")
+    try:
+        with np.errstate(over="ignore"):
+            flat = np.array(tokens, dtype=np.float32)
+    except ValueError:
+        # Empty (or blank) fields are missing values; anything else unparsable is an error.
+        tokens = [token if token.strip() else b"nan" for token in tokens]
+        try:
+            with np.errstate(over="ignore"):
+                flat = np.array(tokens, dtype=np.float32)
+        except ValueError:
+            _raise_bad_csv_token(body.split(b"\n"))
+    return _checked(flat.reshape(rows, num_features))
+
+
+def _csv_count_error(row: int, got: int, expected: int) -> FeatureCountMismatchError:
+    return FeatureCountMismatchError(f"Row {row} has {got} values; the model expects {expected}.")
+
+
+def _raise_bad_csv_token(lines: list[bytes]) -> None:
+    for row, line in enumerate(lines, start=1):
+        for column, token in enumerate(line.split(b","), start=1):
+            if not token.strip():
+                continue
+            try:
+                if b"_" in token:
+                    raise ValueError(token)
+                float(token)
+            except ValueError:
+                shown = token[:40].decode("utf-8", "backslashreplace")
+                raise MalformedPayloadError(
+                    f"Row {row}, column {column}: {shown!r} is not a number."
+                ) from None
+    raise MalformedPayloadError("The body is not valid CSV.")  # pragma: no cover - defensive
+
+
+def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
+    """`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}, ...]}`,
+    `{"features": [...]}`, a bare list of rows, or one flat row. `null` is a missing value."""
+    document = _load_json(body, where="The body")
+    rows: Any
+    if isinstance(document, dict):
+        if "instances" in document:
+            rows = document["instances"]
+            if not isinstance(rows, list):
+                raise MalformedPayloadError('"instances" must be a list of rows.')
+            rows = [_unwrap_features(row, index) for index, row in enumerate(rows, start=1)]
+        elif "features" in document:
+            rows = [_unwrap_features(document, 1)]
+        else:
+            raise MalformedPayloadError(
+                'Expected {"instances": [[...], ...]}, {"features": [...]} or a list of rows.'
+            )
+    elif isinstance(document, list):
+        if document and isinstance(document[0], list | dict):
+            rows = [_unwrap_features(row, index) for index, row in enumerate(document, start=1)]
+        else:
+            rows = [document]
+    else:
+        raise MalformedPayloadError("Expected a JSON object or a list of rows.")
+    return _rows_to_matrix(rows, num_features=num_features, max_rows=max_rows)
+
+
+def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
+    """One row per line: a list of values or `{"features": [...]}`; blank lines are skipped."""
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines:
+        raise EmptyBodyError("The body holds no rows.")
+    if len(lines) > max_rows:
+        raise TooManyRowsError(f"The body holds {len(lines)} rows; the limit is {max_rows}.")
+    rows = [
+        _unwrap_features(_load_json(line, where=f"Line {index}"), index)
+        for index, line in enumerate(lines, start=1)
+    ]
+    return _rows_to_matrix(rows, num_features=num_features, max_rows=max_rows)
+
+
+def decode_npy(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
+    """A NumPy `.npy` file of a 1-D (one row) or 2-D numeric array; never unpickles."""
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version in {(2, 0), (3, 0)}:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise MalformedPayloadError(f"The body is not a valid .npy file: {exc}") from None
+    if dtype.kind not in "fiu" or dtype.hasobject or dtype.fields is not None:
+        raise MalformedPayloadError(f"The .npy array must be numeric, not {dtype}.")
+    if len(shape) not in (1, 2):
+        raise MalformedPayloadError(f"The .npy array must be 1-D or 2-D, not {len(shape)}-D.")
+    rows, columns = (1, shape[0]) if len(shape) == 1 else shape
+    if rows > max_rows:
+        raise TooManyRowsError(f"The array holds {rows} rows; the limit is {max_rows}.")
+    if rows == 0:
+        raise EmptyBodyError("The array holds no rows.")
+    if columns != num_features:
+        raise FeatureCountMismatchError(
+            f"The array has {columns} columns; the model expects {num_features}."
+        )
+    offset = stream.tell()
+    if len(body) - offset != rows * columns * dtype.itemsize:
+        raise MalformedPayloadError(
+            f"The .npy data holds {len(body) - offset} bytes; its header describes "
+            f"{rows * columns * dtype.itemsize}."
+        )
+    flat = np.frombuffer(body, dtype=dtype, count=rows * columns, offset=offset)
+    matrix = flat.reshape((rows, columns), order="F" if fortran_order else "C")
+    with np.errstate(over="ignore"):
+        return _checked(np.ascontiguousarray(matrix, dtype=np.float32))
+
+
+def _load_json(text: bytes, *, where: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" in str(exc):
+            raise InvalidValueError(f"{where} holds a number too large for float: {exc}") from None
+        raise MalformedPayloadError(f"{where} is not valid JSON: {exc}") from None
+
+
+def _unwrap_features(row: Any, index: int) -> Any:
+    if isinstance(row, dict):
+        features = row.get("features")
+        if not isinstance(features, list):
+            raise MalformedPayloadError(f'Row {index}: expected a list or {{"features": [...]}}.')
+        return features
+    if not isinstance(row, list):
+        raise MalformedPayloadError(f'Row {index}: expected a list or {{"features": [...]}}.')
+    return row
+
+
+def _rows_to_matrix(rows: list[Any], *, num_features: int, max_rows: int) -> FeatureMatrix:
+    if not rows:
+        raise EmptyBodyError("The body holds no rows.")
+    if len(rows) > max_rows:
+        raise TooManyRowsError(f"The body holds {len(rows)} rows; the limit is {max_rows}.")
+    for index, row in enumerate(rows, start=1):
+        if len(row) != num_features:
+            raise _csv_count_error(index, len(row), num_features)
+        for column, value in enumerate(row, start=1):
+            if value.__class__ not in _NUMBER_TYPES:
+                raise MalformedPayloadError(
+                    f"Row {index}, column {column}: {orjson.dumps(value)[:40].decode()} "
+                    "is not a number or null."
+                )
+    with np.errstate(over="ignore"):
+        return _checked(np.array(rows, dtype=np.float32))
+
+
+def _checked(matrix: FeatureMatrix) -> FeatureMatrix:
+    """Refuse infinities (NaN is a missing value): `inf`, `1e400` and float32 overflows."""
+    infinite = np.isinf(matrix)
+    if infinite.any():
+        row, column = (int(i) + 1 for i in np.argwhere(infinite)[0])
+        raise InvalidValueError(
+            f"Row {row}, column {column}: the value is infinite or outside the float32 range."
+        )
+    return matrix
+
+
+DECODERS: Mapping[str, Decoder] = {
+    CSV: decode_csv,
+    JSON: decode_json,
+    JSONLINES: decode_jsonlines,
+    NPY: decode_npy,
+}
+
+
+# --- encoders -------------------------------------------------------------------------------
+
+
+def encode_csv(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+    """One line per row: the score, or the selected keys' values separated by commas."""
+    if selection.is_default:
+        return orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1].replace(b",", b"\n")
+    return "\n".join(selection.csv_lines(probabilities)).encode()
+
+
+def encode_json(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+    """`{"predictions": [{"score": p}, ...]}` (or the selected keys), as the built-in answers."""
+    return orjson.dumps({"predictions": selection.records(probabilities)}, option=_ORJSON_NUMPY)
+
+
+def encode_jsonlines(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+    """One JSON object per line, each ending in a newline."""
+    records = selection.records(probabilities)
+    return b"".join(orjson.dumps(record, option=_ORJSON_NUMPY) + b"\n" for record in records)
+
+
+ENCODERS: Mapping[str, Encoder] = {
+    CSV: encode_csv,
+    JSON: encode_json,
+    JSONLINES: encode_jsonlines,
+}
+
+
+def negotiate_accept(header: str | None, *, default: str) -> str:
+    """Pick the response type from an Accept header, honouring q-values and wildcards.
+
+    A missing or empty header, or `*/*`, means `default`. Raises NotAcceptableError when
+    nothing listed can be produced.
+    """
+    if header is None or not header.strip():
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        media_type, _, parameters = part.partition(";")
+        media_type = media_type.strip().lower()
+        if not media_type:
+            continue
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+                if not 0.0 <= quality <= 1.0:
+                    quality = 0.0
+        if quality > 0.0:
+            ranked.append((-quality, position, media_type))
+    for _, _, media_type in sorted(ranked):
+        if media_type == "*/*":
+            return default
+        if media_type in ENCODERS:
+            return media_type
+        if media_type.endswith("/*"):
+            prefix = media_type[:-1]
+            if default.startswith(prefix):
+                return default
+            for candidate in ENCODERS:
+                if candidate.startswith(prefix):
+                    return candidate
+    raise NotAcceptableError(
+        f"Cannot answer with {header[:200]!r}; supported: {', '.join(ENCODERS)}."
+    )

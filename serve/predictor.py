@@ -1,0 +1,237 @@
+"""The runtime predictors: the compiled library called through ctypes, and treelite GTIL.
+
+`load_model(model_dir)` reads the artifact's manifest, checks every file's sha256, loads the
+compiled library (or, when the manifest has `compiled: null` or the library cannot be loaded,
+the treelite checkpoint through GTIL, with a WARNING), runs the verification set and refuses
+the model when any prediction differs by more than the manifest's tolerance.
+
+The compiled library is tl2cgen 1.0's C code: `predict(union Entry* row, int pred_margin,
+float* result)` adds each tree's leaf into `result` (which must start at zero), then applies the
+output transform (the sigmoid for binary:logistic) unless `pred_margin`. `union Entry` is
+`{int missing; float fvalue; int qvalue}`; a missing value is `missing == -1`, so a row is
+passed as float32 values whose NaNs are overwritten with the int32 bit pattern -1.
+A predictor is not thread-safe: each worker process owns one and calls it on its event loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from model.artifact import Manifest, load_verification, read_manifest, resolve_member, verify_files
+from model.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+FeatureMatrix = npt.NDArray[np.float32]
+Probabilities = npt.NDArray[np.float32]
+
+_MISSING = np.int32(-1)
+
+
+class PredictorError(Exception):
+    """A model cannot be served: unloadable, inconsistent, or failing its verification set."""
+
+
+class Predictor(Protocol):
+    """Probabilities for a C-contiguous float32 (rows, num_features) matrix; NaN is missing."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def num_features(self) -> int: ...
+
+    def predict(self, features: FeatureMatrix) -> Probabilities: ...
+
+
+class CompiledPredictor:
+    """Calls the tl2cgen-compiled `predict()` once per row, with reused buffers for one row."""
+
+    kind = "compiled"
+
+    def __init__(self, library: Path, *, num_features: int) -> None:
+        try:
+            lib = ctypes.CDLL(str(library))
+            lib.get_num_feature.restype = ctypes.c_int32
+            lib.get_num_target.restype = ctypes.c_int32
+            lib.get_threshold_type.restype = ctypes.c_char_p
+            lib.get_leaf_output_type.restype = ctypes.c_char_p
+            predict = lib.predict
+        except (OSError, AttributeError) as exc:
+            raise PredictorError(f"{library}: cannot load the compiled model: {exc}") from exc
+        library_features = int(lib.get_num_feature())
+        if library_features != num_features:
+            raise PredictorError(
+                f"{library}: the library expects {library_features} features, "
+                f"the manifest says {num_features}"
+            )
+        num_class = ctypes.c_int32(0)
+        lib.get_num_class(ctypes.byref(num_class))
+        types = (lib.get_threshold_type(), lib.get_leaf_output_type())
+        if lib.get_num_target() != 1 or num_class.value != 1 or types != (b"float32", b"float32"):
+            raise PredictorError(
+                f"{library}: only single-output float32 models are served "
+                f"(targets={lib.get_num_target()}, classes={num_class.value}, types={types})"
+            )
+        predict.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+        predict.restype = None
+        self._predict = predict
+        self._library = lib  # keeps the library loaded as long as the predictor lives
+        self._num_features = num_features
+        self._row = np.zeros(num_features, dtype=np.float32)
+        self._row_bits = self._row.view(np.int32)
+        self._row_address = self._row.ctypes.data
+        self._result = np.zeros(1, dtype=np.float32)
+        self._result_address = self._result.ctypes.data
+
+    @property
+    def num_features(self) -> int:
+        return self._num_features
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        rows = features.shape[0]
+        if rows == 1:
+            row = self._row
+            row[:] = features[0]
+            self._row_bits[np.isnan(row)] = _MISSING
+            self._result[0] = 0.0
+            self._predict(self._row_address, 0, self._result_address)
+            return self._result.copy()
+        entries = np.array(features, dtype=np.float32, order="C", copy=True)
+        entries.view(np.int32)[np.isnan(entries)] = _MISSING
+        result = np.zeros(rows, dtype=np.float32)
+        predict = self._predict
+        address = entries.ctypes.data
+        stride = entries.strides[0]
+        out = result.ctypes.data
+        for index in range(rows):
+            predict(address + index * stride, 0, out + 4 * index)
+        return result
+
+
+class GtilPredictor:
+    """treelite's GTIL interpreter on the checkpoint: portable and slower (the fallback path)."""
+
+    kind = "gtil"
+
+    def __init__(self, checkpoint: Path, *, num_features: int) -> None:
+        import treelite  # only the fallback path needs it
+
+        try:
+            self._model: Any = treelite.Model.deserialize(str(checkpoint))
+        except Exception as exc:  # treelite raises its own error types for corrupt files
+            raise PredictorError(
+                f"{checkpoint}: cannot load the treelite checkpoint: {exc}"
+            ) from exc
+        if int(self._model.num_feature) != num_features:
+            raise PredictorError(
+                f"{checkpoint}: the checkpoint has {self._model.num_feature} features, "
+                f"the manifest says {num_features}"
+            )
+        self._gtil: Any = treelite.gtil
+        self._num_features = num_features
+
+    @property
+    def num_features(self) -> int:
+        return self._num_features
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        output = self._gtil.predict(self._model, features, nthread=1)
+        if output.shape[1:] != (1, 1):
+            raise PredictorError(f"GTIL returned shape {output.shape}; expected one output per row")
+        return np.ascontiguousarray(output.reshape(-1), dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A verified predictor and the manifest it was built from."""
+
+    predictor: Predictor
+    manifest: Manifest
+    max_error: float
+    """Largest absolute difference from the verification set's expected values."""
+
+
+def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
+    """Load, verify and warm up the artifact in `model_dir`.
+
+    Raises `PredictorError` (or `model.errors.ArtifactError`) with a message that names the
+    file and the problem; the caller must not serve the model then.
+    """
+    started = time.perf_counter()
+    manifest = read_manifest(model_dir)
+    verify_files(model_dir, manifest)
+    num_features = manifest.model.num_features
+    predictor: Predictor | None = None
+    if manifest.compiled is None:
+        logger.warning(
+            "%s: the artifact has no compiled library (built without a C compiler); "
+            "serving through treelite GTIL, which is much slower",
+            model_dir,
+        )
+    elif allow_compiled:
+        try:
+            library = resolve_member(model_dir, manifest.compiled.library)
+            predictor = CompiledPredictor(library, num_features=num_features)
+        except (PredictorError, ArtifactError) as exc:
+            logger.warning("%s; serving through treelite GTIL, which is much slower", exc)
+    if predictor is None:
+        checkpoint = resolve_member(model_dir, manifest.fallback.checkpoint)
+        predictor = GtilPredictor(checkpoint, num_features=num_features)
+    max_error = verify_predictor(predictor, model_dir=model_dir, manifest=manifest)
+    warm_up(predictor)
+    logger.info(
+        "model loaded from %s: %s predictor, %d features, %d trees, "
+        "verification max error %.3g over %d rows, %.0f ms",
+        model_dir,
+        predictor.kind,
+        num_features,
+        manifest.model.num_trees,
+        max_error,
+        manifest.verification.rows,
+        (time.perf_counter() - started) * 1e3,
+    )
+    return LoadedModel(predictor=predictor, manifest=manifest, max_error=max_error)
+
+
+def verify_predictor(predictor: Predictor, *, model_dir: Path, manifest: Manifest) -> float:
+    """Predict the verification set row by row and in one batch; refuse any mismatch."""
+    features, expected = load_verification(model_dir, manifest)
+    tolerance = manifest.verification.tolerance
+    batch = predictor.predict(features).astype(np.float64)
+    single = np.concatenate([predictor.predict(features[i : i + 1]) for i in range(len(features))])
+    worst = 0.0
+    for name, got in (("batch", batch), ("single-row", single.astype(np.float64))):
+        if got.shape != expected.shape or not np.isfinite(got).all():
+            raise PredictorError(
+                f"{model_dir}: the {predictor.kind} predictor returned {got.shape} values "
+                f"(all finite: {bool(np.isfinite(got).all())}) "
+                f"for {expected.shape[0]} verification rows"
+            )
+        errors = np.abs(got - expected)
+        index = int(np.argmax(errors))
+        if errors[index] > tolerance:
+            raise PredictorError(
+                f"{model_dir}: the {predictor.kind} predictor fails verification ({name}): "
+                f"row {index} gives {got[index]!r}, expected {expected[index]!r} "
+                f"(difference {errors[index]:.3g} > tolerance {tolerance:g}); refusing to serve"
+            )
+        worst = max(worst, float(errors[index]))
+    return worst
+
+
+def warm_up(predictor: Predictor, *, rounds: int = 100) -> None:
+    """Touch every code path once so the first request pays no first-call costs."""
+    zeros = np.zeros((1, predictor.num_features), dtype=np.float32)
+    missing = np.full((2, predictor.num_features), np.nan, dtype=np.float32)
+    for _ in range(rounds):
+        predictor.predict(zeros)
+    predictor.predict(missing)
