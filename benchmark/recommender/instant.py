@@ -1,0 +1,78 @@
+"""Instant recommendations: the `DeploymentRecommendation` SageMaker attaches to a model.
+
+SageMaker computes up to three instance suggestions when a model is created; the field reads
+IN_PROGRESS for a while, then COMPLETED, FAILED or NOT_APPLICABLE. We retry a bounded number of
+times while it is IN_PROGRESS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.recommender import validation
+
+
+@dataclass(frozen=True, slots=True)
+class InstantRecommendation:
+    recommendation_id: str
+    instance_type: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InstantResult:
+    model_name: str
+    status: str
+    recommendations: tuple[InstantRecommendation, ...]
+    attempts: int
+
+
+def from_response(model_name: str, response: Mapping[str, Any], *, attempts: int) -> InstantResult:
+    deployment: Mapping[str, Any] = response.get("DeploymentRecommendation") or {}
+    items = tuple(
+        InstantRecommendation(
+            recommendation_id=item["RecommendationId"],
+            instance_type=item["InstanceType"],
+            environment=dict(item.get("Environment", {})),
+        )
+        for item in deployment.get("RealTimeInferenceRecommendations", [])
+    )
+    return InstantResult(
+        model_name=model_name,
+        status=deployment.get("RecommendationStatus", "NOT_APPLICABLE"),
+        recommendations=items,
+        attempts=attempts,
+    )
+
+
+def fetch_instant(
+    sagemaker: Any,
+    model_name: str,
+    *,
+    attempts: int,
+    interval_s: float,
+    progress: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> InstantResult:
+    """describe_model until the recommendation leaves IN_PROGRESS, at most `attempts` times."""
+    validation.check_model_name(model_name)
+    validation.check_positive(attempts, option="--instant-attempts")
+    result = InstantResult(
+        model_name=model_name, status="IN_PROGRESS", recommendations=(), attempts=0
+    )
+    for attempt in range(1, attempts + 1):
+        result = from_response(
+            model_name, sagemaker.describe_model(ModelName=model_name), attempts=attempt
+        )
+        progress(
+            f"instant recommendation for {model_name}: {result.status} "
+            f"(attempt {attempt}/{attempts})"
+        )
+        if result.status != "IN_PROGRESS":
+            break
+        if attempt < attempts:
+            sleep(interval_s)
+    return result
