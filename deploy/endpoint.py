@@ -1,0 +1,516 @@
+"""Creating and updating a real-time endpoint: artifact in S3, model, endpoint config, endpoint.
+
+Every model and endpoint config gets the name ``<endpoint>-<YYYYmmdd-HHMMSS-mmm>`` and the tags
+``rtb:endpoint=<endpoint>`` and ``rtb:managed-by=rtb-deploy``; ``deploy.teardown`` uses both to
+find everything a deployment ever made, including the configs blue/green updates leave behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from botocore.exceptions import ClientError
+
+from deploy import validation
+from deploy.errors import DeployError, error_code, is_not_found
+from deploy.gateway import Gateway
+from deploy.progress import wait_for_endpoint
+from deploy.settings import Settings, require
+
+TAG_ENDPOINT = "rtb:endpoint"
+TAG_MANAGED_BY = "rtb:managed-by"
+MANAGED_BY = "rtb-deploy"
+ARTIFACT_MARKERS = ("manifest.json", "xgboost-model")
+
+TrafficRouting = Literal["all-at-once", "canary", "linear"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataCapture:
+    destination_s3_uri: str
+    sampling_percent: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlueGreen:
+    """UpdateEndpoint's DeploymentConfig: how traffic moves to the new fleet, and when to roll
+    back."""
+
+    routing: TrafficRouting = "all-at-once"
+    step_percent: int = 10
+    wait_interval: int = 300
+    termination_wait: int = 0
+    max_execution_timeout: int | None = None
+    rollback_alarms: Sequence[str] = ()
+
+    def to_api(self) -> dict[str, Any]:
+        routing: dict[str, Any] = {
+            "Type": self.routing.upper().replace("-", "_"),
+            "WaitIntervalInSeconds": self.wait_interval,
+        }
+        step = {"Type": "CAPACITY_PERCENT", "Value": self.step_percent}
+        if self.routing == "canary":
+            routing["CanarySize"] = step
+        elif self.routing == "linear":
+            routing["LinearStepSize"] = step
+        policy: dict[str, Any] = {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": self.termination_wait,
+        }
+        if self.max_execution_timeout is not None:
+            policy["MaximumExecutionTimeoutInSeconds"] = self.max_execution_timeout
+        config: dict[str, Any] = {"BlueGreenUpdatePolicy": policy}
+        if self.rollback_alarms:
+            config["AutoRollbackConfiguration"] = {
+                "Alarms": [{"AlarmName": name} for name in self.rollback_alarms]
+            }
+        return config
+
+    def validate(self) -> None:
+        if not 0 <= self.wait_interval <= 3600:
+            raise DeployError(f"--wait-interval must be 0-3600 seconds, got {self.wait_interval}")
+        if not 0 <= self.termination_wait <= 3600:
+            raise DeployError(
+                f"--termination-wait must be 0-3600 seconds, got {self.termination_wait}"
+            )
+        if (
+            self.max_execution_timeout is not None
+            and not 600 <= self.max_execution_timeout <= 28800
+        ):
+            raise DeployError(
+                "--max-execution-timeout must be 600-28800 seconds, got "
+                f"{self.max_execution_timeout}"
+            )
+        if self.routing != "all-at-once" and not 1 <= self.step_percent <= 99:
+            raise DeployError(
+                f"--step-percent must be 1-99 for {self.routing} routing, got {self.step_percent}"
+            )
+        if len(self.rollback_alarms) > 10:
+            raise DeployError("at most 10 rollback alarms")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """What one create or update deploys: the artifact (a local file or an S3 URI) and the image."""
+
+    artifact: Path | None = None
+    model_data_url: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    data_capture: DataCapture | None = None
+    create_bucket: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    endpoint_name: str
+    endpoint_config_name: str
+    model_name: str
+    model_data_url: str
+    image_uri: str
+    status: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "endpoint_name": self.endpoint_name,
+            "endpoint_config_name": self.endpoint_config_name,
+            "model_name": self.model_name,
+            "model_data_url": self.model_data_url,
+            "image_uri": self.image_uri,
+            "status": self.status,
+        }
+
+
+def tags_for(endpoint_name: str) -> list[dict[str, str]]:
+    return [
+        {"Key": TAG_ENDPOINT, "Value": endpoint_name},
+        {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY},
+    ]
+
+
+def check_artifact(path: Path) -> None:
+    """A gzip tarball whose members sit at the top level, as SageMaker unpacks it into
+    /opt/ml/model."""
+    if not path.is_file():
+        raise DeployError(f"model artifact {path} does not exist")
+    try:
+        with tarfile.open(path, mode="r:gz") as archive:
+            names = [member.name.removeprefix("./") for member in archive.getmembers()]
+    except (tarfile.TarError, gzip.BadGzipFile, OSError, EOFError) as exc:
+        raise DeployError(f"model artifact {path} is not a readable .tar.gz: {exc}") from None
+    if not any(name in ARTIFACT_MARKERS for name in names):
+        raise DeployError(
+            f"model artifact {path} has neither manifest.json nor xgboost-model at its top level "
+            f"(members: {', '.join(names[:5]) or 'none'}); SageMaker unpacks it as-is into "
+            "/opt/ml/model"
+        )
+
+
+def check_environment(environment: Mapping[str, str]) -> None:
+    if len(environment) > 100:
+        raise DeployError(f"at most 100 container environment variables, got {len(environment)}")
+    for key, value in environment.items():
+        if not key or len(key) > 1024 or len(value) > 1024:
+            raise DeployError(
+                f"environment variable {key[:40]!r}: keys and values are 1-1024 characters"
+            )
+
+
+def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
+    """Check names and credentials before anything is created; return the caller's account id."""
+    require(settings, "region", "endpoint_name", "role_arn", "image_uri")
+    assert settings.region and settings.endpoint_name and settings.role_arn and settings.image_uri
+    validation.check_region(settings.region)
+    validation.check_endpoint_name(settings.endpoint_name)
+    validation.check_variant_name(settings.variant_name)
+    validation.check_instance_type(settings.instance_type)
+    validation.check_instance_count(settings.instance_count)
+    validation.check_role_arn(settings.role_arn)
+    validation.check_image_uri(settings.image_uri, region=settings.region)
+    if settings.bucket is not None:
+        validation.check_bucket(settings.bucket)
+    identity = gateway.call("sts", "get_caller_identity")
+    account = str(identity.get("Account", ""))
+    if account and validation.role_account(settings.role_arn) != account:
+        print(
+            f"warning: role {settings.role_arn} belongs to another account than the caller "
+            f"({account}); "
+            "it must trust sagemaker.amazonaws.com and allow this account",
+            file=err,
+        )
+    return account
+
+
+def model_environment(settings: Settings, extra: Mapping[str, str]) -> dict[str, str]:
+    environment: dict[str, str] = {}
+    if settings.workers is not None:
+        environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(
+            validation.check_instance_count(settings.workers, what="workers")
+        )
+    environment.update(extra)
+    check_environment(environment)
+    return environment
+
+
+def ensure_bucket(gateway: Gateway, bucket: str, *, region: str, create: bool) -> None:
+    try:
+        gateway.call("s3", "head_bucket", Bucket=bucket)
+        return
+    except ClientError as exc:
+        if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+            if error_code(exc) in {"403", "Forbidden"}:
+                raise DeployError(
+                    f"S3 bucket {bucket} exists but this caller may not use it (403)"
+                ) from None
+            raise
+    if not create:
+        raise DeployError(
+            f"S3 bucket {bucket} does not exist; create it (infra/ template) or pass "
+            "--create-bucket"
+        )
+    params: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    gateway.call("s3", "create_bucket", **params)
+    gateway.call(
+        "s3",
+        "put_public_access_block",
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+
+
+def artifact_key(settings: Settings, stamp: str) -> str:
+    prefix = settings.prefix.strip("/")
+    return (
+        f"{prefix}/{settings.endpoint_name}/{stamp}/model.tar.gz"
+        if prefix
+        else f"{settings.endpoint_name}/{stamp}/model.tar.gz"
+    )
+
+
+def stage_artifact(
+    gateway: Gateway, settings: Settings, release: Release, *, stamp: str, err: TextIO
+) -> str:
+    """The ModelDataUrl: the given S3 URI, or the local artifact uploaded under the prefix."""
+    if release.model_data_url is not None:
+        validation.check_s3_uri(release.model_data_url)
+        return release.model_data_url
+    if release.artifact is None:
+        raise DeployError(
+            "give the model artifact: --model PATH/model.tar.gz or --model-data-url s3://..."
+        )
+    check_artifact(release.artifact)
+    require(settings, "bucket")
+    assert settings.bucket and settings.region
+    ensure_bucket(gateway, settings.bucket, region=settings.region, create=release.create_bucket)
+    key = artifact_key(settings, stamp)
+    print(f"uploading {release.artifact} to s3://{settings.bucket}/{key}", file=err, flush=True)
+    gateway.call(
+        "s3", "upload_file", Filename=str(release.artifact), Bucket=settings.bucket, Key=key
+    )
+    return f"s3://{settings.bucket}/{key}"
+
+
+def _create_model(
+    gateway: Gateway,
+    settings: Settings,
+    *,
+    name: str,
+    model_data_url: str,
+    environment: Mapping[str, str],
+) -> None:
+    assert settings.endpoint_name and settings.role_arn and settings.image_uri
+    container: dict[str, Any] = {
+        "Image": settings.image_uri,
+        "ModelDataUrl": model_data_url,
+        "Mode": "SingleModel",
+    }
+    if environment:
+        container["Environment"] = dict(environment)
+    gateway.call(
+        "sagemaker",
+        "create_model",
+        ModelName=name,
+        ExecutionRoleArn=settings.role_arn,
+        PrimaryContainer=container,
+        Tags=tags_for(settings.endpoint_name),
+    )
+
+
+def _create_endpoint_config(
+    gateway: Gateway, settings: Settings, *, name: str, model_name: str, capture: DataCapture | None
+) -> None:
+    assert settings.endpoint_name
+    params: dict[str, Any] = {
+        "EndpointConfigName": name,
+        "ProductionVariants": [
+            {
+                "VariantName": settings.variant_name,
+                "ModelName": model_name,
+                "InstanceType": settings.instance_type,
+                "InitialInstanceCount": settings.instance_count,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        "Tags": tags_for(settings.endpoint_name),
+    }
+    if capture is not None:
+        validation.check_s3_uri(capture.destination_s3_uri)
+        if not 1 <= capture.sampling_percent <= 100:
+            raise DeployError(f"--capture-percent must be 1-100, got {capture.sampling_percent}")
+        params["DataCaptureConfig"] = {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture.sampling_percent,
+            "DestinationS3Uri": capture.destination_s3_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json"],
+            },
+        }
+    gateway.call("sagemaker", "create_endpoint_config", **params)
+
+
+def describe_endpoint(gateway: Gateway, endpoint_name: str) -> dict[str, Any] | None:
+    try:
+        return gateway.call("sagemaker", "describe_endpoint", EndpointName=endpoint_name)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def _undo(gateway: Gateway, created: list[tuple[str, str]], *, err: TextIO) -> None:
+    """Best-effort removal of what a failed create/update made, newest first."""
+    for kind, name in reversed(created):
+        operation, key = {
+            "model": ("delete_model", "ModelName"),
+            "config": ("delete_endpoint_config", "EndpointConfigName"),
+        }[kind]
+        try:
+            gateway.call("sagemaker", operation, **{key: name})
+            print(f"removed {kind} {name} after the failure", file=err)
+        except ClientError as exc:
+            print(f"could not remove {kind} {name}: {exc}", file=err)
+
+
+def _release(
+    gateway: Gateway, settings: Settings, release: Release, *, err: TextIO
+) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """Stage the artifact and create model + endpoint config; undo them on failure."""
+    assert settings.endpoint_name
+    stamp = validation.timestamp()
+    name = validation.versioned_name(settings.endpoint_name, stamp)
+    environment = model_environment(settings, release.environment)
+    model_data_url = stage_artifact(gateway, settings, release, stamp=stamp, err=err)
+    created: list[tuple[str, str]] = []
+    try:
+        _create_model(
+            gateway, settings, name=name, model_data_url=model_data_url, environment=environment
+        )
+        created.append(("model", name))
+        _create_endpoint_config(
+            gateway, settings, name=name, model_name=name, capture=release.data_capture
+        )
+        created.append(("config", name))
+    except BaseException:
+        if not gateway.dry_run:
+            _undo(gateway, created, err=err)
+        raise
+    return name, name, model_data_url, created
+
+
+def create(
+    gateway: Gateway, settings: Settings, release: Release, *, wait: bool, err: TextIO | None = None
+) -> Outcome:
+    """Deploy a new endpoint; fail before creating anything if it already exists."""
+    err = err or sys.stderr
+    preflight(gateway, settings, err=err)
+    assert settings.endpoint_name and settings.image_uri
+    if describe_endpoint(gateway, settings.endpoint_name) is not None:
+        raise DeployError(
+            f"endpoint {settings.endpoint_name} already exists; use `python -m deploy update` to "
+            "change it"
+        )
+    model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)
+    try:
+        gateway.call(
+            "sagemaker",
+            "create_endpoint",
+            EndpointName=settings.endpoint_name,
+            EndpointConfigName=config_name,
+            Tags=tags_for(settings.endpoint_name),
+        )
+    except BaseException:
+        _undo(gateway, created, err=err)
+        raise
+    status = "Creating"
+    if gateway.dry_run:
+        status = "DryRun"
+    elif wait:
+        status = wait_for_endpoint(
+            gateway,
+            settings.endpoint_name,
+            poll_interval=settings.poll_interval,
+            timeout=settings.wait_timeout,
+            err=err,
+        )["EndpointStatus"]
+    return Outcome(
+        endpoint_name=settings.endpoint_name,
+        endpoint_config_name=config_name,
+        model_name=model_name,
+        model_data_url=model_data_url,
+        image_uri=settings.image_uri,
+        status=str(status),
+    )
+
+
+def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> dict[str, Any]:
+    """The primary container (Image, ModelDataUrl, Environment) of the endpoint's variant now."""
+    description = describe_endpoint(gateway, endpoint_name)
+    if description is None:
+        raise DeployError(
+            f"endpoint {endpoint_name} does not exist; create it first with `python -m deploy "
+            "create`"
+        )
+    config = gateway.call(
+        "sagemaker",
+        "describe_endpoint_config",
+        EndpointConfigName=description["EndpointConfigName"],
+    )
+    variants = {variant["VariantName"]: variant for variant in config.get("ProductionVariants", [])}
+    if variant_name not in variants:
+        raise DeployError(
+            f"endpoint {endpoint_name} has no variant {variant_name!r} (it has: "
+            f"{', '.join(variants)})"
+        )
+    model = gateway.call(
+        "sagemaker", "describe_model", ModelName=variants[variant_name]["ModelName"]
+    )
+    container: dict[str, Any] = (
+        model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    )
+    return {"status": description.get("EndpointStatus"), **container}
+
+
+def update(
+    gateway: Gateway,
+    settings: Settings,
+    release: Release,
+    deployment: BlueGreen,
+    *,
+    wait: bool,
+    err: TextIO | None = None,
+) -> Outcome:
+    """Blue/green redeploy: new model + endpoint config, then UpdateEndpoint; keeps the rest.
+
+    The image defaults to the one running now, and so does the artifact when neither ``--model``
+    nor ``--model-data-url`` is given (e.g. a new instance type only).
+    """
+    err = err or sys.stderr
+    deployment.validate()
+    require(settings, "endpoint_name", "region")
+    assert settings.endpoint_name
+    running = current_release(gateway, settings.endpoint_name, settings.variant_name)
+    if running["status"] not in {"InService"} and not gateway.dry_run:
+        raise DeployError(
+            f"endpoint {settings.endpoint_name} is {running['status']}; UpdateEndpoint needs it "
+            "InService"
+        )
+    if settings.image_uri is None:
+        settings = replace(settings, image_uri=str(running.get("Image", "")))
+    if release.artifact is None and release.model_data_url is None:
+        release = replace(release, model_data_url=str(running.get("ModelDataUrl", "")))
+    if not release.environment and running.get("Environment") and settings.workers is None:
+        release = replace(release, environment=dict(running["Environment"]))
+    preflight(gateway, settings, err=err)
+    assert settings.endpoint_name is not None and settings.image_uri is not None
+    model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)
+    try:
+        gateway.call(
+            "sagemaker",
+            "update_endpoint",
+            EndpointName=settings.endpoint_name,
+            EndpointConfigName=config_name,
+            DeploymentConfig=deployment.to_api(),
+        )
+    except BaseException:
+        _undo(gateway, created, err=err)
+        raise
+    status = "Updating"
+    if gateway.dry_run:
+        status = "DryRun"
+    elif wait:
+        final = wait_for_endpoint(
+            gateway,
+            settings.endpoint_name,
+            poll_interval=settings.poll_interval,
+            timeout=settings.wait_timeout,
+            err=err,
+        )
+        if final.get("EndpointConfigName") != config_name:
+            reason = final.get("FailureReason") or "no FailureReason given"
+            raise DeployError(
+                f"update of {settings.endpoint_name} was rolled back; it still serves "
+                f"{final.get('EndpointConfigName')}: {reason}"
+            )
+        status = str(final["EndpointStatus"])
+    return Outcome(
+        endpoint_name=settings.endpoint_name,
+        endpoint_config_name=config_name,
+        model_name=model_name,
+        model_data_url=model_data_url,
+        image_uri=settings.image_uri,
+        status=status,
+    )

@@ -1,0 +1,131 @@
+"""Sending rows to an endpoint through ``sagemaker-runtime`` InvokeEndpoint and reading the answer.
+
+Rows are feature vectors: ``"2,0,0.0,7.0,3.0,20.0,2"`` (an empty field is a missing value).
+They go as ``text/csv`` (one row per line) or ``application/json`` (``{"instances": [[...]]}``,
+missing as null), the two request formats the server accepts for rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy import validation
+from deploy.errors import DeployError
+from deploy.gateway import Gateway
+
+CSV = "text/csv"
+JSON = "application/json"
+CONTENT_TYPES = (CSV, JSON)
+MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time limit, both directions
+
+
+def parse_row(text: str, *, where: str) -> list[float | None]:
+    values: list[float | None] = []
+    for column, cell in enumerate(text.strip().split(","), start=1):
+        cell = cell.strip()
+        if cell == "":
+            values.append(None)
+            continue
+        try:
+            number = float(cell)
+        except ValueError:
+            raise DeployError(f"{where}, column {column}: {cell!r} is not a number") from None
+        if not math.isfinite(number):
+            raise DeployError(f"{where}, column {column}: {cell!r} is not a finite number")
+        values.append(number)
+    return values
+
+
+def read_rows(*, rows: Sequence[str], file: Path | None) -> list[list[float | None]]:
+    """Rows from the command line and/or a CSV file (blank lines skipped; no header)."""
+    parsed = [parse_row(row, where=f"--row {index}") for index, row in enumerate(rows, start=1)]
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeployError(f"cannot read rows from {file}: {exc}") from None
+        parsed += [
+            parse_row(line, where=f"{file} line {number}")
+            for number, line in enumerate(lines, start=1)
+            if line.strip()
+        ]
+    if not parsed:
+        raise DeployError("no rows to send: give --row 'v1,v2,...' (repeatable) or --file rows.csv")
+    widths = {len(row) for row in parsed}
+    if len(widths) > 1:
+        raise DeployError(f"rows have different numbers of columns: {sorted(widths)}")
+    return parsed
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    return repr(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def encode(rows: list[list[float | None]], content_type: str) -> bytes:
+    if content_type == CSV:
+        body = "".join(",".join(_cell(value) for value in row) + "\n" for row in rows).encode()
+    elif content_type == JSON:
+        body = json.dumps({"instances": rows}, separators=(",", ":")).encode()
+    else:
+        raise DeployError(f"content type {content_type!r} is not one of {', '.join(CONTENT_TYPES)}")
+    if len(body) > MAX_BODY_BYTES:
+        raise DeployError(
+            f"the request body is {len(body)} bytes; SageMaker's real-time limit is "
+            f"{MAX_BODY_BYTES}"
+        )
+    return body
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    content_type: str
+    variant: str
+
+    def predictions(self) -> list[Any]:
+        """Predictions as values: one per CSV line, or the JSON document's ``predictions`` list."""
+        text = self.body.decode("utf-8", errors="replace")
+        if self.content_type.split(";")[0].strip() == JSON:
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError:
+                raise DeployError(f"the endpoint answered invalid JSON: {text[:200]!r}") from None
+            if isinstance(document, dict) and isinstance(document.get("predictions"), list):
+                return list(document["predictions"])
+            return [document]
+        return [line for line in text.splitlines() if line.strip()]
+
+
+def invoke(
+    gateway: Gateway,
+    *,
+    endpoint_name: str,
+    rows: list[list[float | None]],
+    content_type: str = CSV,
+    accept: str | None = None,
+    variant: str | None = None,
+) -> Answer:
+    validation.check_sagemaker_name(endpoint_name, what="endpoint name")
+    params: dict[str, Any] = {
+        "EndpointName": endpoint_name,
+        "Body": encode(rows, content_type),
+        "ContentType": content_type,
+        "Accept": accept or content_type,
+    }
+    if variant is not None:
+        params["TargetVariant"] = validation.check_variant_name(variant)
+    response = gateway.call("sagemaker-runtime", "invoke_endpoint", **params)
+    if not response:  # dry run
+        return Answer(body=b"", content_type=params["Accept"], variant="")
+    return Answer(
+        body=response["Body"].read(),
+        content_type=str(response.get("ContentType", params["Accept"])),
+        variant=str(response.get("InvokedProductionVariant", "")),
+    )

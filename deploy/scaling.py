@@ -1,0 +1,261 @@
+"""Application Auto Scaling for an endpoint variant: a scalable target, a target-tracking policy.
+
+The target for ``SageMakerVariantInvocationsPerInstance`` (invocations per instance per minute)
+follows AWS's load-test method: find the highest requests per second one instance sustains
+within the latency budget (MAX_RPS), then target = MAX_RPS x SAFETY_FACTOR x 60, starting with
+a safety factor of 0.5. The high-resolution alternative tracks
+``SageMakerVariantConcurrentRequestsPerModelHighResolution`` (in-flight requests, every 10 s).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deploy import validation
+from deploy.errors import DeployError, is_not_found
+from deploy.gateway import Gateway
+
+NAMESPACE = "sagemaker"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+INVOCATIONS = "SageMakerVariantInvocationsPerInstance"
+CONCURRENCY = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
+METRICS = (INVOCATIONS, CONCURRENCY)
+DEFAULT_SAFETY_FACTOR = 0.5
+
+
+def resource_id(endpoint_name: str, variant_name: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+def policy_name(endpoint_name: str, variant_name: str) -> str:
+    return f"{endpoint_name}-{variant_name}-target-tracking"
+
+
+def target_from_max_rps(max_rps: float, safety_factor: float = DEFAULT_SAFETY_FACTOR) -> float:
+    """Invocations per instance per minute to track: MAX_RPS x SAFETY_FACTOR x 60."""
+    if not math.isfinite(max_rps) or max_rps <= 0:
+        raise DeployError(f"--max-rps must be a positive number, got {max_rps}")
+    if not 0 < safety_factor <= 1:
+        raise DeployError(f"--safety-factor must be in (0, 1], got {safety_factor}")
+    return round(max_rps * safety_factor * 60, 2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    metric: str = INVOCATIONS
+    target_value: float
+    min_capacity: int = 1
+    max_capacity: int = 2
+    scale_in_cooldown: int = 300
+    scale_out_cooldown: int = 60
+    disable_scale_in: bool = False
+    source: str = "command line"
+
+    def validate(self) -> Policy:
+        if self.metric not in METRICS:
+            raise DeployError(f"metric {self.metric!r} is not one of {', '.join(METRICS)}")
+        if not math.isfinite(self.target_value) or self.target_value <= 0:
+            raise DeployError(f"target value must be a positive number, got {self.target_value}")
+        validation.check_instance_count(self.min_capacity, what="--min-capacity")
+        if self.max_capacity < self.min_capacity:
+            raise DeployError(
+                f"--max-capacity ({self.max_capacity}) is below --min-capacity "
+                f"({self.min_capacity})"
+            )
+        for name, value in (
+            ("scale-in", self.scale_in_cooldown),
+            ("scale-out", self.scale_out_cooldown),
+        ):
+            if not 0 <= value <= 86400:
+                raise DeployError(f"{name} cooldown must be 0-86400 seconds, got {value}")
+        return self
+
+
+_RECOMMENDATION_KEYS = {
+    "metric",
+    "target_value",
+    "min_capacity",
+    "max_capacity",
+    "scale_in_cooldown",
+    "scale_out_cooldown",
+    "source",
+}
+
+
+def read_recommendation(path: Path) -> dict[str, Any]:
+    """The JSON file ``python -m benchmark recommend`` writes; only metric and target_value are
+    required."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployError(f"cannot read recommendation {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"recommendation {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DeployError(f"recommendation {path} must be a JSON object")
+    missing = {"metric", "target_value"} - set(data)
+    if missing:
+        raise DeployError(f"recommendation {path} lacks {', '.join(sorted(missing))}")
+    fields: dict[str, Any] = {}
+    for key in sorted(_RECOMMENDATION_KEYS & set(data)):
+        value = data[key]
+        if key in {"metric", "source"}:
+            if not isinstance(value, str):
+                raise DeployError(f"recommendation {path}: {key} must be a string")
+        elif key == "target_value":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise DeployError(f"recommendation {path}: target_value must be a number")
+            value = float(value)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise DeployError(f"recommendation {path}: {key} must be a whole number")
+        fields[key] = value
+    fields.setdefault("source", str(path))
+    return fields
+
+
+def build_policy(
+    *,
+    recommendation: dict[str, Any] | None,
+    metric: str | None,
+    target_value: float | None,
+    max_rps: float | None,
+    safety_factor: float | None,
+    min_capacity: int | None,
+    max_capacity: int | None,
+    scale_in_cooldown: int | None,
+    scale_out_cooldown: int | None,
+    disable_scale_in: bool,
+) -> Policy:
+    """Flags override the recommendation file; exactly one way of giving the target must be used."""
+    base: dict[str, Any] = dict(recommendation or {})
+    if target_value is not None and max_rps is not None:
+        raise DeployError("give either --target-value or --max-rps, not both")
+    if max_rps is not None:
+        if (metric or INVOCATIONS) != INVOCATIONS:
+            raise DeployError(
+                f"--max-rps derives an {INVOCATIONS} target; it does not apply to {metric}"
+            )
+        base["metric"] = INVOCATIONS
+        base["target_value"] = target_from_max_rps(
+            max_rps, DEFAULT_SAFETY_FACTOR if safety_factor is None else safety_factor
+        )
+        base["source"] = f"max RPS {max_rps} x safety {safety_factor or DEFAULT_SAFETY_FACTOR} x 60"
+    elif safety_factor is not None:
+        raise DeployError("--safety-factor only applies with --max-rps")
+    if target_value is not None:
+        base["target_value"] = float(target_value)
+        base["source"] = "command line"
+    if metric is not None:
+        base["metric"] = metric
+    if "target_value" not in base:
+        raise DeployError(
+            "give the target: --max-rps N (measured), --target-value N, or --from-recommendation "
+            "FILE"
+        )
+    overrides = {
+        "min_capacity": min_capacity,
+        "max_capacity": max_capacity,
+        "scale_in_cooldown": scale_in_cooldown,
+        "scale_out_cooldown": scale_out_cooldown,
+    }
+    base.update({key: value for key, value in overrides.items() if value is not None})
+    policy = Policy(**base)
+    if disable_scale_in:
+        policy = replace(policy, disable_scale_in=True)
+    return policy.validate()
+
+
+def apply(
+    gateway: Gateway, *, endpoint_name: str, variant_name: str, policy: Policy
+) -> dict[str, Any]:
+    """Register the variant and put the target-tracking policy (both calls are idempotent
+    upserts)."""
+    validation.check_sagemaker_name(endpoint_name, what="endpoint name")
+    validation.check_variant_name(variant_name)
+    policy.validate()
+    resource = resource_id(endpoint_name, variant_name)
+    gateway.call(
+        "application-autoscaling",
+        "register_scalable_target",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+        MinCapacity=policy.min_capacity,
+        MaxCapacity=policy.max_capacity,
+    )
+    response = gateway.call(
+        "application-autoscaling",
+        "put_scaling_policy",
+        PolicyName=policy_name(endpoint_name, variant_name),
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": policy.target_value,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": policy.metric},
+            "ScaleInCooldown": policy.scale_in_cooldown,
+            "ScaleOutCooldown": policy.scale_out_cooldown,
+            "DisableScaleIn": policy.disable_scale_in,
+        },
+    )
+    return {
+        "resource_id": resource,
+        "policy_name": policy_name(endpoint_name, variant_name),
+        "policy_arn": response.get("PolicyARN"),
+        "metric": policy.metric,
+        "target_value": policy.target_value,
+        "min_capacity": policy.min_capacity,
+        "max_capacity": policy.max_capacity,
+        "scale_in_cooldown": policy.scale_in_cooldown,
+        "scale_out_cooldown": policy.scale_out_cooldown,
+        "source": policy.source,
+    }
+
+
+def remove(gateway: Gateway, *, endpoint_name: str, variant_names: list[str]) -> list[str]:
+    """Delete every scaling policy on the variants, then deregister them; already gone is fine."""
+    removed: list[str] = []
+    for variant_name in variant_names:
+        resource = resource_id(endpoint_name, variant_name)
+        policies = gateway.pages(
+            "application-autoscaling",
+            "describe_scaling_policies",
+            "ScalingPolicies",
+            ServiceNamespace=NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
+        )
+        for policy in policies:
+            try:
+                gateway.call(
+                    "application-autoscaling",
+                    "delete_scaling_policy",
+                    PolicyName=policy["PolicyName"],
+                    ServiceNamespace=NAMESPACE,
+                    ResourceId=resource,
+                    ScalableDimension=DIMENSION,
+                )
+                removed.append(f"scaling policy {policy['PolicyName']}")
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+        try:
+            gateway.call(
+                "application-autoscaling",
+                "deregister_scalable_target",
+                ServiceNamespace=NAMESPACE,
+                ResourceId=resource,
+                ScalableDimension=DIMENSION,
+            )
+            removed.append(f"scalable target {resource}")
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+    return removed
