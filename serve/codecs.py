@@ -124,7 +124,9 @@ def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatr
                 'Expected {"instances": [[...], ...]}, {"features": [...]} or a list of rows.'
             )
     elif isinstance(document, list):
-        if document and isinstance(document[0], list | dict):
+        if not document:
+            raise EmptyBodyError("The body holds no rows.")
+        if isinstance(document[0], list | dict):
             rows = [_unwrap_features(row, index) for index, row in enumerate(document, start=1)]
         else:
             rows = [document]

@@ -1,0 +1,115 @@
+"""The `serve` entrypoint: SageMaker runs the image with the single argument `serve`.
+
+    serve                                  # what SageMaker runs (`container.entrypoint:main`)
+    python -m container serve [options]
+    python -m serve --model-dir DIR [--port 8080] [--workers N] [--host 0.0.0.0]
+
+Order of work in the supervisor: settings from the environment and flags, logging, the model
+directory (importing a raw SageMaker output once), a full load and verification of the model
+(so a bad model exits 1 before any worker starts), then uvicorn with N worker processes, each of
+which loads and verifies the model again in its lifespan and serves it single-threaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread per process: scale by worker processes. Set before numpy or any model library loads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from fastapi import FastAPI  # noqa: E402
+
+from container.logging_config import configure_logging  # noqa: E402
+from container.model_source import ModelSourceError, resolve_model_dir  # noqa: E402
+from container.server_config import uvicorn_options  # noqa: E402
+from serve.settings import Settings, SettingsError  # noqa: E402
+
+logger = logging.getLogger("container")
+
+WORKER_APP = "container.entrypoint:create_worker_app"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="serve",
+        description="Serve an RTB XGBoost model on SageMaker's /ping and /invocations. "
+        "Environment variables (SAGEMAKER_*, RTB_*) configure the rest; see docs/serve.md.",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve"],
+        default="serve",
+        help="SageMaker passes `serve`; it is also the default",
+    )
+    parser.add_argument("--model-dir", type=Path, help="artifact or raw SageMaker model directory")
+    parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    parser.add_argument("--host", help="listen address (default 0.0.0.0)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: one per CPU)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            os.environ,
+            model_dir=args.model_dir,
+            port=args.port,
+            host=args.host,
+            workers=args.workers,
+        )
+    except SettingsError as exc:
+        configure_logging()
+        logger.error("bad configuration: %s", exc)
+        return 2
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
+    try:
+        model_dir = resolve_model_dir(
+            settings.model_dir, default_model_dir=settings.default_model_dir
+        )
+        check_model(model_dir)
+    except ModelSourceError as exc:
+        logger.error("cannot serve: %s", exc)
+        return 1
+    except Exception as exc:  # every load or import failure: say what, exit non-zero
+        logger.error("cannot serve the model in %s: %s", settings.model_dir, exc)
+        return 1
+    # Workers are separate processes that rebuild Settings from the environment.
+    os.environ["RTB_MODEL_DIR"] = str(model_dir)
+    logger.info(
+        "serving %s on %s:%d with %d worker(s)",
+        model_dir,
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
+    import uvicorn
+
+    uvicorn.run(WORKER_APP, **uvicorn_options(settings))
+    return 0
+
+
+def check_model(model_dir: Path) -> None:
+    """Load and verify the model once in the supervisor; raises on any problem."""
+    from serve.predictor import load_model
+
+    load_model(model_dir)
+
+
+def create_worker_app() -> FastAPI:
+    """uvicorn's factory, called in each worker: settings from the environment."""
+    from serve.app import create_app
+
+    settings = Settings.from_env()
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
+    return create_app(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Which model directory the workers serve, importing a raw SageMaker XGBoost output once.
+
+`/opt/ml/model` (`RTB_MODEL_DIR`) may hold our serving artifact (a `manifest.json`), or what the
+built-in SageMaker XGBoost algorithm wrote (`xgboost-model`, possibly still as `model.tar.gz`),
+or nothing, in which case the image's baked model (`RTB_DEFAULT_MODEL_DIR`) is served.
+
+A raw model is built into an artifact once, in the supervisor before any worker starts, under
+the system temporary directory (SageMaker's model directory is read-only) in a directory named
+by the sha256 of the source files, so a restarted container reuses it instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from model.artifact import is_artifact_dir, read_manifest, verify_files
+from model.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR_NAME = "rtb-inference-artifacts"
+_MAX_SOURCE_BYTES = 2 * 1024**3
+
+
+class ModelSourceError(Exception):
+    """No servable model: nothing to serve, or the raw model cannot be imported."""
+
+
+def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Path:
+    """The artifact directory to serve, building it from a raw SageMaker output if needed."""
+    source = model_dir
+    if not _has_entries(model_dir):
+        if default_model_dir is None:
+            raise ModelSourceError(
+                f"{model_dir} is empty or missing and RTB_DEFAULT_MODEL_DIR is not set; "
+                "nothing to serve"
+            )
+        logger.info(
+            "%s is empty or missing; serving the default model %s", model_dir, default_model_dir
+        )
+        source = default_model_dir
+        if not _has_entries(source):
+            raise ModelSourceError(f"the default model directory {source} is empty or missing")
+    if is_artifact_dir(source):
+        return source
+    return build_cached_artifact(source)
+
+
+def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Path:
+    """Build (or reuse) the artifact for a raw model directory; returns the artifact directory."""
+    root = Path(tempfile.gettempdir()) / CACHE_DIR_NAME if cache_root is None else cache_root
+    digest = source_digest(source)
+    target = root / digest[:32]
+    if is_artifact_dir(target):
+        try:
+            verify_files(target, read_manifest(target))
+        except ArtifactError as exc:
+            logger.warning("cached artifact %s is unusable (%s); rebuilding it", target, exc)
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            logger.info("%s holds a raw model; reusing its cached artifact %s", source, target)
+            return target
+    logger.info(
+        "%s holds a raw SageMaker model; building the serving artifact into %s", source, target
+    )
+    from model.build import build_artifact  # treelite and tl2cgen load only when needed
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}.", dir=root))
+    except OSError as exc:
+        raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
+    try:
+        build_artifact(source, output_dir=staging)
+        manifest = read_manifest(staging)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if manifest.compiled is None:
+        logger.warning(
+            "no C compiler could build %s: the model is served through treelite GTIL, "
+            "correct but much slower; use an image with gcc for the compiled path",
+            source,
+        )
+    return target
+
+
+def source_digest(source: Path) -> str:
+    """sha256 over the names and contents of every regular file under `source`, in name order."""
+    digest = hashlib.sha256()
+    total = 0
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink()):
+        total += path.stat().st_size
+        if total > _MAX_SOURCE_BYTES:
+            raise ModelSourceError(f"{source} holds more than {_MAX_SOURCE_BYTES} bytes of files")
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        return any(not entry.name.startswith(".") for entry in directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False

@@ -1,0 +1,40 @@
+"""Settings -> uvicorn options: one worker process per CPU, uvloop + httptools, bounded load."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from container.logging_config import logging_config
+from serve.settings import Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run(app, **options)`.
+
+    - `limit_concurrency`: beyond this many connections plus in-flight requests per worker,
+      uvicorn answers 503 at once instead of queueing without bound.
+    - `timeout_graceful_shutdown`: on SIGTERM, requests in flight get this long to finish
+      (SageMaker sends SIGKILL 30 s after SIGTERM).
+    - `timeout_keep_alive`: above the 60 s idle timeout of the usual front-end proxies.
+    - No access log, Server or Date header by default: nothing per request that nobody reads.
+    """
+    return {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "interface": "asgi3",
+        "timeout_keep_alive": math.ceil(settings.keep_alive_s),
+        "timeout_graceful_shutdown": math.ceil(settings.graceful_timeout_s),
+        "limit_concurrency": settings.max_concurrency,
+        "backlog": settings.backlog,
+        "access_log": settings.access_log,
+        "server_header": False,
+        "date_header": False,
+        "proxy_headers": False,
+        "log_config": logging_config(level=settings.log_level, log_format=settings.log_format),
+    }

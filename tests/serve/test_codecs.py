@@ -1,0 +1,225 @@
+"""Decoders, encoders and Accept negotiation, table-driven; tests assert codes, not messages."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from serve.codecs import (
+    CSV,
+    DECODERS,
+    ENCODERS,
+    JSON,
+    JSONLINES,
+    NPY,
+    decode_csv,
+    decode_json,
+    decode_jsonlines,
+    decode_npy,
+    negotiate_accept,
+    parse_media_type,
+)
+from serve.errors import InferenceError, NotAcceptableError
+from serve.outputs import OutputSelection
+
+NAN = np.nan
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+GOOD = [
+    (CSV, b"1,2,3", [[1, 2, 3]]),
+    (CSV, b"1,2,3\n", [[1, 2, 3]]),
+    (CSV, b"1,2,3\r\n4,5,6\r\n", [[1, 2, 3], [4, 5, 6]]),
+    (CSV, b"1,,3", [[1, NAN, 3]]),
+    (CSV, b",,", [[NAN, NAN, NAN]]),
+    (CSV, b" 1 , 2 ,3", [[1, 2, 3]]),
+    (CSV, b"1,nan,-3.5e2", [[1, NAN, -350]]),
+    (CSV, b"1,2,3\n4, ,6", [[1, 2, 3], [4, NAN, 6]]),
+    (JSON, b'{"instances": [[1, 2, 3], [4, null, 6]]}', [[1, 2, 3], [4, NAN, 6]]),
+    (JSON, b'{"instances": [{"features": [1, 2, 3]}]}', [[1, 2, 3]]),
+    (JSON, b'{"features": [1, 2, 3]}', [[1, 2, 3]]),
+    (JSON, b"[[1, 2, 3], [4, 5, 6]]", [[1, 2, 3], [4, 5, 6]]),
+    (JSON, b"[1, 2.5, null]", [[1, 2.5, NAN]]),
+    (JSONLINES, b"[1, 2, 3]\n[4, 5, 6]\n", [[1, 2, 3], [4, 5, 6]]),
+    (JSONLINES, b'{"features": [1, 2, 3]}\r\n\n[4, 5, null]', [[1, 2, 3], [4, 5, NAN]]),
+    (NPY, npy(np.array([1, 2, 3], dtype=np.float64)), [[1, 2, 3]]),
+    (NPY, npy(np.array([[1, 2, 3], [4, 5, 6]], dtype=np.int16)), [[1, 2, 3], [4, 5, 6]]),
+    (NPY, npy(np.asfortranarray([[1, 2, 3], [4, 5, 6]], dtype=np.float32)), [[1, 2, 3], [4, 5, 6]]),
+    (NPY, npy(np.array([[1, NAN, 3]], dtype=np.float32)), [[1, NAN, 3]]),
+]
+
+
+@pytest.mark.parametrize(("media_type", "body", "expected"), GOOD)
+def test_decoders_accept(media_type: str, body: bytes, expected: list[list[float]]) -> None:
+    matrix = DECODERS[media_type](body, num_features=3, max_rows=10)
+    assert matrix.dtype == np.float32
+    assert matrix.flags.c_contiguous
+    np.testing.assert_array_equal(matrix, np.array(expected, dtype=np.float32))
+
+
+BAD = [
+    (CSV, b"", "empty_body"),
+    (CSV, b"\n", "empty_body"),
+    (CSV, b"1,abc,3", "malformed_payload"),
+    (CSV, b"1,2,3\n4,x,6", "malformed_payload"),
+    (CSV, b"1_0,2,3", "malformed_payload"),
+    (CSV, b"0x10,2,3", "malformed_payload"),
+    (CSV, b"1,2,3\xff", "malformed_payload"),
+    (CSV, b"1,2", "feature_count_mismatch"),
+    (CSV, b"1,2,3,4", "feature_count_mismatch"),
+    (CSV, b"1,2,3\n1,2", "feature_count_mismatch"),
+    (CSV, b"1,2,3\n\n4,5,6", "feature_count_mismatch"),
+    (CSV, b"1,inf,3", "invalid_value"),
+    (CSV, b"1,-Infinity,3", "invalid_value"),
+    (CSV, b"1,1e400,3", "invalid_value"),
+    (CSV, b"1,1e39,3", "invalid_value"),
+    (CSV, b"1,2,3\n" * 11, "too_many_rows"),
+    (JSON, b"", "malformed_payload"),
+    (JSON, b"{", "malformed_payload"),
+    (JSON, b'"text"', "malformed_payload"),
+    (JSON, b"{}", "malformed_payload"),
+    (JSON, b'{"instances": 3}', "malformed_payload"),
+    (JSON, b'{"instances": []}', "empty_body"),
+    (JSON, b"[]", "empty_body"),
+    (JSON, b'{"instances": [[1, "2", 3]]}', "malformed_payload"),
+    (JSON, b'{"instances": [[1, true, 3]]}', "malformed_payload"),
+    (JSON, b'{"instances": [[1, [2], 3]]}', "malformed_payload"),
+    (JSON, b'{"instances": [{"values": [1, 2, 3]}]}', "malformed_payload"),
+    (JSON, b'{"instances": [[1, 2]]}', "feature_count_mismatch"),
+    (JSON, b"[[1, 2, 3], [1, 2]]", "feature_count_mismatch"),
+    (JSON, b"[1, 1e400, 3]", "invalid_value"),
+    (JSON, b"[1, 1e300, 3]", "invalid_value"),
+    (JSON, b"[1, NaN, 3]", "malformed_payload"),
+    (JSON, b"[" * 5000 + b"]" * 5000, "malformed_payload"),
+    (JSON, b"[[1, 2, 3]" + b", [1, 2, 3]" * 10 + b"]", "too_many_rows"),
+    (JSONLINES, b"\n\n", "empty_body"),
+    (JSONLINES, b"[1, 2, 3]\n{", "malformed_payload"),
+    (JSONLINES, b"[1, 2, 3]\n3", "malformed_payload"),
+    (JSONLINES, b"[1, 2, 3]\n[1, 2]", "feature_count_mismatch"),
+    (NPY, b"", "malformed_payload"),
+    (NPY, b"not an npy file", "malformed_payload"),
+    (NPY, npy(np.array([[1, 2, 3]], dtype=object)), "malformed_payload"),
+    (NPY, npy(np.array([["a", "b", "c"]])), "malformed_payload"),
+    (NPY, npy(np.zeros((1, 3, 1))), "malformed_payload"),
+    (NPY, npy(np.zeros((1, 2))), "feature_count_mismatch"),
+    (NPY, npy(np.zeros((0, 3))), "empty_body"),
+    (NPY, npy(np.zeros((11, 3))), "too_many_rows"),
+    (NPY, npy(np.array([[1, np.inf, 3]])), "invalid_value"),
+    (NPY, npy(np.zeros((2, 3)))[:-8], "malformed_payload"),
+    (NPY, npy(np.zeros((2, 3))) + b"\0" * 8, "malformed_payload"),
+]
+
+
+@pytest.mark.parametrize(("media_type", "body", "code"), BAD)
+def test_decoders_refuse(media_type: str, body: bytes, code: str) -> None:
+    with pytest.raises(InferenceError) as caught:
+        DECODERS[media_type](body, num_features=3, max_rows=10)
+    assert caught.value.code == code
+    assert caught.value.status_code < 500
+
+
+def test_npy_header_claiming_a_huge_array_is_refused_without_allocating_it() -> None:
+    buffer = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**10, 3)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    forged = buffer.getvalue() + b"\0" * 24
+    with pytest.raises(InferenceError) as caught:
+        decode_npy(forged, num_features=3, max_rows=10**12)
+    assert caught.value.code == "malformed_payload"
+
+
+def test_errors_name_row_and_column() -> None:
+    with pytest.raises(InferenceError, match="Row 2, column 3"):
+        decode_csv(b"1,2,3\n4,5,x", num_features=3, max_rows=10)
+    with pytest.raises(InferenceError, match="Row 1, column 2"):
+        decode_json(b'[[1, "a", 3]]', num_features=3, max_rows=10)
+    with pytest.raises(InferenceError, match="Row 2 has 2 values; the model expects 3"):
+        decode_jsonlines(b"[1,2,3]\n[1,2]", num_features=3, max_rows=10)
+
+
+def test_missing_values_become_nan_never_zero() -> None:
+    matrix = decode_csv(b",1,", num_features=3, max_rows=1)
+    assert np.isnan(matrix[0, 0]) and np.isnan(matrix[0, 2]) and matrix[0, 1] == 1
+
+
+SCORES = np.array([0.25, 0.75], dtype=np.float32)
+LABELS = OutputSelection(keys=("predicted_label", "probability"), threshold=0.5)
+
+ENCODED = [
+    (CSV, OutputSelection(), b"0.25\n0.75"),
+    (JSON, OutputSelection(), b'{"predictions":[{"score":0.25},{"score":0.75}]}'),
+    (JSONLINES, OutputSelection(), b'{"score":0.25}\n{"score":0.75}\n'),
+    (CSV, LABELS, b"0,0.25\n1,0.75"),
+    (
+        JSON,
+        LABELS,
+        b'{"predictions":[{"predicted_label":0,"probability":0.25},'
+        b'{"predicted_label":1,"probability":0.75}]}',
+    ),
+    (
+        JSONLINES,
+        LABELS,
+        b'{"predicted_label":0,"probability":0.25}\n{"predicted_label":1,"probability":0.75}\n',
+    ),
+    (CSV, OutputSelection(keys=("probabilities",)), b'"[0.75, 0.25]"\n"[0.25, 0.75]"'),
+    (CSV, OutputSelection(keys=("raw_score", "labels")), b'0.25,"[0, 1]"\n0.75,"[0, 1]"'),
+    (CSV, OutputSelection(keys=("predicted_label",), threshold=0.8), b"0\n0"),
+]
+
+
+@pytest.mark.parametrize(("media_type", "selection", "expected"), ENCODED)
+def test_encoders(media_type: str, selection: OutputSelection, expected: bytes) -> None:
+    assert ENCODERS[media_type](SCORES, selection) == expected
+
+
+def test_float32_scores_print_shortest() -> None:
+    scores = np.array([0.00084757], dtype=np.float32)
+    assert ENCODERS[CSV](scores, OutputSelection()) == b"0.00084757"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, CSV),
+        ("", CSV),
+        ("*/*", CSV),
+        ("text/csv", CSV),
+        ("application/json", JSON),
+        ("Application/JSON; charset=utf-8", JSON),
+        ("application/jsonlines", JSONLINES),
+        ("application/json;q=0.5, text/csv;q=0.9", CSV),
+        ("text/csv;q=0.1, application/json", JSON),
+        ("image/png, application/json;q=0.2", JSON),
+        ("application/*", JSON),
+        ("text/*", CSV),
+        ("text/html, */*;q=0.1", CSV),
+        ("application/json;q=0, text/csv", CSV),
+        ("application/json;q=bad, text/csv;q=0.1", CSV),
+    ],
+)
+def test_negotiate_accept(header: str | None, expected: str) -> None:
+    assert negotiate_accept(header, default=CSV) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["image/png", "application/xml", "text/csv;q=0", "application/json;q=2", ",,"]
+)
+def test_negotiate_accept_refuses(header: str) -> None:
+    with pytest.raises(NotAcceptableError):
+        negotiate_accept(header, default=CSV)
+
+
+def test_wildcard_prefers_the_default() -> None:
+    assert negotiate_accept("*/*", default=JSON) == JSON
+    assert negotiate_accept("application/*", default=JSONLINES) == JSONLINES
+
+
+def test_parse_media_type_ignores_parameters_and_case() -> None:
+    assert parse_media_type(" Text/CSV ; charset=utf-8") == CSV

@@ -1,0 +1,116 @@
+"""The compiled (ctypes) and GTIL predictors against xgboost, and load-time refusals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from artifacts import NUM_FEATURES, corrupt_expected, training_data
+
+from model.errors import ArtifactError
+from serve.predictor import CompiledPredictor, GtilPredictor, PredictorError, load_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def reference(artifact: Path, features: np.ndarray) -> np.ndarray:
+    import xgboost
+
+    booster = xgboost.Booster(model_file=str(artifact.parent / f"{artifact.name}-reference.json"))
+    return booster.inplace_predict(features)  # type: ignore[no-any-return]
+
+
+def test_compiled_matches_xgboost_row_by_row_and_in_batches(tiny_artifact: Path) -> None:
+    predictor = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    features, _ = training_data(300, seed=11)
+    expected = reference(tiny_artifact, features)
+    np.testing.assert_allclose(predictor.predict(features), expected, atol=1e-6)
+    single = np.concatenate([predictor.predict(features[i : i + 1]) for i in range(50)])
+    np.testing.assert_allclose(single, expected[:50], atol=1e-6)
+
+
+def test_compiled_treats_nan_as_missing_not_as_a_value(tiny_artifact: Path) -> None:
+    predictor = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    row = np.full((1, NUM_FEATURES), np.nan, dtype=np.float32)
+    np.testing.assert_allclose(predictor.predict(row), reference(tiny_artifact, row), atol=1e-6)
+
+
+def test_compiled_does_not_modify_its_input(tiny_artifact: Path) -> None:
+    predictor = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    features, _ = training_data(5)
+    before = features.copy()
+    predictor.predict(features)
+    predictor.predict(features[:1])
+    np.testing.assert_array_equal(features, before)
+
+
+def test_compiled_returns_fresh_arrays(tiny_artifact: Path) -> None:
+    predictor = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    features, _ = training_data(2)
+    first = predictor.predict(features[:1])
+    kept = first.copy()
+    predictor.predict(features[1:2])
+    np.testing.assert_array_equal(first, kept)
+
+
+def test_gtil_matches_xgboost(tiny_gtil_artifact: Path) -> None:
+    predictor = GtilPredictor(tiny_gtil_artifact / "model.tl", num_features=NUM_FEATURES)
+    features, _ = training_data(100, seed=3)
+    np.testing.assert_allclose(
+        predictor.predict(features), reference(tiny_gtil_artifact, features), atol=1e-6
+    )
+
+
+def test_wrong_feature_count_is_refused(tiny_artifact: Path) -> None:
+    with pytest.raises(PredictorError, match="features"):
+        CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES + 1)
+
+
+def test_load_model_uses_the_compiled_library(tiny_artifact: Path) -> None:
+    loaded = load_model(tiny_artifact)
+    assert loaded.predictor.kind == "compiled"
+    assert loaded.max_error <= 1e-6
+
+
+def test_load_model_without_compiled_falls_back_to_gtil_with_a_warning(
+    tiny_gtil_artifact: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        loaded = load_model(tiny_gtil_artifact)
+    assert loaded.predictor.kind == "gtil"
+    assert "GTIL" in caplog.text
+
+
+def test_unloadable_library_falls_back_to_gtil(
+    tiny_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = Path(shutil.copytree(tiny_artifact, tmp_path / "artifact"))
+    library = copy / "model.so"
+    library.write_bytes(b"not a shared library")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    from model.artifact import sha256_file
+
+    manifest["files"]["model.so"] = sha256_file(library)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING):
+        loaded = load_model(copy)
+    assert loaded.predictor.kind == "gtil"
+    assert "cannot load the compiled model" in caplog.text
+
+
+def test_a_changed_file_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(tiny_artifact, tmp_path / "artifact"))
+    with (copy / "model.so").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_model(copy)
+
+
+def test_a_verification_mismatch_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
+    copy = corrupt_expected(tiny_artifact, tmp_path / "artifact")
+    with pytest.raises(PredictorError, match="fails verification"):
+        load_model(copy)
