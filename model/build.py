@@ -1,0 +1,393 @@
+"""Turn any supported source model into the serving artifact, checking it before writing it.
+
+    source (file | directory | SageMaker model.tar.gz)
+      -> read and recognise the model bytes        (model.source, model.unpickler, model.archive)
+      -> parse with treelite                        (model.source.load_treelite)
+      -> verification rows, expected by GTIL        (model.verification)
+      -> model.tl; model.so compiled by tl2cgen      (model.compiler)
+      -> model.so and model.tl re-checked on those rows
+      -> verification.npz, then manifest.json last  (model.artifact)
+
+Works with treelite + tl2cgen + a C compiler only: xgboost is never imported here, because the
+serving image calls `build_artifact` at start-up for raw SageMaker outputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.archive import extract_archive, is_tar_archive, write_archive
+from model.artifact import (
+    CHECKPOINT_FILE,
+    LIBRARY_FILE,
+    MANIFEST_FILE,
+    VERIFICATION_FILE,
+    CompiledInfo,
+    FallbackInfo,
+    Manifest,
+    ModelInfo,
+    VerificationInfo,
+    Versions,
+    is_artifact_dir,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_manifest,
+)
+from model.compiler import DEFAULT_TOOLCHAIN, compile_library, default_units, toolchain_available
+from model.errors import BuildError, SourceError, UnsupportedModelError
+from model.source import SourceModel, find_model_file, load_treelite, read_source
+from model.verification import (
+    DEFAULT_ROWS,
+    DEFAULT_TOLERANCE,
+    check_parity,
+    predict_compiled,
+    predict_gtil,
+    read_reference_csv,
+    sample_features,
+    split_thresholds,
+)
+
+if TYPE_CHECKING:
+    import treelite
+
+__all__ = [
+    "ARTIFACT_FILES",
+    "Progress",
+    "build_artifact",
+    "default_bid_threshold",
+    "package_artifact",
+    "resolve_source",
+]
+
+Progress = Callable[[str], None]
+"""Receives one human-readable line per step (e.g. `print` to stderr, or `logger.info`)."""
+
+ARTIFACT_FILES = (MANIFEST_FILE, LIBRARY_FILE, CHECKPOINT_FILE, VERIFICATION_FILE)
+"""The files of a serving artifact, in packaging order."""
+
+_SINGLE_OUTPUT_HELP = (
+    "the server returns one score per row, so only single-output models are served"
+)
+
+
+def build_artifact(
+    source: Path | str,
+    *,
+    output_dir: Path | str,
+    feature_names: Sequence[str] | None = None,
+    bid_threshold: float | None | str = "auto",
+    compile: bool | None = None,
+    toolchain: str = DEFAULT_TOOLCHAIN,
+    units: int | None = None,
+    reference: Path | str | None = None,
+    verification_rows: int = DEFAULT_ROWS,
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    source_format: str | None = None,
+    progress: Progress | None = None,
+) -> Manifest:
+    """Build the serving artifact for `source` into `output_dir` and return its manifest.
+
+    `source` is a model file (pickled Booster, legacy binary, JSON, UBJSON), a directory holding
+    one (`xgboost-model` preferred), or a tar archive such as SageMaker's `model.tar.gz`.
+    `output_dir` must not exist, be empty, or hold a previous artifact (which is replaced).
+
+    Options:
+    - `feature_names`: names to record (default: those stored in the model, else f0, f1, ...).
+    - `bid_threshold`: recorded for the server; "auto" gives 0.5 for probabilities, 0.0 for
+      `binary:logitraw` margins and None for regression.
+    - `compile`: True requires a C toolchain, False writes only the treelite fallback, None
+      (default) compiles when `toolchain` is on PATH and falls back otherwise.
+    - `units`: translation units for tl2cgen's `parallel_comp` (default: one per CPU, more for
+      models with thousands of trees).
+    - `reference`: a CSV of feature rows followed by the prediction the producer of the model
+      gave (e.g. XGBoost itself); those rows are checked and kept in the verification set.
+    - `verification_rows`, `tolerance`, `seed`: the generated verification sample.
+    - `source_format`: record this instead of the detected format (training passes "trained").
+    - `progress`: called with a line per step, timings included.
+
+    Raises a `model.errors.ModelError` subclass naming the file at fault.
+    """
+    say = progress or _quiet
+    started = time.perf_counter()
+    output_dir = Path(output_dir)
+    _prepare_output_dir(output_dir)
+    with resolve_source(source) as model_file:
+        with _step(say, f"read {model_file.name}"):
+            src = read_source(model_file)
+        say(
+            f"  source: {src.format} (model bytes: {src.payload_format}), "
+            f"objective {src.objective}, {model_file.stat().st_size:,} bytes"
+        )
+        manifest = _build_from_source(
+            src,
+            output_dir=output_dir,
+            feature_names=feature_names,
+            bid_threshold=bid_threshold,
+            compile=compile,
+            toolchain=toolchain,
+            units=units,
+            reference=Path(reference) if reference is not None else None,
+            verification_rows=verification_rows,
+            tolerance=tolerance,
+            seed=seed,
+            source_format=source_format,
+            say=say,
+        )
+    say(f"artifact built in {time.perf_counter() - started:.2f} s")
+    return manifest
+
+
+@contextmanager
+def resolve_source(source: Path | str) -> Iterator[Path]:
+    """The model file behind `source`; a tar archive is extracted (checked) into a temp dir."""
+    path = Path(source)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if is_artifact_dir(path):
+            raise SourceError(
+                f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
+                "serve it as it is, or build from the original XGBoost model"
+            )
+        yield find_model_file(path)
+        return
+    if is_tar_archive(path):
+        with tempfile.TemporaryDirectory(prefix="rtb-extract-") as tmp:
+            extract_archive(path, tmp)
+            if is_artifact_dir(tmp):
+                raise SourceError(
+                    f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
+                    "unpack it and serve it, or build from the original XGBoost model"
+                )
+            yield find_model_file(tmp)
+        return
+    yield path
+
+
+def package_artifact(artifact_dir: Path | str, *, output: Path | str) -> Path:
+    """Check `artifact_dir` against its manifest and write it as a top-level `model.tar.gz`."""
+    artifact_dir = Path(artifact_dir)
+    manifest = read_manifest(artifact_dir)
+    verify_files(artifact_dir, manifest)
+    names = [MANIFEST_FILE, *sorted(manifest.files)]
+    return write_archive(artifact_dir, names, output=output)
+
+
+def default_bid_threshold(objective: str, output_transform: str) -> float | None:
+    """0.5 for probabilities, 0.0 for margins of a binary objective, None for regression."""
+    if output_transform == "sigmoid" or objective in ("binary:hinge",):
+        return 0.5
+    if objective.startswith("binary:"):
+        return 0.0
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _build_from_source(
+    src: SourceModel,
+    *,
+    output_dir: Path,
+    feature_names: Sequence[str] | None,
+    bid_threshold: float | None | str,
+    compile: bool | None,
+    toolchain: str,
+    units: int | None,
+    reference: Path | None,
+    verification_rows: int,
+    tolerance: float,
+    seed: int,
+    source_format: str | None,
+    say: Progress,
+) -> Manifest:
+    import treelite
+
+    with _step(say, "parse with treelite"):
+        model = load_treelite(src)
+    header = model.get_header_accessor()
+    output_transform = str(header.get_field("postprocessor"))
+    num_target = int(np.asarray(header.get_field("num_target")).ravel()[0])
+    num_class = np.asarray(header.get_field("num_class")).ravel()
+    if num_target != 1 or int(num_class.max()) != 1:
+        raise UnsupportedModelError(
+            f"{src.path}: the model has {num_target} targets and {int(num_class.max())} "
+            f"classes (objective {src.objective}); {_SINGLE_OUTPUT_HELP}"
+        )
+    num_features = int(model.num_feature)
+    names = _feature_names(src, feature_names, num_features)
+    threshold = (
+        default_bid_threshold(src.objective, output_transform)
+        if bid_threshold == "auto"
+        else bid_threshold
+    )
+    if isinstance(threshold, str):
+        raise ValueError(f"bid_threshold must be a number, None or 'auto', not {threshold!r}")
+
+    with _step(say, f"verification sample of {verification_rows} rows, expected by GTIL"):
+        features = sample_features(split_thresholds(model), rows=verification_rows, seed=seed)
+        expected = predict_gtil(model, features)
+    if reference is not None:
+        ref_features, ref_expected = read_reference_csv(reference, num_features=num_features)
+        with _step(say, f"reference rows: {len(ref_expected)} from {reference.name}"):
+            report = check_parity(
+                predict_gtil(model, ref_features),
+                ref_expected,
+                tolerance=tolerance,
+                what=f"treelite GTIL against {reference}",
+            )
+        say(f"  GTIL vs reference: max |diff| {report.max_abs_diff:.3g}")
+        features = np.ascontiguousarray(np.concatenate([ref_features, features]))
+        expected = np.concatenate([ref_expected, expected])
+
+    with _step(say, f"write {CHECKPOINT_FILE}"):
+        checkpoint = output_dir / CHECKPOINT_FILE
+        model.serialize(str(checkpoint))
+        reloaded = treelite.Model.deserialize(str(checkpoint))
+        check_parity(
+            predict_gtil(reloaded, features),
+            expected,
+            tolerance=tolerance,
+            what=f"{checkpoint} (treelite GTIL)",
+        )
+
+    compiled: CompiledInfo | None = None
+    should_compile = toolchain_available(toolchain) if compile is None else compile
+    if compile is None and not should_compile:
+        say(
+            f"  no {toolchain} on PATH: writing the treelite fallback only "
+            "(the server predicts with GTIL, several times slower)"
+        )
+    if should_compile:
+        library = output_dir / LIBRARY_FILE
+        parts = units or default_units(model.num_tree)
+        with _step(say, f"compile {LIBRARY_FILE} ({toolchain}, {parts} units)"):
+            compile_library(model, libpath=library, toolchain=toolchain, units=parts)
+        with _step(say, f"check {LIBRARY_FILE} on {len(expected)} rows"):
+            report = check_parity(
+                predict_compiled(library, features),
+                expected,
+                tolerance=tolerance,
+                what=f"{library} (compiled)",
+            )
+        say(f"  compiled vs GTIL: max |diff| {report.max_abs_diff:.3g}")
+        compiled = CompiledInfo(
+            library=LIBRARY_FILE,
+            platform=f"{sys.platform}-{platform.machine()}",
+            toolchain=toolchain,
+        )
+
+    verification = output_dir / VERIFICATION_FILE
+    np.savez(verification, features=features, expected=expected)
+    files = {
+        name: sha256_file(output_dir / name)
+        for name in (CHECKPOINT_FILE, VERIFICATION_FILE, LIBRARY_FILE)
+        if name != LIBRARY_FILE or compiled is not None
+    }
+    manifest = Manifest(
+        created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        model=ModelInfo(
+            source_format=source_format or src.format,
+            source_file=src.path.name,
+            source_sha256=src.sha256,
+            objective=src.objective,
+            output_transform=output_transform,
+            base_score=_base_score(src, model),
+            num_trees=int(model.num_tree),
+            num_features=num_features,
+            feature_names=names,
+            bid_threshold=threshold,
+        ),
+        compiled=compiled,
+        fallback=FallbackInfo(checkpoint=CHECKPOINT_FILE),
+        verification=VerificationInfo(
+            file=VERIFICATION_FILE, rows=int(len(expected)), tolerance=tolerance
+        ),
+        versions=Versions(
+            python=platform.python_version(),
+            numpy=np.__version__,
+            treelite=treelite.__version__,
+            tl2cgen=_installed_version("tl2cgen"),
+            xgboost=src.xgboost_version,
+        ),
+        files=files,
+    )
+    write_manifest(output_dir, manifest)
+    return manifest
+
+
+def _base_score(src: SourceModel, model: treelite.Model) -> float:
+    if src.base_score is not None:
+        return src.base_score
+    # Treelite stores the margin; report it only when the source does not record the score.
+    margin = np.asarray(model.get_header_accessor().get_field("base_scores"), dtype=np.float64)
+    return float(margin.ravel()[0]) if margin.size else 0.0
+
+
+def _feature_names(
+    src: SourceModel, explicit: Sequence[str] | None, num_features: int
+) -> tuple[str, ...]:
+    if explicit is not None:
+        names = tuple(explicit)
+        where = "the feature names given"
+    elif src.feature_names is not None:
+        names = src.feature_names
+        where = f"the feature names stored in {src.path}"
+    else:
+        return tuple(f"f{index}" for index in range(num_features))
+    if len(names) != num_features:
+        raise SourceError(
+            f"{src.path}: the model has {num_features} features but {where} are {len(names)}: "
+            f"{', '.join(names)}"
+        )
+    if len(set(names)) != len(names) or not all(name.strip() for name in names):
+        raise SourceError(f"{src.path}: {where} must be distinct and non-empty")
+    return names
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise BuildError(f"{output_dir}: exists and is not a directory")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    entries = {entry.name for entry in output_dir.iterdir()}
+    if not entries:
+        return
+    if MANIFEST_FILE not in entries or not entries <= set(ARTIFACT_FILES):
+        raise BuildError(
+            f"{output_dir}: is not empty and not a previous artifact; choose a new directory"
+        )
+    # Replace a previous artifact: the manifest goes first, so a crash never leaves a
+    # manifest describing files that are no longer there.
+    for name in ARTIFACT_FILES:
+        (output_dir / name).unlink(missing_ok=True)
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@contextmanager
+def _step(say: Progress, what: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    say(f"{what}: {time.perf_counter() - started:.2f} s")

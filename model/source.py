@@ -1,0 +1,405 @@
+"""Recognise and read the XGBoost model files a SageMaker user has, by content, never by name.
+
+Formats (what `detect_format` returns):
+
+- `sagemaker-pickle`: a pickled `xgboost.core.Booster`, as SageMaker's built-in XGBoost
+  containers write `xgboost-model`. Read with `model.unpickler` (never executed). Its `handle`
+  is itself one of the formats below, or a raw memory snapshot (`CONFIG-offset:` + int64 length +
+  legacy binary + JSON learner config, XGBoost 1.0 to 1.x).
+- `legacy-binary`: `Booster.save_model("x.model")` before XGBoost 2 (optionally `binf`-prefixed),
+  or a raw memory snapshot saved to a file.
+- `json`: `Booster.save_model("x.json")`, XGBoost >= 1.0.
+- `ubjson`: `Booster.save_model("x.ubj")`, XGBoost >= 1.6 (the default format since 2.1).
+
+`read_source` returns the bytes treelite should parse plus what the source says about itself
+(objective, base score, feature names, XGBoost version). Only `load_treelite` imports treelite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from model.errors import UnsupportedFormatError, UnsupportedModelError
+from model.ubjson import UBJSONError, decode_ubjson
+from model.unpickler import read_booster_pickle
+
+if TYPE_CHECKING:
+    import treelite
+
+__all__ = [
+    "DEFAULT_MODEL_FILE",
+    "PayloadFormat",
+    "SourceFormat",
+    "SourceModel",
+    "detect_format",
+    "find_model_file",
+    "load_treelite",
+    "read_source",
+]
+
+SourceFormat = Literal["sagemaker-pickle", "legacy-binary", "json", "ubjson"]
+PayloadFormat = Literal["legacy-binary", "json", "ubjson"]
+
+DEFAULT_MODEL_FILE = "xgboost-model"
+"""The file name SageMaker's built-in XGBoost algorithm writes inside `model.tar.gz`."""
+
+_SNAPSHOT_MAGIC = b"CONFIG-offset:"
+_LEGACY_MAGIC = b"binf"
+_LEGACY_PARAM_SIZE = 136  # sizeof(LearnerModelParamLegacy), XGBoost 0.8x to 1.x
+_OBJECTIVE_NAME = re.compile(rb"^[a-z]+:[a-z_]+$")
+_PICKLE_PROTOCOL_0_STARTS = (b"cxgboost.core\nBooster\n", b"ccopy_reg\n", b"ccopyreg\n")
+_MAX_SOURCE_BYTES = 2 << 30
+_SUPPORTED_HELP = (
+    "supported: a pickled xgboost Booster (SageMaker's `xgboost-model`), the legacy binary "
+    "format, XGBoost JSON or UBJSON (`booster.save_model('model.json')`)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceModel:
+    """A source model read from disk, not yet parsed by treelite."""
+
+    path: Path
+    format: SourceFormat
+    sha256: str
+    payload_format: PayloadFormat
+    """What treelite parses: `payload` is a legacy binary, JSON or UBJSON model."""
+    payload: bytes
+    objective: str
+    base_score: float | None
+    """As the user gave it (a probability for binary:logistic); None when the source omits it."""
+    feature_names: tuple[str, ...] | None
+    xgboost_version: str | None
+    """The XGBoost version that wrote the model, when the source records it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Detection
+
+
+def detect_format(data: bytes) -> SourceFormat | None:
+    """The format of a model file from its first bytes, or None when it is none of ours."""
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return "sagemaker-pickle"
+    if data.startswith(_PICKLE_PROTOCOL_0_STARTS):
+        return "sagemaker-pickle"
+    return _detect_payload(data)
+
+
+def _detect_payload(data: bytes) -> PayloadFormat | None:
+    if data.startswith(_SNAPSHOT_MAGIC) or data.startswith(_LEGACY_MAGIC):
+        return "legacy-binary"
+    stripped = data[:64].lstrip(b" \t\r\n")
+    if stripped.startswith(b"{"):
+        rest = stripped[1:].lstrip(b" \t\r\n")
+        if rest[:1] in (b'"', b"}"):
+            return "json"
+        if rest[:1] in (b"i", b"U", b"I", b"l", b"L", b"$", b"#", b"}"):
+            return "ubjson"
+        return None
+    if _legacy_objective_at(data, 0) is not None:
+        return "legacy-binary"
+    return None
+
+
+def _legacy_objective_at(data: bytes, offset: int) -> str | None:
+    """The objective name of a legacy binary whose parameter block starts at `offset`."""
+    start = offset + _LEGACY_PARAM_SIZE
+    if len(data) < start + 8:
+        return None
+    (size,) = struct.unpack_from("<Q", data, start)
+    if not 3 <= size <= 64 or len(data) < start + 8 + size:
+        return None
+    name = data[start + 8 : start + 8 + size]
+    return name.decode("ascii") if _OBJECTIVE_NAME.match(name) else None
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_source(path: Path | str) -> SourceModel:
+    """Read a model file of any supported format; raise `UnsupportedFormatError` otherwise."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > _MAX_SOURCE_BYTES:
+            raise UnsupportedFormatError(
+                f"{path}: {size} bytes is larger than any XGBoost model this tool reads "
+                f"({_MAX_SOURCE_BYTES} bytes)"
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UnsupportedFormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnsupportedFormatError(f"{path}: is a directory, expected a model file") from None
+    except OSError as exc:
+        raise UnsupportedFormatError(f"{path}: cannot read: {exc}") from exc
+    fmt = detect_format(data)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"{path}: not an XGBoost model ({_describe_bytes(data)}); {_SUPPORTED_HELP}"
+        )
+    sha256 = hashlib.sha256(data).hexdigest()
+    feature_names: tuple[str, ...] | None = None
+    payload = data
+    if fmt == "sagemaker-pickle":
+        state = read_booster_pickle(path, data=data)
+        payload = state.handle
+        feature_names = state.feature_names
+    payload_format = _detect_payload(payload)
+    if payload_format is None:
+        raise UnsupportedFormatError(
+            f"{path}: the pickled Booster's model bytes are in no known format "
+            f"({_describe_bytes(payload)}); {_SUPPORTED_HELP}"
+        )
+    info = _read_payload(path, payload, payload_format)
+    if feature_names is None or _generic_names(feature_names):
+        feature_names = info.feature_names or feature_names
+    return SourceModel(
+        path=path,
+        format=fmt,
+        sha256=sha256,
+        payload_format=payload_format,
+        payload=info.payload,
+        objective=info.objective,
+        base_score=info.base_score,
+        feature_names=feature_names,
+        xgboost_version=info.xgboost_version,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _PayloadInfo:
+    payload: bytes
+    objective: str
+    base_score: float | None
+    feature_names: tuple[str, ...] | None
+    xgboost_version: str | None
+
+
+def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> _PayloadInfo:
+    if payload_format == "json":
+        try:
+            document = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnsupportedFormatError(f"{path}: starts like JSON but is not: {exc}") from exc
+        return _info_from_document(path, payload, document)
+    if payload_format == "ubjson":
+        try:
+            document = decode_ubjson(payload)
+        except UBJSONError as exc:
+            raise UnsupportedFormatError(f"{path}: starts like UBJSON but is not: {exc}") from exc
+        return _info_from_document(path, payload, document)
+    if payload.startswith(_SNAPSHOT_MAGIC):
+        return _info_from_snapshot(path, payload)
+    return _info_from_legacy(path, payload, config=None)
+
+
+def _info_from_snapshot(path: Path, snapshot: bytes) -> _PayloadInfo:
+    """`CONFIG-offset:` + int64 LE N + N bytes of legacy binary + JSON learner config."""
+    header = len(_SNAPSHOT_MAGIC) + 8
+    if len(snapshot) < header:
+        raise UnsupportedFormatError(f"{path}: truncated XGBoost memory snapshot")
+    (size,) = struct.unpack_from("<q", snapshot, len(_SNAPSHOT_MAGIC))
+    if not 0 < size <= len(snapshot) - header:
+        raise UnsupportedFormatError(
+            f"{path}: XGBoost memory snapshot says its model has {size} bytes, "
+            f"but only {len(snapshot) - header} follow"
+        )
+    legacy = snapshot[header : header + size]
+    config: dict[str, Any] | None = None
+    tail = snapshot[header + size :]
+    if tail.strip():
+        try:
+            loaded = json.loads(tail)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnsupportedFormatError(
+                f"{path}: the learner configuration in the XGBoost memory snapshot is not "
+                f"JSON: {exc}"
+            ) from exc
+        config = loaded if isinstance(loaded, dict) else None
+    return _info_from_legacy(path, legacy, config=config)
+
+
+def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | None) -> _PayloadInfo:
+    offset = len(_LEGACY_MAGIC) if legacy.startswith(_LEGACY_MAGIC) else 0
+    objective = _legacy_objective_at(legacy, offset)
+    if objective is None:
+        raise UnsupportedFormatError(
+            f"{path}: looks like XGBoost's legacy binary format but its header is damaged "
+            "(no objective name where one belongs)"
+        )
+    (base_score,) = struct.unpack_from("<f", legacy, offset)
+    (num_class,) = struct.unpack_from("<i", legacy, offset + 8)
+    version: str | None = None
+    if config is not None:
+        learner = config.get("learner", {})
+        objective = _objective_of(learner) or objective
+        configured = _base_score_of(path, learner)
+        base_score = base_score if configured is None else configured
+        version = _version_of(config)
+    if num_class > 1:
+        raise UnsupportedModelError(
+            f"{path}: a multi-class model ({num_class} classes, objective {objective}); "
+            "the server returns one score per row, so only single-output models are supported"
+        )
+    return _PayloadInfo(
+        payload=legacy,
+        objective=objective,
+        base_score=float(base_score),
+        feature_names=None,
+        xgboost_version=version,
+    )
+
+
+def _info_from_document(path: Path, payload: bytes, document: object) -> _PayloadInfo:
+    if not isinstance(document, dict) or not isinstance(document.get("learner"), dict):
+        raise UnsupportedFormatError(
+            f"{path}: a JSON/UBJSON document without a `learner` object is not an XGBoost model"
+        )
+    learner = document["learner"]
+    names = learner.get("feature_names")
+    feature_names: tuple[str, ...] | None = None
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        feature_names = tuple(names)
+    return _PayloadInfo(
+        payload=payload,
+        objective=_objective_of(learner) or "unknown",
+        base_score=_base_score_of(path, learner),
+        feature_names=feature_names,
+        xgboost_version=_version_of(document),
+    )
+
+
+def _objective_of(learner: object) -> str | None:
+    if not isinstance(learner, dict):
+        return None
+    objective = learner.get("objective")
+    if isinstance(objective, dict) and isinstance(objective.get("name"), str):
+        return str(objective["name"])
+    train_param = learner.get("learner_train_param")
+    if isinstance(train_param, dict) and isinstance(train_param.get("objective"), str):
+        return str(train_param["objective"])
+    return None
+
+
+def _base_score_of(path: Path, learner: object) -> float | None:
+    """`learner_model_param.base_score`: "5E-1" (XGBoost < 3) or "[5E-1]" (XGBoost 3)."""
+    if not isinstance(learner, dict):
+        return None
+    param = learner.get("learner_model_param")
+    if not isinstance(param, dict):
+        return None
+    raw = param.get("base_score")
+    if not isinstance(raw, str):
+        return None
+    items = [item for item in raw.strip().strip("[]").split(",") if item.strip()]
+    if len(items) > 1:
+        raise UnsupportedModelError(
+            f"{path}: the model has {len(items)} base scores (a multi-output model); "
+            "the server returns one score per row, so only single-output models are supported"
+        )
+    try:
+        value = float(items[0]) if items else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _version_of(document: dict[str, Any]) -> str | None:
+    version = document.get("version")
+    if isinstance(version, np.ndarray):  # UBJSON typed array
+        version = version.tolist()
+    if isinstance(version, list) and version and all(isinstance(v, int) for v in version):
+        return ".".join(str(v) for v in version)
+    return None
+
+
+def _generic_names(names: tuple[str, ...]) -> bool:
+    """XGBoost's placeholder names f0, f1, ... carry no information."""
+    return all(name == f"f{index}" for index, name in enumerate(names))
+
+
+def _describe_bytes(data: bytes) -> str:
+    if not data:
+        return "the file is empty"
+    if data.startswith(b"\x1f\x8b"):
+        return "it is gzip-compressed: pass the .tar.gz itself, not a file inside it"
+    if data.startswith(b"bs64"):
+        return "it is a base64 legacy model (XGBoost < 0.80); re-save it with XGBoost 1.x"
+    return f"it starts with {data[:16]!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Directories
+
+
+def find_model_file(directory: Path | str) -> Path:
+    """The model file in a directory: `xgboost-model` if present, else the only model file.
+
+    Raises `UnsupportedFormatError` when there is none, or when several candidates make
+    the choice ambiguous (name the file instead).
+    """
+    directory = Path(directory)
+    preferred = directory / DEFAULT_MODEL_FILE
+    if preferred.is_file():
+        return preferred
+    candidates: list[Path] = []
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path.name.startswith("."):
+            continue
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+        if detect_format(head) is not None:
+            candidates.append(path)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise UnsupportedFormatError(f"{directory}: holds no XGBoost model file; {_SUPPORTED_HELP}")
+    listed = ", ".join(str(path.relative_to(directory)) for path in candidates)
+    raise UnsupportedFormatError(
+        f"{directory}: holds several model files ({listed}); pass the one to build"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Treelite
+
+
+def load_treelite(source: SourceModel) -> treelite.Model:
+    """Parse the source with treelite (the only function here that imports it)."""
+    import treelite
+
+    suffix = {"legacy-binary": ".model", "json": ".json", "ubjson": ".ubj"}[source.payload_format]
+    with tempfile.TemporaryDirectory(prefix="rtb-source-") as tmp:
+        file = Path(tmp) / f"model{suffix}"
+        file.write_bytes(source.payload)
+        try:
+            if source.payload_format == "legacy-binary":
+                model = treelite.frontend.load_xgboost_model_legacy_binary(file)
+            else:
+                model = treelite.frontend.load_xgboost_model(
+                    file, format_choice=source.payload_format, allow_unknown_field=True
+                )
+        except treelite.TreeliteError as exc:
+            raise UnsupportedFormatError(
+                f"{source.path}: treelite cannot parse this {source.format} model: "
+                f"{_first_line(str(exc))}"
+            ) from exc
+    return model
+
+
+def _first_line(message: str) -> str:
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else message

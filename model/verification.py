@@ -1,0 +1,205 @@
+"""Verification rows: a deterministic sample that exercises every split, and parity checks.
+
+The sample mixes missing values, values exactly equal to split thresholds (the `<` versus `<=`
+and float32 rounding traps), their float32 neighbours, and values spread over each feature's
+threshold range. Expected outputs come from treelite GTIL, the reference implementation; the
+compiled library must reproduce them before an artifact is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from model.errors import ParityError, SourceError
+
+if TYPE_CHECKING:
+    import treelite
+
+__all__ = [
+    "DEFAULT_ROWS",
+    "DEFAULT_TOLERANCE",
+    "ParityReport",
+    "check_parity",
+    "predict_compiled",
+    "predict_gtil",
+    "read_reference_csv",
+    "sample_features",
+    "split_thresholds",
+]
+
+DEFAULT_ROWS = 1_000
+DEFAULT_TOLERANCE = 1e-6
+_NUMERICAL_TEST_NODE = 1  # treelite's TreeNodeType::kNumericalTestNode
+
+
+def split_thresholds(model: treelite.Model) -> list[npt.NDArray[np.float32]]:
+    """The sorted, distinct numerical split thresholds of each feature (empty if never split)."""
+    per_feature: list[list[npt.NDArray[np.float32]]] = [[] for _ in range(model.num_feature)]
+    for tree_id in range(model.num_tree):
+        tree = model.get_tree_accessor(tree_id)
+        node_type = tree.get_field("node_type")
+        split_index = tree.get_field("split_index")
+        threshold = tree.get_field("threshold").astype(np.float32)
+        numerical = node_type == _NUMERICAL_TEST_NODE
+        for feature in np.unique(split_index[numerical]):
+            per_feature[int(feature)].append(threshold[numerical & (split_index == feature)])
+    return [
+        np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.float32)
+        for found in per_feature
+    ]
+
+
+def sample_features(
+    thresholds: Sequence[npt.NDArray[np.float32]],
+    *,
+    rows: int = DEFAULT_ROWS,
+    seed: int = 0,
+    missing_rate: float = 0.1,
+) -> npt.NDArray[np.float32]:
+    """A deterministic float32 sample, C-contiguous (rows, len(thresholds)).
+
+    Row 0 is all missing, row 1 all zeros; in the rest each cell is, at random: missing,
+    exactly a split threshold, the float32 just below or above one, or a value drawn over the
+    feature's threshold range (half rounded to integers, as label-indexed RTB fields are).
+    """
+    rng = np.random.default_rng(seed)
+    num_features = len(thresholds)
+    features = np.empty((rows, num_features), dtype=np.float32)
+    for column, found in enumerate(thresholds):
+        if found.size:
+            low, high = float(found[0]) - 1.0, float(found[-1]) + 1.0
+        else:
+            low, high = 0.0, 10.0
+        drawn = rng.uniform(low, high, size=rows)
+        spread = np.where(rng.random(rows) < 0.5, np.round(drawn), drawn).astype(np.float32)
+        if found.size:
+            exact = found[rng.integers(0, found.size, size=rows)]
+            below = np.nextafter(exact, np.float32(-np.inf))
+            above = np.nextafter(exact, np.float32(np.inf))
+        else:
+            exact = below = above = spread
+        choice = rng.random(rows)
+        column_values = np.select(
+            [
+                choice < missing_rate,
+                choice < missing_rate + 0.35,
+                choice < missing_rate + 0.42,
+                choice < missing_rate + 0.49,
+            ],
+            [np.float32(np.nan), exact, below, above],
+            default=spread,
+        )
+        features[:, column] = column_values
+    if rows > 0:
+        features[0, :] = np.nan
+    if rows > 1:
+        features[1, :] = 0.0
+    return np.ascontiguousarray(features)
+
+
+def predict_gtil(
+    model: treelite.Model, features: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Treelite GTIL's prediction (output transform applied) for each row, as float64 (rows,)."""
+    import treelite
+
+    output = treelite.gtil.predict(model, np.ascontiguousarray(features, dtype=np.float32))
+    return np.asarray(output, dtype=np.float64).reshape(features.shape[0])
+
+
+def predict_compiled(libpath: Path, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """The compiled library's prediction for each row, through tl2cgen's Predictor."""
+    import tl2cgen
+
+    predictor = tl2cgen.Predictor(libpath, nthread=1)
+    matrix = tl2cgen.DMatrix(np.ascontiguousarray(features, dtype=np.float32))
+    output = predictor.predict(matrix)
+    return np.asarray(output, dtype=np.float64).reshape(features.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class ParityReport:
+    """How far two predictions of the same rows are apart."""
+
+    rows: int
+    max_abs_diff: float
+    worst_row: int
+
+
+def check_parity(
+    actual: npt.NDArray[np.float64],
+    expected: npt.NDArray[np.float64],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    what: str,
+) -> ParityReport:
+    """Raise `ParityError` (naming `what` and the worst row) unless all |diff| <= tolerance."""
+    if actual.shape != expected.shape:
+        raise ParityError(f"{what}: {actual.shape} predictions for {expected.shape} expected")
+    if actual.size == 0:
+        return ParityReport(rows=0, max_abs_diff=0.0, worst_row=-1)
+    diff = np.abs(actual - expected)
+    if np.isnan(diff).any():
+        worst = int(np.flatnonzero(np.isnan(diff))[0])
+        raise ParityError(
+            f"{what}: row {worst} predicts {actual[worst]!r}, expected {expected[worst]!r}"
+        )
+    worst = int(np.argmax(diff))
+    report = ParityReport(rows=actual.size, max_abs_diff=float(diff[worst]), worst_row=worst)
+    if report.max_abs_diff > tolerance:
+        bad = int(np.count_nonzero(diff > tolerance))
+        raise ParityError(
+            f"{what}: {bad} of {actual.size} rows differ by more than {tolerance:g}; worst is "
+            f"row {worst}: {actual[worst]!r} instead of {expected[worst]!r} "
+            f"(|diff| {report.max_abs_diff:.3g})"
+        )
+    return report
+
+
+def read_reference_csv(
+    path: Path | str, *, num_features: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Rows of `num_features` features then the expected prediction; an empty field is missing.
+
+    A first line that is not numeric is taken as a header. Returns (features float32,
+    expected float64). Raises `SourceError` naming the file and line on a malformed row.
+    """
+    path = Path(path)
+    features: list[list[float]] = []
+    expected: list[float] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{path}: cannot read the reference rows: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if len(fields) != num_features + 1:
+            raise SourceError(
+                f"{path}:{number}: {len(fields)} fields, expected {num_features} features "
+                "and the expected prediction"
+            )
+        try:
+            values = [float(field) if field.strip() else math.nan for field in fields]
+        except ValueError:
+            if number == 1 and not features:
+                continue  # header
+            raise SourceError(f"{path}:{number}: a field is not a number") from None
+        if not math.isfinite(values[-1]) or any(math.isinf(value) for value in values):
+            raise SourceError(f"{path}:{number}: infinite value or missing expected prediction")
+        features.append(values[:-1])
+        expected.append(values[-1])
+    if not features:
+        raise SourceError(f"{path}: holds no reference rows")
+    return (
+        np.ascontiguousarray(np.array(features, dtype=np.float32)),
+        np.array(expected, dtype=np.float64),
+    )
