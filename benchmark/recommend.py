@@ -429,6 +429,7 @@ def _report_job(
     job_name: str,
     *,
     job: dict[str, Any] | None,
+    steps: list[Step] | None,
     estimate: LocalEstimate | None,
 ) -> int:
     if caller.dry_run:
@@ -452,7 +453,8 @@ def _report_job(
         return 0
     if job is None:
         job = describe_job(clients.sagemaker, job_name)
-    steps: list[Step] = list_steps(clients.sagemaker, job_name)
+    if steps is None:
+        steps = list_steps(clients.sagemaker, job_name)
     rows = ordered(from_job(job), objective=args.objective)
     best_id = rows[0].recommendation_id if rows else None
     scaling, scaling_note = _scaling(args, clients, caller, job, best_id)
@@ -537,7 +539,9 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
     clients = clients or _make_clients(args)
     caller = Caller(dry_run=args.dry_run)
     if args.from_job:
-        return _report_job(args, clients, caller, args.from_job, job=None, estimate=estimate)
+        return _report_job(
+            args, clients, caller, args.from_job, job=None, steps=None, estimate=estimate
+        )
     if instant_only:
         instant = _instant(args, clients, caller)
         if instant is not None and not caller.dry_run:
@@ -562,15 +566,15 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
         _progress(f"not waiting; report later with --from-job {job_name}")
         return 0
     if caller.dry_run:
-        return _report_job(args, clients, caller, job_name, job=None, estimate=estimate)
-    job = wait_for_job(
+        return _report_job(args, clients, caller, job_name, job=None, steps=None, estimate=estimate)
+    job, steps = wait_for_job(
         clients.sagemaker,
         job_name,
         poll_interval_s=args.poll_interval,
         timeout_s=args.timeout,
         progress=_progress,
     )
-    return _report_job(args, clients, caller, job_name, job=job, estimate=estimate)
+    return _report_job(args, clients, caller, job_name, job=job, steps=steps, estimate=estimate)
 
 
 def main(argv: Sequence[str] | None = None, *, clients: Clients | None = None) -> int:

@@ -236,8 +236,8 @@ def wait_for_job(
     progress: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> dict[str, Any]:
-    """Poll until the job ends, reporting status and benchmark counts.
+) -> tuple[dict[str, Any], list[Step]]:
+    """Poll until the job ends, reporting status and benchmark counts; return the job and its steps.
 
     Raises JobTimeoutError when the job is still running after `timeout_s`.
     """
@@ -248,7 +248,7 @@ def wait_for_job(
         elapsed = clock() - start
         progress(progress_line(job, steps, elapsed_s=elapsed))
         if job["Status"] in TERMINAL_STATUSES:
-            return job
+            return job, steps
         if elapsed + poll_interval_s > timeout_s:
             raise JobTimeoutError(
                 f"job {job_name} is still {job['Status']} after {elapsed:.0f} s; "

@@ -79,6 +79,14 @@ def _money(value: float | None, *, scale: float = 1.0, digits: int = 4) -> str:
     return f"{value * scale:.{digits}f}"
 
 
+def _significant(value: float | None, *, scale: float) -> str:
+    return "–" if value is None else f"{value * scale:.4g}"
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
@@ -160,8 +168,8 @@ def render_markdown(report: Report, *, banner: str | None = None) -> str:
                     _cell(row.instance_count),
                     row.environment_text or "–",
                     _money(row.cost_per_hour),
-                    _money(row.cost_per_inference, scale=1e6, digits=2),
-                    _cell(row.max_invocations),
+                    _significant(row.cost_per_inference, scale=1e6),
+                    _count(row.max_invocations),
                     _cell(row.model_latency_ms),
                     _percent(row.cpu_utilization),
                     _percent(row.memory_utilization),

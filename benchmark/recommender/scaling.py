@@ -89,10 +89,11 @@ def suggestion_from_response(response: Mapping[str, Any]) -> AutoscaleSuggestion
         )
     min_capacity = int(config.get("MinCapacity", 1))
     max_capacity = int(config.get("MaxCapacity", max(min_capacity, 1)))
-    source = (
-        f"inference-recommender:{response.get('InferenceRecommendationsJobName', '?')}"
-        f"/{response.get('RecommendationId') or response.get('EndpointName') or '?'}"
-    )
+    job = response.get("InferenceRecommendationsJobName", "?")
+    if response.get("RecommendationId"):
+        source = f"inference recommender job {job}, recommendation {response['RecommendationId']}"
+    else:
+        source = f"inference recommender job {job}, endpoint {response.get('EndpointName', '?')}"
     return AutoscaleSuggestion(
         metric=METRIC,
         target_value=target,
