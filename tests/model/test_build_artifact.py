@@ -1,0 +1,281 @@
+"""The seed SageMaker artifact builds into a serving artifact that reproduces XGBoost exactly."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from model_testdata import SEED_FEATURES, SEED_REFERENCE, requires_gcc
+
+from model import build as build_module
+from model.artifact import (
+    LIBRARY_FILE,
+    MANIFEST_FILE,
+    Manifest,
+    load_verification,
+    read_manifest,
+    verify_files,
+)
+from model.build import build_artifact, package_artifact
+from model.errors import BuildError, ParityError, SourceError
+from model.verification import predict_compiled, predict_gtil
+
+Reference = tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]
+
+
+class _Entry(ctypes.Union):
+    """`union Entry` of the generated header: documented in docs/model.md."""
+
+    _fields_ = [("missing", ctypes.c_int), ("fvalue", ctypes.c_float), ("qvalue", ctypes.c_int)]
+
+
+def predict_with_ctypes(
+    library: Path, features: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Call the exported `predict` row by row, exactly as docs/model.md tells the server to."""
+    lib = ctypes.CDLL(str(library))
+    lib.predict.argtypes = [ctypes.POINTER(_Entry), ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
+    lib.predict.restype = None
+    lib.get_num_feature.restype = ctypes.c_int32
+    num_features = lib.get_num_feature()
+    assert num_features == features.shape[1]
+    # A missing value is the int -1 in `missing`; that bit pattern is itself a NaN float.
+    entries = np.ascontiguousarray(features, dtype=np.float32).view(np.int32).copy()
+    entries[np.isnan(features)] = -1
+    row_bytes = num_features * ctypes.sizeof(_Entry)
+    base = entries.ctypes.data
+    out = np.empty(features.shape[0], dtype=np.float64)
+    result = ctypes.c_float()
+    for row in range(features.shape[0]):
+        result.value = 0.0  # predict adds into result
+        lib.predict(ctypes.cast(base + row * row_bytes, ctypes.POINTER(_Entry)), 0, result)
+        out[row] = result.value
+    return out
+
+
+@requires_gcc
+def test_seed_compiled_matches_reference_on_every_row(
+    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
+) -> None:
+    directory, manifest = seed_artifact
+    features, expected = seed_reference
+    assert features.shape == (5000, 7)
+    assert np.isnan(features).any(), "the reference must exercise missing values"
+    assert manifest.compiled is not None
+    compiled = predict_compiled(directory / manifest.compiled.library, features)
+    np.testing.assert_allclose(compiled, expected, rtol=0, atol=1e-6)
+
+
+@requires_gcc
+def test_seed_exported_predict_symbol_matches_reference(
+    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
+) -> None:
+    directory, _ = seed_artifact
+    features, expected = seed_reference
+    np.testing.assert_allclose(
+        predict_with_ctypes(directory / LIBRARY_FILE, features), expected, rtol=0, atol=1e-6
+    )
+
+
+def test_seed_fallback_checkpoint_matches_reference(
+    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
+) -> None:
+    import treelite
+
+    directory, manifest = seed_artifact
+    features, expected = seed_reference
+    model = treelite.Model.deserialize(str(directory / manifest.fallback.checkpoint))
+    np.testing.assert_allclose(predict_gtil(model, features), expected, rtol=0, atol=1e-6)
+
+
+def test_seed_manifest_describes_the_model(seed_artifact: tuple[Path, Manifest]) -> None:
+    directory, manifest = seed_artifact
+    assert read_manifest(directory) == manifest
+    verify_files(directory, manifest)
+    model = manifest.model
+    assert model.source_format == "sagemaker-pickle"
+    assert model.source_file == "xgboost-model"
+    assert model.objective == "binary:logistic"
+    assert model.output_transform == "sigmoid"
+    assert model.base_score == 0.5
+    assert (model.num_trees, model.num_features) == (50, 7)
+    assert model.feature_names == SEED_FEATURES
+    assert model.bid_threshold == 0.5
+    assert manifest.versions.xgboost == "1.2.0"
+    assert set(manifest.files) == {"model.so", "model.tl", "verification.npz"}
+
+
+def test_seed_verification_set_probes_missing_values_and_thresholds(
+    seed_artifact: tuple[Path, Manifest],
+) -> None:
+    import treelite
+
+    from model.verification import split_thresholds
+
+    directory, manifest = seed_artifact
+    features, expected = load_verification(directory, manifest)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    assert features.shape == (manifest.verification.rows, 7)
+    assert np.isnan(features).mean() > 0.05
+    assert ((expected > 0) & (expected < 1)).all()
+    model = treelite.Model.deserialize(str(directory / manifest.fallback.checkpoint))
+    thresholds = split_thresholds(model)
+    hour_thresholds = thresholds[SEED_FEATURES.index("hour")]
+    hits = np.isin(features[:, 1], hour_thresholds)
+    assert hits.sum() > 50, "values exactly on split thresholds must be part of the sample"
+    assert thresholds[SEED_FEATURES.index("dow")].size == 0  # never split on, per the README
+
+
+@requires_gcc
+def test_reference_rows_are_checked_and_kept(
+    seed_tarball: Path, seed_reference: Reference, tmp_path: Path
+) -> None:
+    manifest = build_artifact(
+        seed_tarball, output_dir=tmp_path / "a", reference=SEED_REFERENCE, verification_rows=10
+    )
+    features, expected = load_verification(tmp_path / "a", manifest)
+    assert manifest.verification.rows == 5010
+    np.testing.assert_array_equal(expected[:5000], seed_reference[1])
+    np.testing.assert_array_equal(features[:5000], seed_reference[0])
+
+
+def test_reference_that_disagrees_fails_the_build(seed_tarball: Path, tmp_path: Path) -> None:
+    lines = SEED_REFERENCE.read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[-1] = str(float(fields[-1]) + 1e-3)
+    lines[1] = ",".join(fields)
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("\n".join(lines[:100]) + "\n")
+    with pytest.raises(ParityError, match="row 0"):
+        build_artifact(seed_tarball, output_dir=tmp_path / "a", reference=wrong, compile=False)
+    assert not (tmp_path / "a" / MANIFEST_FILE).exists()
+
+
+@requires_gcc
+def test_compiled_mismatch_fails_loudly_and_writes_no_manifest(
+    seed_tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = build_module.predict_compiled
+
+    def off_by_a_little(
+        library: Path, features: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        result = real(library, features)
+        result[3] += 1e-5
+        return result
+
+    monkeypatch.setattr(build_module, "predict_compiled", off_by_a_little)
+    with pytest.raises(ParityError, match=r"model\.so \(compiled\): 1 of 1000 rows"):
+        build_artifact(seed_tarball, output_dir=tmp_path / "a")
+    assert not (tmp_path / "a" / MANIFEST_FILE).exists()
+
+
+def test_no_compile_writes_the_fallback_only(
+    seed_tarball: Path, seed_reference: Reference, tmp_path: Path
+) -> None:
+    import treelite
+
+    manifest = build_artifact(seed_tarball, output_dir=tmp_path / "a", compile=False)
+    assert manifest.compiled is None
+    assert set(manifest.files) == {"model.tl", "verification.npz"}
+    assert not (tmp_path / "a" / LIBRARY_FILE).exists()
+    assert read_manifest(tmp_path / "a").compiled is None
+    model = treelite.Model.deserialize(str(tmp_path / "a" / "model.tl"))
+    features, expected = seed_reference
+    np.testing.assert_allclose(predict_gtil(model, features), expected, rtol=0, atol=1e-6)
+
+
+def test_auto_compile_falls_back_without_a_toolchain(seed_tarball: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    manifest = build_artifact(
+        seed_tarball, output_dir=tmp_path / "a", toolchain="no-such-cc", progress=lines.append
+    )
+    assert manifest.compiled is None
+    assert any("no no-such-cc on PATH" in line for line in lines)
+
+
+def test_required_compile_without_a_toolchain_fails(seed_tarball: Path, tmp_path: Path) -> None:
+    from model.errors import CompileError
+
+    with pytest.raises(CompileError, match="no-such-cc.*--no-compile"):
+        build_artifact(
+            seed_tarball, output_dir=tmp_path / "a", toolchain="no-such-cc", compile=True
+        )
+
+
+@requires_gcc
+def test_builds_from_directory_and_bare_file_and_replaces_a_previous_artifact(
+    seed_model_file: Path, tmp_path: Path
+) -> None:
+    first = build_artifact(seed_model_file.parent, output_dir=tmp_path / "a", compile=False)
+    second = build_artifact(seed_model_file, output_dir=tmp_path / "a", units=1)
+    assert first.model.source_sha256 == second.model.source_sha256
+    assert second.compiled is not None
+    verify_files(tmp_path / "a", read_manifest(tmp_path / "a"))
+    assert first.model.feature_names == tuple(f"f{i}" for i in range(7))
+
+
+def test_output_dir_with_foreign_files_is_refused(seed_tarball: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="not empty"):
+        build_artifact(seed_tarball, output_dir=tmp_path / "a", compile=False)
+    assert (tmp_path / "a" / "notes.txt").read_text() == "mine"
+
+
+def test_wrong_number_of_feature_names_is_refused(seed_tarball: Path, tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="7 features but the feature names given are 2"):
+        build_artifact(seed_tarball, output_dir=tmp_path / "a", feature_names=["a", "b"])
+
+
+def test_an_artifact_is_not_a_source(seed_artifact: tuple[Path, Manifest], tmp_path: Path) -> None:
+    directory, _ = seed_artifact
+    with pytest.raises(SourceError, match="already a serving artifact"):
+        build_artifact(directory, output_dir=tmp_path / "a")
+
+
+def test_package_has_regular_top_level_members_in_fixed_order(
+    seed_artifact: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    directory, manifest = seed_artifact
+    first = package_artifact(directory, output=tmp_path / "one" / "model.tar.gz")
+    second = package_artifact(directory, output=tmp_path / "two" / "model.tar.gz")
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == [
+        "manifest.json",
+        "model.so",
+        "model.tl",
+        "verification.npz",
+    ]
+    assert all(m.isfile() and m.mode == 0o644 and m.uid == 0 and m.mtime == 0 for m in members)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    with tarfile.open(first) as tar:
+        for member in members:
+            source = tar.extractfile(member)
+            assert source is not None
+            (unpacked / member.name).write_bytes(source.read())
+    assert read_manifest(unpacked) == manifest
+    verify_files(unpacked, manifest)
+
+
+def test_package_refuses_a_tampered_artifact(
+    seed_artifact: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    from model.errors import IntegrityError
+
+    directory, _ = seed_artifact
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    with open(copy / "model.tl", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(IntegrityError, match="model.tl: sha256"):
+        package_artifact(copy, output=tmp_path / "model.tar.gz")
+    assert not (tmp_path / "model.tar.gz").exists()
