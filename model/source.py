@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from model.errors import UnsupportedFormatError, UnsupportedModelError
-from model.ubjson import UBJSONError, decode_ubjson
+from model.ubjson import UBJSONError, decode_ubjson, member_span
 from model.unpickler import read_booster_pickle
 
 if TYPE_CHECKING:
@@ -194,16 +194,35 @@ def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> 
             document = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UnsupportedFormatError(f"{path}: starts like JSON but is not: {exc}") from exc
+        if _is_snapshot_document(document):
+            # XGBoost >= 1.0 memory snapshot {"Config": ..., "Model": ...}: keep the model.
+            document = document["Model"]
+            payload = json.dumps(document).encode("utf-8")
         return _info_from_document(path, payload, document)
     if payload_format == "ubjson":
         try:
             document = decode_ubjson(payload)
+            if _is_snapshot_document(document):
+                span = member_span(payload, "Model")
+                if span is None:  # pragma: no cover - decode found it, so the span exists
+                    raise UBJSONError("no `Model` member")
+                payload = payload[span[0] : span[1]]
+                document = document["Model"]
         except UBJSONError as exc:
             raise UnsupportedFormatError(f"{path}: starts like UBJSON but is not: {exc}") from exc
         return _info_from_document(path, payload, document)
     if payload.startswith(_SNAPSHOT_MAGIC):
         return _info_from_snapshot(path, payload)
     return _info_from_legacy(path, payload, config=None)
+
+
+def _is_snapshot_document(document: object) -> bool:
+    return (
+        isinstance(document, dict)
+        and "learner" not in document
+        and isinstance(document.get("Model"), dict)
+        and isinstance(document.get("Config"), dict)
+    )
 
 
 def _info_from_snapshot(path: Path, snapshot: bytes) -> _PayloadInfo:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UBJSONError", "decode_ubjson"]
+__all__ = ["UBJSONError", "decode_ubjson", "member_span"]
 
 _MAX_DEPTH = 64
 
@@ -44,6 +44,29 @@ def decode_ubjson(data: bytes) -> Any:
     if reader.pos != len(data):
         raise UBJSONError(f"{len(data) - reader.pos} trailing bytes after the document")
     return value
+
+
+def member_span(data: bytes, key: str) -> tuple[int, int] | None:
+    """Byte range of the value of `key` in the top-level object of `data`, or None.
+
+    Used to cut the `Model` document out of an XGBoost memory snapshot
+    (`{"Config": ..., "Model": ...}`) without re-encoding it.
+    """
+    reader = _Reader(data)
+    if reader.marker() != b"{":
+        raise UBJSONError("the document is not an object")
+    item_type, count = reader.container_header()
+    index = 0
+    while count is None or index < count:
+        if count is None and reader.data[reader.pos : reader.pos + 1] == b"}":
+            return None
+        name = reader.string()
+        start = reader.pos
+        reader.value(depth=1, marker=item_type)
+        if name == key:
+            return start, reader.pos
+        index += 1
+    return None
 
 
 class _Reader:

@@ -24,6 +24,9 @@ from model.errors import UnsafePickleError, UnsupportedFormatError
 __all__ = ["BoosterState", "BoosterUnpickler", "read_booster_pickle"]
 
 
+_LATIN1 = ("latin-1", "latin1", "iso-8859-1")
+
+
 class _BoosterPlaceholder:
     """Stands in for `xgboost.core.Booster`: a plain object whose state is a dict."""
 
@@ -36,7 +39,8 @@ class _BoosterPlaceholder:
 def _bytearray(*args: object) -> bytearray:
     """`builtins.bytearray`, restricted to the forms pickle uses for a byte string.
 
-    Protocols 3 and 4 call `bytearray(b"...")`; protocol 2 calls `bytearray("...", "latin-1")`.
+    Protocols 3 to 5 call `bytearray(b"...")`; older ones pass text and "latin-1", or bytes
+    spelled as `_codecs.encode(text, "latin1")`.
     An integer argument (which would allocate that many bytes) is refused.
     """
     if len(args) == 1 and isinstance(args[0], bytes | bytearray):
@@ -45,12 +49,24 @@ def _bytearray(*args: object) -> bytearray:
         len(args) == 2
         and isinstance(args[0], str)
         and isinstance(args[1], str)
-        and args[1].lower().replace("_", "-") in ("latin-1", "latin1", "iso-8859-1")
+        and args[1].lower().replace("_", "-") in _LATIN1
     ):
         return bytearray(args[0], "latin-1")
     if not args:
         return bytearray()
     raise UnsafePickleError("bytearray() is called with arguments other than a byte string")
+
+
+def _latin1_encode(*args: object) -> bytes:
+    """`_codecs.encode(text, "latin1")`: how protocols 0 to 2 spell a byte string."""
+    if (
+        len(args) == 2
+        and isinstance(args[0], str)
+        and isinstance(args[1], str)
+        and args[1].lower().replace("_", "-") in _LATIN1
+    ):
+        return args[0].encode("latin-1")
+    raise UnsafePickleError("_codecs.encode is called with arguments other than (text, 'latin1')")
 
 
 def _reconstructor(cls: object, base: object, state: object) -> object:
@@ -66,6 +82,7 @@ _ALLOWED: dict[tuple[str, str], object] = {
     ("__builtin__", "bytearray"): _bytearray,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("copy_reg", "_reconstructor"): _reconstructor,
+    ("_codecs", "encode"): _latin1_encode,
     ("builtins", "object"): object,
     ("__builtin__", "object"): object,
 }
