@@ -196,6 +196,7 @@ def _purge_images(gateway: Gateway, images: list[str]) -> list[str]:
             repository, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
             image_id = {"imageTag": tag}
         try:
+            gateway.call("ecr", "describe_images", repositoryName=repository, imageIds=[image_id])
             response = gateway.call(
                 "ecr", "batch_delete_image", repositoryName=repository, imageIds=[image_id]
             )

@@ -1,0 +1,182 @@
+"""Fixtures for the deploy tests: moto in server mode, the local registry, a container engine.
+
+boto3 reaches moto through ``AWS_ENDPOINT_URL`` (exactly as the commands run in production,
+with no test hook in the code). Tests that need a container engine or the registry skip with
+the reason when those are absent, unless ``RTB_REQUIRE_CONTAINER=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from deploy_support import SEED_MODEL, Result, require_or_skip
+from moto.server import ThreadedMotoServer
+
+from deploy.cli import main
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A clean moto account, reached through AWS_ENDPOINT_URL; no real credentials anywhere."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "RTB_")) and name not in {"RTB_REQUIRE_CONTAINER"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)  # no stray ./deploy.toml
+    return moto_url
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Run ``python -m deploy ARGS`` in-process and capture what it prints."""
+
+    def run(*argv: str, stdin: str | None = None) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        old_stdin = sys.stdin
+        sys.stdin = io.StringIO(stdin or "")
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main(list(argv))
+        finally:
+            sys.stdin = old_stdin
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def seed_model() -> Path:
+    if not SEED_MODEL.is_file():
+        pytest.skip(f"the seed model {SEED_MODEL} is not there")
+    return SEED_MODEL
+
+
+# --- container engine and registry ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    username: str
+    password: str
+
+
+def _registry_answers(host: str) -> bool:
+    try:
+        return requests.get(f"http://{host}/v2/", timeout=2).status_code == 401
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """The registry .ci/setup.d/20-registry.sh started, or one started here the same way."""
+    host = os.environ.get("RTB_REGISTRY")
+    if host:
+        user, password = (
+            os.environ.get("RTB_REGISTRY_USERNAME", ""),
+            os.environ.get("RTB_REGISTRY_PASSWORD", ""),
+        )
+        if not _registry_answers(host):
+            require_or_skip(f"RTB_REGISTRY={host} does not answer")
+        yield Registry(host, user, password)
+        return
+    if shutil.which("docker-registry") is None or shutil.which("htpasswd") is None:
+        require_or_skip(
+            "no local registry: install docker-registry and apache2-utils, "
+            "or source .ci/setup.d/20-registry.sh"
+        )
+    with tempfile.TemporaryDirectory(prefix="rtb-registry-test-") as directory:
+        root = Path(directory)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        user, password = "rtb-test", secrets.token_urlsafe(18)
+        htpasswd = subprocess.run(
+            ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True
+        )
+        (root / "htpasswd").write_text(htpasswd.stdout)
+        (root / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n"
+            f"auth:\n  htpasswd:\n    realm: rtb-test\n    path: {root / 'htpasswd'}\n"
+        )
+        log = (root / "registry.log").open("w")
+        process = subprocess.Popen(
+            ["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while not _registry_answers(f"127.0.0.1:{port}") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _registry_answers(f"127.0.0.1:{port}"):
+                require_or_skip(
+                    f"docker-registry did not start: {(root / 'registry.log').read_text()[-500:]}"
+                )
+            yield Registry(f"127.0.0.1:{port}", user, password)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            log.close()
+
+
+@pytest.fixture(scope="session")
+def engine() -> str:
+    """podman (or docker) able to build: what `deploy push` will detect."""
+    from deploy.errors import DeployError
+    from deploy.image import detect_engine
+
+    try:
+        name = detect_engine()
+    except DeployError as exc:
+        require_or_skip(str(exc))
+    probe = subprocess.run([name, "info"], capture_output=True, text=True, timeout=60, check=False)
+    if probe.returncode != 0:
+        require_or_skip(f"{name} is installed but not usable: {probe.stderr.strip()[-300:]}")
+    return name
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: str) -> str:
+    image = os.environ.get("RTB_BASE_IMAGE", "localhost/rtb-base:bookworm")
+    if (
+        subprocess.run(
+            [engine, "image", "inspect", image], capture_output=True, timeout=60, check=False
+        ).returncode
+        != 0
+    ):
+        require_or_skip(f"base image {image} is not built (source .ci/setup.d/10-containers.sh)")
+    return image
