@@ -116,7 +116,7 @@ def load_run(directory: str | Path, *, settle_seconds: float = 1.0) -> Run:
             width,
             start=index * width,
             end=(index + 1) * width,
-            users=_users_at(timeline, (index + 1) * width),
+            users=_users_at(timeline, (index + 0.5) * width),
             whole=True,
         )
         for index, bucket in sorted(buckets.items())

@@ -1,9 +1,9 @@
 """A tiny stand-in `/invocations` server for the benchmark tests: scores rows by a fixed rule.
 
-Run as `python tests/benchmark/scoring_server.py PORT`; it prints `ready` once listening on
-127.0.0.1. It answers one probability per row (CSV lines, or `{"predictions": [{"score": p}]}` when
-the client accepts JSON) with a `Server-Timing: model;dur=...` header, and 400 for a body it cannot
-read, the way the real server behaves from the outside.
+Run as `python tests/benchmark/scoring_server.py PORT [SCORE]`; it prints `ready` once
+listening on 127.0.0.1. It answers the same probability (SCORE, default 0.25; 1.5 makes every
+answer invalid) for each row, as CSV lines or `{"predictions": [{"score": p}]}` when the client
+accepts JSON, with a `Server-Timing: model;dur=...` header, and 400 for a body it cannot read.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    score = 0.25
     disable_nagle_algorithm = True  # headers and body go out in two writes
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
@@ -42,7 +43,7 @@ class Handler(BaseHTTPRequestHandler):
         if rows == 0:
             self._answer(400, b'{"error": "empty_body", "message": "no rows"}', "application/json")
             return
-        scores = [0.25] * rows
+        scores = [self.score] * rows
         timing = f"model;dur={(time.perf_counter() - started) * 1000:.3f}"
         if "json" in (self.headers.get("Accept") or ""):
             payload = json.dumps({"predictions": [{"score": s} for s in scores]}).encode()
@@ -71,6 +72,8 @@ class Server(ThreadingHTTPServer):
 
 
 def main() -> None:
+    if len(sys.argv) > 2:
+        Handler.score = float(sys.argv[2])
     server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
     print("ready", flush=True)
     server.serve_forever()
