@@ -17,7 +17,7 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,9 @@ REGISTER_ARGS = [
     "--payload-uri", PAYLOAD_URI,
     "--role", ROLE,
 ]  # fmt: skip
+
+
+StepRow = tuple[str, str, str, str | None]  # status, instance type, workers, failure reason
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -153,7 +156,7 @@ def step(
     }
 
 
-def steps_response(name: str, statuses: list[tuple[str, str, str, str | None]]) -> dict[str, Any]:
+def steps_response(name: str, statuses: Sequence[StepRow]) -> dict[str, Any]:
     return {"Steps": [step(name, s, i, w, reason=r) for s, i, w, r in statuses]}
 
 
@@ -189,7 +192,7 @@ class Stubs:
     sagemaker: Stubber
     s3: Stubber
 
-    def steps(self, name: str, statuses: list[tuple[str, str, str, str | None]]) -> None:
+    def steps(self, name: str, statuses: Sequence[StepRow]) -> None:
         self.sagemaker.add_response(
             "list_inference_recommendations_job_steps",
             steps_response(name, statuses),
@@ -435,7 +438,7 @@ def queue_advanced(stubs: Stubs, *, failed_step: bool = False) -> None:
     stubs.sagemaker.add_response(
         "create_inference_recommendations_job", {"JobArn": job_arn(name)}, ADVANCED_REQUEST
     )
-    finished = [
+    finished: list[StepRow] = [
         ("COMPLETED", instance, workers, None) for instance, workers, *_ in ADVANCED_RESULTS
     ]
     if failed_step:
@@ -561,7 +564,9 @@ def test_failed_job_exits_1_with_its_reason_and_failed_steps(
         "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
     )
     stubs.describe(describe(name, "FAILED", failure=reason))
-    failed = [("FAILED", "ml.c6i.large", "2", "PayloadError: no sample payload could be read")]
+    failed: list[StepRow] = [
+        ("FAILED", "ml.c6i.large", "2", "PayloadError: no sample payload could be read")
+    ]
     stubs.steps(name, failed)
     # No scaling call is queued: a failed job must not ask for one (the Stubber would refuse it).
     assert run(stubs, advanced_argv(name, tmp_path)) == 1
