@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging()
         logger.error("bad configuration: %s", exc)
         return 2
-    configure_logging(level=settings.log_level, log_format=settings.log_format)
+    configure_logging(
+        level=settings.log_level, log_format=settings.log_format, access_log=settings.access_log
+    )
     try:
         model_dir = resolve_model_dir(
             settings.model_dir, default_model_dir=settings.default_model_dir
@@ -103,12 +105,11 @@ def check_model(model_dir: Path) -> None:
 
 
 def create_worker_app() -> FastAPI:
-    """uvicorn's factory, called in each worker: settings from the environment."""
+    """uvicorn's factory, called in each worker (whose logging uvicorn has configured already
+    from the same dict): settings from the environment."""
     from serve.app import create_app
 
-    settings = Settings.from_env()
-    configure_logging(level=settings.log_level, log_format=settings.log_format)
-    return create_app(settings)
+    return create_app(Settings.from_env())
 
 
 if __name__ == "__main__":

@@ -30,8 +30,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-def logging_config(*, level: str = "INFO", log_format: str = "plain") -> dict[str, Any]:
-    """A `logging.config.dictConfig` dict: everything to stderr, uvicorn's loggers included."""
+def logging_config(
+    *, level: str = "INFO", log_format: str = "plain", access_log: bool = False
+) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict: everything to stderr, uvicorn's loggers included;
+    uvicorn's access log (one line per request) only when `access_log`."""
     formatter: dict[str, Any] = (
         {"()": f"{__name__}.JsonFormatter"} if log_format == "json" else {"format": PLAIN_FORMAT}
     )
@@ -51,13 +54,17 @@ def logging_config(*, level: str = "INFO", log_format: str = "plain") -> dict[st
             # uvicorn's own loggers propagate to the root handler instead of their defaults.
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
-            "uvicorn.access": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.access": {"handlers": [], "level": "INFO", "propagate": access_log},
         },
     }
 
 
-def configure_logging(*, level: str = "INFO", log_format: str = "plain") -> None:
+def configure_logging(
+    *, level: str = "INFO", log_format: str = "plain", access_log: bool = False
+) -> None:
     """Apply `logging_config` to this process."""
     import logging.config
 
-    logging.config.dictConfig(logging_config(level=level, log_format=log_format))
+    logging.config.dictConfig(
+        logging_config(level=level, log_format=log_format, access_log=access_log)
+    )

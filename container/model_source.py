@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from model.archive import is_tar_archive
 from model.artifact import is_artifact_dir, read_manifest, verify_files
 from model.errors import ArtifactError
 
@@ -48,7 +49,7 @@ def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Pat
             raise ModelSourceError(f"the default model directory {source} is empty or missing")
     if is_artifact_dir(source):
         return source
-    return build_cached_artifact(source)
+    return build_cached_artifact(_raw_source(source))
 
 
 def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Path:
@@ -76,7 +77,7 @@ def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Pa
     except OSError as exc:
         raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
     try:
-        build_artifact(source, output_dir=staging)
+        build_artifact(source, output_dir=staging, progress=lambda line: logger.info("%s", line))
         manifest = read_manifest(staging)
         os.replace(staging, target)
     except BaseException:
@@ -92,14 +93,17 @@ def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Pa
 
 
 def source_digest(source: Path) -> str:
-    """sha256 over the names and contents of every regular file under `source`, in name order."""
+    """sha256 over the names and contents of `source` (a file, or every regular file under a
+    directory, in name order)."""
     digest = hashlib.sha256()
     total = 0
-    for path in sorted(p for p in source.rglob("*") if p.is_file() and not p.is_symlink()):
+    files = [source] if source.is_file() else sorted(source.rglob("*"))
+    for path in (p for p in files if p.is_file() and not p.is_symlink()):
         total += path.stat().st_size
         if total > _MAX_SOURCE_BYTES:
             raise ModelSourceError(f"{source} holds more than {_MAX_SOURCE_BYTES} bytes of files")
-        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        name = path.name if path == source else path.relative_to(source).as_posix()
+        digest.update(name.encode() + b"\0")
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
@@ -107,8 +111,20 @@ def source_digest(source: Path) -> str:
     return digest.hexdigest()
 
 
-def _has_entries(directory: Path) -> bool:
+def _raw_source(path: Path) -> Path:
+    """The model file, directory or tarball to import: a directory holding nothing but a
+    `model.tar.gz` (the artifact as uploaded, not yet unpacked) means that tarball."""
+    if path.is_dir():
+        entries = [entry for entry in path.iterdir() if not entry.name.startswith(".")]
+        if len(entries) == 1 and entries[0].is_file() and is_tar_archive(entries[0]):
+            return entries[0]
+    return path
+
+
+def _has_entries(path: Path) -> bool:
+    if path.is_file():
+        return True
     try:
-        return any(not entry.name.startswith(".") for entry in directory.iterdir())
+        return any(not entry.name.startswith(".") for entry in path.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return False

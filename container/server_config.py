@@ -36,5 +36,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "server_header": False,
         "date_header": False,
         "proxy_headers": False,
-        "log_config": logging_config(level=settings.log_level, log_format=settings.log_format),
+        "log_config": logging_config(
+            level=settings.log_level,
+            log_format=settings.log_format,
+            access_log=settings.access_log,
+        ),
     }
