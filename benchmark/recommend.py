@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from benchmark.payloads import CONTENT_TYPES
 from benchmark.recommender import validation
-from benchmark.recommender.archive import build_archive, upload_request
+from benchmark.recommender.archive import SamplePayload, build_archive, upload_request
 from benchmark.recommender.calls import Caller
 from benchmark.recommender.errors import (
     InvalidInputError,
@@ -54,6 +54,7 @@ DEFAULT_FRAMEWORK_VERSION: Final = "1.7"
 DEFAULT_TIMEOUT_S: Final = 4 * 3600
 DRY_RUN_REGION: Final = "us-east-1"
 PACKAGE_PLACEHOLDER: Final = "<ModelPackageArn returned by create_model_package>"
+PAYLOAD_NAME: Final = "payload.tar.gz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,15 +334,20 @@ def _output_dir(args: argparse.Namespace, job_name: str) -> Path:
     return args.output_dir if args.output_dir is not None else Path("results/recommend") / job_name
 
 
-def _register(args: argparse.Namespace, clients: Clients, caller: Caller, spec: PackageSpec) -> str:
-    payload = build_archive(
-        content_type=args.content_type,
-        files=args.payload_files,
-        rows_per_file=args.payload_rows,
-        seed=args.seed,
-    )
+def _register(
+    clients: Clients,
+    caller: Caller,
+    spec: PackageSpec,
+    payload: SamplePayload,
+    *,
+    local_copy: Path | None,
+) -> str:
+    if local_copy is not None:
+        local_copy.parent.mkdir(parents=True, exist_ok=True)
+        local_copy.write_bytes(payload.data)
+        _progress(f"sample payload kept at {local_copy}")
     _progress(
-        f"sample payload: {len(payload.members)} {args.content_type} requests of "
+        f"sample payload: {len(payload.members)} {payload.content_type} requests of "
         f"{payload.rows_per_file} row(s), {len(payload.data)} bytes -> {spec.sample_payload_url}"
     )
     caller(clients.s3, "put_object", upload_request(payload, uri=spec.sample_payload_url))
@@ -507,6 +513,7 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
     if args.from_job and (has_source or args.register_only):
         raise InvalidInputError("--from-job only reports; it takes no model package options")
     spec: PackageSpec | None = None
+    payload: SamplePayload | None = None
     request: dict[str, Any] | None = None
     if not args.from_job and not instant_only:
         if args.model_package_arn:
@@ -517,6 +524,12 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
             validation.check_model_package_arn(args.model_package_arn)
         else:
             spec = _package_spec(args)
+            payload = build_archive(
+                content_type=args.content_type,
+                files=args.payload_files,
+                rows_per_file=args.payload_rows,
+                seed=args.seed,
+            )
         if not args.register_only:
             if not args.role:
                 raise InvalidInputError(
@@ -548,8 +561,12 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
             print(render_instant(instant), end="")
         return 0
     package_arn = args.model_package_arn
-    if spec is not None:
-        package_arn = _register(args, clients, caller, spec)
+    if spec is not None and payload is not None:
+        if request is not None:
+            local_copy: Path | None = _output_dir(args, request["JobName"]) / PAYLOAD_NAME
+        else:
+            local_copy = args.output_dir / PAYLOAD_NAME if args.output_dir is not None else None
+        package_arn = _register(clients, caller, spec, payload, local_copy=local_copy)
         print(f"model package: {package_arn}")
     if request is None:
         return 0
@@ -567,13 +584,20 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
         return 0
     if caller.dry_run:
         return _report_job(args, clients, caller, job_name, job=None, steps=None, estimate=estimate)
-    job, steps = wait_for_job(
-        clients.sagemaker,
-        job_name,
-        poll_interval_s=args.poll_interval,
-        timeout_s=args.timeout,
-        progress=_progress,
-    )
+    try:
+        job, steps = wait_for_job(
+            clients.sagemaker,
+            job_name,
+            poll_interval_s=args.poll_interval,
+            timeout_s=args.timeout,
+            progress=_progress,
+        )
+    except KeyboardInterrupt:
+        _progress(
+            f"interrupted: job {job_name} keeps running in SageMaker; "
+            f"report it later with --from-job {job_name}"
+        )
+        return 130
     return _report_job(args, clients, caller, job_name, job=job, steps=steps, estimate=estimate)
 
 

@@ -304,20 +304,22 @@ def _instant_section(instant: InstantResult) -> list[str]:
 def render_plot(rows: Sequence[Recommendation], path: Path, *, title: str) -> bool:
     """Scatter of cost per 1M inferences vs model latency, throughput as size and colour.
 
-    Returns False (and writes nothing) when no row has both cost and latency.
+    Points are labelled with their rank in `rows` (best first). Returns False, writing nothing,
+    when no row has both cost and latency.
     """
-    points = [
-        row
-        for row in rows
+    ranked = [
+        (rank, row)
+        for rank, row in enumerate(rows, start=1)
         if row.cost_per_inference is not None and row.model_latency_ms is not None
     ]
-    if not points:
+    if not ranked:
         return False
     from matplotlib.figure import Figure  # heavy; imported only when a plot is drawn
+    from matplotlib.ticker import MaxNLocator
 
-    costs = [row.cost_per_inference * 1e6 for row in points if row.cost_per_inference is not None]
-    latencies = [float(row.model_latency_ms or 0) for row in points]
-    throughput = [float(row.max_invocations or 0) for row in points]
+    costs = [(row.cost_per_inference or 0.0) * 1e6 for _, row in ranked]
+    latencies = [float(row.model_latency_ms or 0) for _, row in ranked]
+    throughput = [float(row.max_invocations or 0) for _, row in ranked]
     biggest = max(throughput) or 1.0
     sizes = [60.0 + 540.0 * value / biggest for value in throughput]
     figure = Figure(figsize=(8, 5.5), dpi=110, layout="constrained")
@@ -325,18 +327,22 @@ def render_plot(rows: Sequence[Recommendation], path: Path, *, title: str) -> bo
     scatter = axes.scatter(
         costs, latencies, s=sizes, c=throughput, cmap="viridis", alpha=0.8, edgecolors="black"
     )
-    for row, x, y in zip(points, costs, latencies, strict=True):
-        label = row.instance_type.removeprefix("ml.")
+    for index, ((rank, row), x, y) in enumerate(zip(ranked, costs, latencies, strict=True)):
+        label = f"#{rank} {row.instance_type.removeprefix('ml.')}"
         if row.workers is not None:
             label += f" w{row.workers}"
-        axes.annotate(label, (x, y), textcoords="offset points", xytext=(8, 6), fontsize=8)
-    colorbar = figure.colorbar(scatter, ax=axes)
-    colorbar.set_label("max invocations / min")
+        # Alternate above and below so neighbours with equal latency do not overprint.
+        offset = (10, 10) if index % 2 == 0 else (10, -16)
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+    colorbar = figure.colorbar(scatter, ax=axes, pad=0.01)
+    colorbar.set_label("max invocations / min (also marker size)")
     axes.set_xlabel("cost per 1M inferences (USD)")
     axes.set_ylabel("model latency (ms)")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.margins(x=0.15, y=0.2)
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    if len(points) > 1 and max(costs) / max(min(costs), 1e-12) > 20:
+    if len(ranked) > 1 and max(costs) / max(min(costs), 1e-12) > 20:
         axes.set_xscale("log")
     figure.savefig(path, format="png")
     return True
@@ -361,7 +367,7 @@ def write_report(report: Report, directory: Path) -> ReportFiles:
     markdown_path = directory / MARKDOWN_NAME
     markdown_path.write_text(render_markdown(report), encoding="utf-8")
     plot_path = directory / PLOT_NAME
-    title = f"{report.job.get('JobName', '')}: cost vs latency"
+    title = f"{report.job.get('JobName', '')}: cost vs latency (ranked by {report.objective})"
     plotted = render_plot(report.recommendations, plot_path, title=title)
     if not plotted:
         plot_path.unlink(missing_ok=True)  # never leave a stale plot from an earlier run

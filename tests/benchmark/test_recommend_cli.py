@@ -369,8 +369,11 @@ def test_sample_payload_archive_is_what_gets_uploaded(stubs: Stubs, tmp_path: Pa
         "4",
         "--payload-rows",
         "3",
+        "--output-dir",
+        str(tmp_path),
     ]
     assert run(stubs, argv) == 0
+    assert (tmp_path / "payload.tar.gz").read_bytes() == uploaded["body"]  # kept for inspection
     with tarfile.open(fileobj=io.BytesIO(uploaded["body"]), mode="r:gz") as tar:
         members = tar.getmembers()
         bodies = [tar.extractfile(member).read() for member in members]  # type: ignore[union-attr]
@@ -615,6 +618,21 @@ def test_wait_gives_up_at_the_timeout_and_says_how_to_resume(
     assert f"fetch it later with --from-job {name}" in capsys.readouterr().err
 
 
+def test_interrupting_the_wait_leaves_the_job_running_and_says_how_to_resume(
+    stubs: Stubs, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recommend, "wait_for_job", interrupted)
+    stubs.sagemaker.add_response(
+        "create_inference_recommendations_job", {"JobArn": job_arn("rtb-int")}, None
+    )
+    argv = ["--model-package-arn", PACKAGE_ARN, "--role", ROLE, "--job-name", "rtb-int"]
+    assert run(stubs, argv) == 130
+    assert "report it later with --from-job rtb-int" in capsys.readouterr().err
+
+
 def test_steps_follow_next_token(stubs: Stubs, tmp_path: Path) -> None:
     name = "rtb-adv-1"
     stubs.describe(describe(name, "IN_PROGRESS"))
@@ -691,10 +709,11 @@ def test_instant_recommendation_stops_after_the_attempt_budget(
 
 
 def test_dry_run_prints_every_call_and_makes_none(
-    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+    stubs: Stubs, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Nothing is queued: any real call would raise inside the Stubber.
     argv = [*REGISTER_ARGS, "--job-name", "rtb-dry", "--instant", "rtb-model", "--dry-run"]
+    argv += ["--output-dir", str(tmp_path)]
     assert run(stubs, argv) == 0
     out = capsys.readouterr().out
     operations = re.findall(r"^(\w+\.\w+)", out, flags=re.MULTILINE)
