@@ -1,0 +1,226 @@
+"""The manifest contract of docs/architecture.md: round trip, strict reading, file integrity."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.artifact import (
+    CompiledInfo,
+    FallbackInfo,
+    Manifest,
+    ModelInfo,
+    VerificationInfo,
+    Versions,
+    load_verification,
+    manifest_to_dict,
+    read_manifest,
+    sha256_file,
+    verify_files,
+    write_manifest,
+)
+from model.errors import IntegrityError, ManifestError, VerificationDataError
+
+ROWS = 3
+
+
+def _artifact(directory: Path, *, compiled: bool = True) -> Manifest:
+    directory.mkdir(parents=True, exist_ok=True)
+    features = np.arange(ROWS * 2, dtype=np.float32).reshape(ROWS, 2)
+    features[0, 1] = np.nan
+    np.savez(directory / "verification.npz", features=features, expected=np.full(ROWS, 0.25))
+    (directory / "model.tl").write_bytes(b"checkpoint")
+    names = ["model.tl", "verification.npz"]
+    if compiled:
+        (directory / "model.so").write_bytes(b"library")
+        names.append("model.so")
+    manifest = Manifest(
+        created_at="2026-11-25T12:00:00Z",
+        model=ModelInfo(
+            source_format="json",
+            source_file="model.json",
+            source_sha256="0" * 64,
+            objective="binary:logistic",
+            output_transform="sigmoid",
+            base_score=0.5,
+            num_trees=3,
+            num_features=2,
+            feature_names=("hour", "domain"),
+            bid_threshold=0.5,
+        ),
+        compiled=CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
+        if compiled
+        else None,
+        fallback=FallbackInfo(checkpoint="model.tl"),
+        verification=VerificationInfo(file="verification.npz", rows=ROWS, tolerance=1e-6),
+        versions=Versions(
+            python="3.11.7", numpy="2.4.6", treelite="4.8.1", tl2cgen="1.0.0", xgboost=None
+        ),
+        files={name: sha256_file(directory / name) for name in names},
+    )
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def _rewrite(directory: Path, change: Any) -> None:
+    data = json.loads((directory / "manifest.json").read_text())
+    change(data)
+    (directory / "manifest.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
+    manifest = _artifact(tmp_path, compiled=compiled)
+    assert read_manifest(tmp_path) == manifest
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    assert list(data) == [
+        "format",
+        "format_version",
+        "created_at",
+        "model",
+        "compiled",
+        "fallback",
+        "verification",
+        "versions",
+        "files",
+    ]
+    assert data["format"] == "rtb-inference-artifact" and data["format_version"] == 1
+    assert (data["compiled"] is None) is not compiled
+    assert data == manifest_to_dict(manifest)
+    verify_files(tmp_path, manifest)
+    features, expected = load_verification(tmp_path, manifest)
+    assert features.dtype == np.float32 and features.flags.c_contiguous
+    assert features.shape == (ROWS, 2) and np.isnan(features[0, 1])
+    assert expected.dtype == np.float64 and expected.shape == (ROWS,)
+
+
+def test_missing_manifest_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=r"manifest\.json: no manifest.*python -m model build"):
+        read_manifest(tmp_path)
+
+
+def test_invalid_json_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match=rf"{tmp_path}/manifest\.json: not valid JSON"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format="something-else"), "format is 'something-else'"),
+        (lambda d: d.update(format_version=2), "format_version is 2.*reads 1"),
+        (lambda d: d.pop("compiled"), "missing key 'compiled'"),
+        (lambda d: d["model"].pop("objective"), "missing key 'model.objective'"),
+        (lambda d: d["model"].update(num_features="2"), "model.num_features must be an integer"),
+        (lambda d: d["model"].update(feature_names=["x"]), "1 names but model.num_features is 2"),
+        (lambda d: d["model"].update(base_score=True), "model.base_score must be a finite"),
+        (lambda d: d["model"].update(source_format="onnx"), "source_format is 'onnx'"),
+        (lambda d: d["files"].update({"model.so": "abc"}), "not a sha256 hex digest"),
+        (lambda d: d["files"].pop("model.tl"), "'model.tl' is referenced but has no sha256"),
+        (lambda d: d["fallback"].update(checkpoint="../x.tl"), "not a plain relative path"),
+        (lambda d: d["files"].update({"/etc/passwd": "0" * 64}), "not a plain relative path"),
+        (lambda d: d.update(model=[]), "model must be a JSON object"),
+    ],
+)
+def test_malformed_manifests_are_refused_with_the_key(
+    tmp_path: Path, change: Any, message: str
+) -> None:
+    _artifact(tmp_path)
+    _rewrite(tmp_path, change)
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(tmp_path)
+
+
+def test_top_level_must_be_an_object(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("[]")
+    with pytest.raises(ManifestError, match="the top level must be a JSON object"):
+        read_manifest(tmp_path)
+
+
+def test_changed_file_is_detected(tmp_path: Path) -> None:
+    manifest = _artifact(tmp_path)
+    (tmp_path / "model.so").write_bytes(b"libraryX")
+    with pytest.raises(IntegrityError, match=r"model\.so: sha256 is .* the manifest says"):
+        verify_files(tmp_path, manifest)
+
+
+def test_missing_file_is_detected(tmp_path: Path) -> None:
+    manifest = _artifact(tmp_path)
+    (tmp_path / "model.tl").unlink()
+    with pytest.raises(IntegrityError, match=r"model\.tl: listed in the manifest but missing"):
+        verify_files(tmp_path, manifest)
+
+
+def test_symlink_escaping_the_directory_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"checkpoint")
+    artifact = tmp_path / "artifact"
+    manifest = _artifact(artifact)
+    (artifact / "model.tl").unlink()
+    os.symlink(outside, artifact / "model.tl")
+    with pytest.raises(IntegrityError, match="outside the artifact directory"):
+        verify_files(artifact, manifest)
+
+
+def test_escaping_names_are_refused_even_when_constructed_in_code(tmp_path: Path) -> None:
+    manifest = _artifact(tmp_path / "a")
+    hostile = Manifest(
+        created_at=manifest.created_at,
+        model=manifest.model,
+        compiled=manifest.compiled,
+        fallback=manifest.fallback,
+        verification=manifest.verification,
+        versions=manifest.versions,
+        files={**manifest.files, "../a/model.tl": manifest.files["model.tl"]},
+    )
+    with pytest.raises(IntegrityError, match="not a plain relative path"):
+        verify_files(tmp_path / "a", hostile)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"features": np.zeros((ROWS, 2), np.float64), "expected": np.zeros(ROWS)}, "float32"),
+        ({"features": np.zeros((ROWS, 3), np.float32), "expected": np.zeros(ROWS)}, r"\(3, 2\)"),
+        ({"features": np.zeros((ROWS, 2), np.float32)}, "expected `features` and `expected`"),
+        (
+            {"features": np.zeros((ROWS, 2), np.float32), "expected": np.full(ROWS, np.nan)},
+            "NaN or infinite",
+        ),
+        (
+            {"features": np.zeros((ROWS, 2), np.float32), "expected": np.zeros(ROWS, np.float32)},
+            "expected float64",
+        ),
+    ],
+)
+def test_bad_verification_sets_are_refused(
+    tmp_path: Path, arrays: dict[str, Any], message: str
+) -> None:
+    manifest = _artifact(tmp_path)
+    np.savez(tmp_path / "verification.npz", **arrays)
+    with pytest.raises(VerificationDataError, match=message):
+        load_verification(tmp_path, manifest)
+
+
+def test_pickled_arrays_are_never_loaded(tmp_path: Path) -> None:
+    manifest = _artifact(tmp_path)
+    objects = np.array([{"a": 1}] * ROWS, dtype=object)
+    np.savez(tmp_path / "verification.npz", features=objects, expected=np.zeros(ROWS))
+    with pytest.raises(VerificationDataError, match="not a readable numpy .npz"):
+        load_verification(tmp_path, manifest)
+
+
+def test_write_manifest_leaves_no_temporary_files(tmp_path: Path) -> None:
+    _artifact(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json",
+        "model.so",
+        "model.tl",
+        "verification.npz",
+    ]
