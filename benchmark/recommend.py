@@ -254,26 +254,32 @@ def _make_clients(args: argparse.Namespace) -> Clients:
     )
 
 
+def _load_test_flags(args: argparse.Namespace) -> list[str]:
+    """The Advanced-only options present on the command line."""
+    given = {
+        "--instance-type": args.instance_type,
+        "--env": args.env,
+        "--phase": args.phase,
+        "--stairs": args.stairs,
+        "--job-duration": args.job_duration,
+        "--max-invocations": args.max_invocations,
+        "--max-latency-ms": args.max_latency_ms,
+        "--flat-invocations": args.flat_invocations,
+        "--max-tests": args.max_tests,
+        "--max-parallel-tests": args.max_parallel_tests,
+    }
+    return [flag for flag, value in given.items() if value is not None and value != []]
+
+
 def _load_test(args: argparse.Namespace) -> LoadTest | None:
-    instance_types = tuple(item for group in args.instance_type for item in group)
-    advanced_flags = bool(
-        instance_types
-        or args.env
-        or args.phase
-        or args.stairs
-        or args.job_duration
-        or args.max_invocations
-        or args.max_latency_ms
-        or args.flat_invocations
-        or args.max_tests
-        or args.max_parallel_tests
-    )
+    flags = _load_test_flags(args)
     if args.job_type != "Advanced":
-        if advanced_flags:
+        if flags:
             raise InvalidInputError(
-                "load-test options (--instance-type, --env, --phase, ...) need --job-type Advanced"
+                f"{', '.join(flags)}: load-test options need --job-type Advanced"
             )
         return None
+    instance_types = tuple(item for group in args.instance_type for item in group)
     env: dict[str, tuple[str, ...]] = {}
     for name, values in args.env:
         if name in env:
@@ -498,86 +504,122 @@ def _report_job(
     return 0
 
 
-def _run(args: argparse.Namespace, clients: Clients | None) -> int:
-    # Every option is checked before the first call.
-    validation.check_choice(args.job_type, validation.JOB_TYPES, option="--job-type")
-    estimate = load_estimate(args.capacity) if args.capacity is not None else None
-    if args.from_job:
-        validation.check_job_name(args.from_job)
-    if args.instant:
-        validation.check_model_name(args.instant)
-    has_source = bool(args.model_package_arn or args.image or args.model_data or args.payload_uri)
-    instant_only = (
-        bool(args.instant) and not args.from_job and not has_source and not args.register_only
-    )
-    if args.from_job and (has_source or args.register_only):
-        raise InvalidInputError("--from-job only reports; it takes no model package options")
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one invocation will do, decided and checked before any client exists."""
+
+    mode: str  # "job", "register", "from-job" or "instant"
+    estimate: LocalEstimate | None
     spec: PackageSpec | None = None
     payload: SamplePayload | None = None
     request: dict[str, Any] | None = None
-    if not args.from_job and not instant_only:
-        if args.model_package_arn:
-            if args.register_only:
-                raise InvalidInputError(
-                    "--register-only registers a new version; drop --model-package-arn"
-                )
-            validation.check_model_package_arn(args.model_package_arn)
-        else:
-            spec = _package_spec(args)
-            payload = build_archive(
-                content_type=args.content_type,
-                files=args.payload_files,
-                rows_per_file=args.payload_rows,
-                seed=args.seed,
-            )
-        if not args.register_only:
-            if not args.role:
-                raise InvalidInputError(
-                    "--role: the job needs an IAM role ARN for Inference Recommender"
-                )
-            job_name = args.job_name or _default_job_name(args.job_type)
-            request = job_request(
-                name=job_name,
-                job_type=args.job_type,
-                role_arn=args.role,
-                model_package_arn=args.model_package_arn or PACKAGE_PLACEHOLDER,
-                load_test=_load_test(args),
-                description=args.description,
-            )
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    """Check every option and build every request; raise InvalidInputError on the first problem."""
+    validation.check_choice(args.job_type, validation.JOB_TYPES, option="--job-type")
     if args.poll_interval < 0 or args.timeout <= 0:
         raise InvalidInputError("--poll-interval must be >= 0 and --timeout > 0")
     if args.instant_attempts < 1 or args.instant_interval < 0:
         raise InvalidInputError("--instant-attempts must be >= 1 and --instant-interval >= 0")
+    estimate = load_estimate(args.capacity) if args.capacity is not None else None
+    if args.instant:
+        validation.check_model_name(args.instant)
+    registration = bool(args.image or args.model_data or args.payload_uri)
+    if args.from_job:
+        validation.check_job_name(args.from_job)
+        if registration or args.model_package_arn or args.register_only:
+            raise InvalidInputError("--from-job only reports; it takes no model package options")
+        return Plan(mode="from-job", estimate=estimate)
+    if args.instant and not (registration or args.model_package_arn or args.register_only):
+        return Plan(mode="instant", estimate=estimate)
+    if args.model_package_arn and registration:
+        raise InvalidInputError(
+            "--model-package-arn names a registered version; "
+            "drop --image, --model-data, --payload-uri"
+        )
+    if args.register_only and (args.model_package_arn or args.job_type != "Default"):
+        raise InvalidInputError(
+            "--register-only registers a new version and starts no job; "
+            "drop --model-package-arn and the job options"
+        )
+    if args.register_only and _load_test_flags(args):
+        raise InvalidInputError("--register-only starts no job; drop the job options")
+    spec: PackageSpec | None = None
+    payload: SamplePayload | None = None
+    if args.model_package_arn:
+        validation.check_model_package_arn(args.model_package_arn)
+    else:
+        spec = _package_spec(args)
+        payload = build_archive(
+            content_type=args.content_type,
+            files=args.payload_files,
+            rows_per_file=args.payload_rows,
+            seed=args.seed,
+        )
+    if args.register_only:
+        return Plan(mode="register", estimate=estimate, spec=spec, payload=payload)
+    if not args.role:
+        raise InvalidInputError("--role: the job needs an IAM role ARN for Inference Recommender")
+    request = job_request(
+        name=args.job_name or _default_job_name(args.job_type),
+        job_type=args.job_type,
+        role_arn=args.role,
+        model_package_arn=args.model_package_arn or PACKAGE_PLACEHOLDER,
+        load_test=_load_test(args),
+        description=args.description,
+    )
+    return Plan(mode="job", estimate=estimate, spec=spec, payload=payload, request=request)
 
+
+def _run(args: argparse.Namespace, clients: Clients | None) -> int:
+    plan = _plan(args)
     clients = clients or _make_clients(args)
     caller = Caller(dry_run=args.dry_run)
-    if args.from_job:
+    if plan.mode == "from-job":
         return _report_job(
-            args, clients, caller, args.from_job, job=None, steps=None, estimate=estimate
+            args, clients, caller, args.from_job, job=None, steps=None, estimate=plan.estimate
         )
-    if instant_only:
+    if plan.mode == "instant":
         instant = _instant(args, clients, caller)
         if instant is not None and not caller.dry_run:
             print(render_instant(instant), end="")
         return 0
-    package_arn = args.model_package_arn
-    if spec is not None and payload is not None:
-        if request is not None:
-            local_copy: Path | None = _output_dir(args, request["JobName"]) / PAYLOAD_NAME
+    package_arn: str = args.model_package_arn
+    if plan.spec is not None and plan.payload is not None:
+        if plan.request is not None:
+            local_copy: Path | None = _output_dir(args, plan.request["JobName"]) / PAYLOAD_NAME
         else:
             local_copy = args.output_dir / PAYLOAD_NAME if args.output_dir is not None else None
-        package_arn = _register(clients, caller, spec, payload, local_copy=local_copy)
+        package_arn = _register(clients, caller, plan.spec, plan.payload, local_copy=local_copy)
         print(f"model package: {package_arn}")
-    if request is None:
+    if plan.request is None:
         return 0
-    request["InputConfig"]["ModelPackageVersionArn"] = package_arn
+    return _start_job(
+        args, clients, caller, plan.request, package_arn=package_arn, estimate=plan.estimate
+    )
+
+
+def _start_job(
+    args: argparse.Namespace,
+    clients: Clients,
+    caller: Caller,
+    planned: dict[str, Any],
+    *,
+    package_arn: str,
+    estimate: LocalEstimate | None,
+) -> int:
+    request = {
+        **planned,
+        "InputConfig": {**planned["InputConfig"], "ModelPackageVersionArn": package_arn},
+    }
     response = caller(
         clients.sagemaker,
         "create_inference_recommendations_job",
         request,
         placeholder={"JobArn": "<JobArn returned by create_inference_recommendations_job>"},
     )
-    job_name = request["JobName"]
+    job_name: str = request["JobName"]
     print(f"job: {job_name} {response['JobArn']}")
     if args.no_wait:
         _progress(f"not waiting; report later with --from-job {job_name}")
