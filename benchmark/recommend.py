@@ -104,7 +104,8 @@ def _invocation_range(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark recommend",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        usage="%(prog)s [options]",
+        description=__doc__.split("\n", 1)[1].strip() if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Documentation: docs/recommend.md",
     )
@@ -124,27 +125,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     package = parser.add_argument_group("model package")
     package.add_argument(
-        "--model-package-arn", help="use this registered version instead of registering one"
+        "--model-package-arn",
+        metavar="ARN",
+        help="use this registered version instead of registering one",
     )
-    package.add_argument("--image", help="serving image URI in ECR")
+    package.add_argument("--image", metavar="URI", help="serving image URI in ECR")
     package.add_argument("--model-data", metavar="S3_URI", help="model.tar.gz in S3")
     package.add_argument(
         "--payload-uri", metavar="S3_URI", help="where to upload the sample payload archive"
     )
     package.add_argument(
-        "--model-package-group", default=DEFAULT_GROUP, help="created if missing (%(default)s)"
+        "--model-package-group",
+        metavar="NAME",
+        default=DEFAULT_GROUP,
+        help="created if missing (%(default)s)",
     )
     package.add_argument(
         "--content-type", default="text/csv", choices=CONTENT_TYPES, help="served request type"
     )
-    package.add_argument("--accept", default="text/csv", help="response MIME type (%(default)s)")
     package.add_argument(
-        "--framework-version", default=DEFAULT_FRAMEWORK_VERSION, help="%(default)s"
+        "--accept", metavar="MIME", default="text/csv", help="response MIME type (%(default)s)"
     )
-    package.add_argument("--nearest-model-name", default="xgboost", help="%(default)s")
-    package.add_argument("--domain", default="MACHINE_LEARNING", help="%(default)s")
-    package.add_argument("--task", default="CLASSIFICATION", help="%(default)s")
-    package.add_argument("--framework", default="XGBOOST", help="%(default)s")
+    package.add_argument(
+        "--framework-version",
+        metavar="VERSION",
+        default=DEFAULT_FRAMEWORK_VERSION,
+        help="%(default)s",
+    )
+    package.add_argument(
+        "--nearest-model-name", metavar="NAME", default="xgboost", help="%(default)s"
+    )
+    package.add_argument(
+        "--domain", metavar="DOMAIN", default="MACHINE_LEARNING", help="%(default)s"
+    )
+    package.add_argument("--task", metavar="TASK", default="CLASSIFICATION", help="%(default)s")
+    package.add_argument("--framework", metavar="NAME", default="XGBOOST", help="%(default)s")
     package.add_argument(
         "--supported-instance-types",
         type=_csv_list,
@@ -153,22 +168,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="optional list",
     )
     package.add_argument(
-        "--payload-files", type=int, default=10, help="request files in the archive (%(default)s)"
+        "--payload-files",
+        type=int,
+        metavar="N",
+        default=10,
+        help="request files in the archive (%(default)s)",
     )
     package.add_argument(
-        "--payload-rows", type=int, default=1, help="rows per request (%(default)s)"
+        "--payload-rows", type=int, metavar="N", default=1, help="rows per request (%(default)s)"
     )
-    package.add_argument("--seed", type=int, default=0, help="payload row seed (%(default)s)")
+    package.add_argument(
+        "--seed", type=int, metavar="N", default=0, help="payload row seed (%(default)s)"
+    )
 
     job = parser.add_argument_group("job")
-    job.add_argument("--job-type", default="Default", help="Default or Advanced (%(default)s)")
-    job.add_argument("--job-name", help="default rtb-<type>-<UTC time>")
-    job.add_argument("--role", help="IAM role ARN Inference Recommender assumes")
-    job.add_argument("--description", help="job description (at most 128 characters)")
+    job.add_argument(
+        "--job-type", metavar="TYPE", default="Default", help="Default or Advanced (%(default)s)"
+    )
+    job.add_argument("--job-name", metavar="NAME", help="default rtb-<type>-<UTC time>")
+    job.add_argument("--role", metavar="ARN", help="IAM role ARN Inference Recommender assumes")
+    job.add_argument(
+        "--description", metavar="TEXT", help="job description (at most 128 characters)"
+    )
 
     load = parser.add_argument_group("Advanced job (load test)")
     load.add_argument(
-        "--instance-type", action="append", type=_csv_list, default=[], metavar="T1,T2"
+        "--instance-type",
+        action="append",
+        type=_csv_list,
+        default=[],
+        metavar="T1,T2",
+        help="instance types to load-test (repeat or comma-separate; 1-10)",
     )
     load.add_argument(
         "--env",
@@ -187,34 +217,58 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USERS:SPAWN_RATE:SECONDS",
         help="a traffic phase (repeat; default 1:2:120 then 3:2:120)",
     )
-    traffic.add_argument("--stairs", type=_stairs, metavar="SECONDS:STEPS:USERS_PER_STEP")
+    traffic.add_argument(
+        "--stairs",
+        type=_stairs,
+        metavar="SECONDS:STEPS:USERS_PER_STEP",
+        help="a stairs traffic pattern instead of phases",
+    )
     load.add_argument("--job-duration", type=int, metavar="SECONDS", help="at most 18000")
     load.add_argument(
-        "--max-invocations", type=int, help="stop at this many invocations per minute"
+        "--max-invocations", type=int, metavar="N", help="stop at this many invocations per minute"
     )
-    load.add_argument("--max-latency-ms", type=int, help="stop when model latency passes this")
-    load.add_argument("--latency-percentile", default="P95", help="P95 or P99 (%(default)s)")
-    load.add_argument("--flat-invocations", help="Stop or Continue when throughput flattens")
-    load.add_argument("--max-tests", type=int)
-    load.add_argument("--max-parallel-tests", type=int)
+    load.add_argument(
+        "--max-latency-ms", type=int, metavar="MS", help="stop when model latency passes this"
+    )
+    load.add_argument(
+        "--latency-percentile", metavar="P95|P99", default="P95", help="P95 or P99 (%(default)s)"
+    )
+    load.add_argument(
+        "--flat-invocations",
+        metavar="Stop|Continue",
+        help="Stop or Continue when throughput flattens",
+    )
+    load.add_argument("--max-tests", type=int, metavar="N", help="ResourceLimit")
+    load.add_argument("--max-parallel-tests", type=int, metavar="N", help="ResourceLimit")
 
     wait = parser.add_argument_group("waiting")
     wait.add_argument("--no-wait", action="store_true", help="start the job and return")
-    wait.add_argument("--poll-interval", type=float, default=60.0, help="seconds (%(default)s)")
     wait.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds (%(default)s)"
+        "--poll-interval", type=float, metavar="S", default=60.0, help="seconds (%(default)s)"
+    )
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds (%(default)s)",
     )
 
     out = parser.add_argument_group("report")
     out.add_argument(
         "--objective", default="cost", choices=OBJECTIVES, help="ordering (%(default)s)"
     )
-    out.add_argument("--output-dir", type=Path, help="default results/recommend/<job name>")
+    out.add_argument(
+        "--output-dir", type=Path, metavar="DIR", help="default results/recommend/<job name>"
+    )
     out.add_argument(
         "--capacity", type=Path, metavar="FILE", help="local capacity.json to put alongside"
     )
     out.add_argument(
-        "--target-cpu-per-core", type=int, help="for the scaling recommendation (1-100)"
+        "--target-cpu-per-core",
+        type=int,
+        metavar="PCT",
+        help="for the scaling recommendation (1-100)",
     )
     out.add_argument(
         "--expected-invocations",
@@ -222,13 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MIN:MAX",
         help="expected invocations per minute, for the scaling recommendation",
     )
-    out.add_argument("--instant-attempts", type=int, default=10, help="%(default)s")
-    out.add_argument("--instant-interval", type=float, default=30.0, help="seconds (%(default)s)")
+    out.add_argument("--instant-attempts", type=int, metavar="N", default=10, help="%(default)s")
+    out.add_argument(
+        "--instant-interval", type=float, metavar="S", default=30.0, help="seconds (%(default)s)"
+    )
 
     aws = parser.add_argument_group("AWS")
-    aws.add_argument("--region", help="default: the AWS configuration's region")
+    aws.add_argument("--region", metavar="REGION", help="default: the AWS configuration's region")
     aws.add_argument(
-        "--endpoint-url", help="SageMaker and S3 endpoint (moto, or set AWS_ENDPOINT_URL)"
+        "--endpoint-url",
+        metavar="URL",
+        help="SageMaker and S3 endpoint (moto, or set AWS_ENDPOINT_URL)",
     )
     return parser
 
