@@ -259,6 +259,11 @@ def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | Non
             f"{path}: looks like XGBoost's legacy binary format but its header is damaged "
             "(no objective name where one belongs)"
         )
+    start = offset + _LEGACY_PARAM_SIZE + 8 + len(objective)
+    if len(legacy) >= start + 8:
+        (size,) = struct.unpack_from("<Q", legacy, start)
+        if 0 < size <= 32 and len(legacy) >= start + 8 + size:
+            _check_booster(path, legacy[start + 8 : start + 8 + size].decode("ascii", "replace"))
     (base_score,) = struct.unpack_from("<f", legacy, offset)
     (num_class,) = struct.unpack_from("<i", legacy, offset + 8)
     version: str | None = None
@@ -288,6 +293,9 @@ def _info_from_document(path: Path, payload: bytes, document: object) -> _Payloa
             f"{path}: a JSON/UBJSON document without a `learner` object is not an XGBoost model"
         )
     learner = document["learner"]
+    booster = learner.get("gradient_booster")
+    if isinstance(booster, dict):
+        _check_booster(path, booster.get("name"))
     names = learner.get("feature_names")
     feature_names: tuple[str, ...] | None = None
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
@@ -299,6 +307,15 @@ def _info_from_document(path: Path, payload: bytes, document: object) -> _Payloa
         feature_names=feature_names,
         xgboost_version=_version_of(document),
     )
+
+
+def _check_booster(path: Path, name: object) -> None:
+    """Only tree boosters can be compiled: refuse `gblinear` with a clear message."""
+    if isinstance(name, str) and name not in ("gbtree", "dart"):
+        raise UnsupportedModelError(
+            f"{path}: a {name} model (booster={name!r}) has no trees; only tree models "
+            "(booster 'gbtree' or 'dart') can be compiled and served"
+        )
 
 
 def _objective_of(learner: object) -> str | None:
@@ -409,7 +426,7 @@ def load_treelite(source: SourceModel) -> treelite.Model:
                 model = treelite.frontend.load_xgboost_model_legacy_binary(file)
             else:
                 model = treelite.frontend.load_xgboost_model(
-                    file, format_choice=source.payload_format, allow_unknown_field=True
+                    file, format_choice=source.payload_format, allow_unknown_field=False
                 )
         except treelite.TreeliteError as exc:
             raise UnsupportedFormatError(

@@ -42,7 +42,9 @@ def _train(objective: str, *, rounds: int = 12, **extra: Any) -> Any:
         labels = np.digitize(signal, [0.5, 1.5]).astype(np.float32)
     else:
         labels = signal
-    params = {"objective": objective, "max_depth": 4, "nthread": 1, "seed": 0, **extra}
+    params = {"objective": objective, "nthread": 1, "seed": 0, **extra}
+    if extra.get("booster") != "gblinear":
+        params["max_depth"] = 4
     return xgboost.train(params, xgboost.DMatrix(features, label=labels), num_boost_round=rounds)
 
 
@@ -181,3 +183,24 @@ def test_find_model_file_in_directories(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(UnsupportedFormatError, match="holds no XGBoost model file"):
         find_model_file(empty)
+
+
+def test_linear_boosters_are_refused_clearly(tmp_path: Path) -> None:
+    booster = _train("reg:squarederror", booster="gblinear", rounds=3)
+    source = tmp_path / "model.json"
+    booster.save_model(str(source))
+    with pytest.raises(UnsupportedModelError, match=r"gblinear model .* has no trees"):
+        build_artifact(source, output_dir=tmp_path / "a", compile=False)
+
+
+def test_dart_models_match_xgboost(tmp_path: Path) -> None:
+    booster = _train("binary:logistic", booster="dart", rate_drop=0.2, rounds=10)
+    source = tmp_path / "model.ubj"
+    booster.save_model(str(source))
+    features, _ = _data(2000, seed=5)
+    np.testing.assert_allclose(
+        predict_gtil(load_treelite(read_source(source)), features),
+        _xgboost_predict(booster, features),
+        rtol=0,
+        atol=1e-6,
+    )
