@@ -127,3 +127,22 @@ def test_a_missing_bucket_is_an_aws_error_not_a_crash(
     )  # fmt: skip
     assert code == 1
     assert "PutObject: NoSuchBucket" in capsys.readouterr().err
+
+
+def test_aws_endpoint_url_routes_the_command_without_a_flag(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws["endpoint"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    code = recommend.main(
+        [
+            "--register-only",
+            "--model-package-group", "rtb-reg-env",
+            "--image", IMAGE,
+            "--model-data", f"s3://{BUCKET}/model/model.tar.gz",
+            "--payload-uri", f"s3://{BUCKET}/rtb-reg-env/payload.tar.gz",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert capsys.readouterr().out.strip().endswith(":model-package/rtb-reg-env/1")
+    assert group_exists(aws["sagemaker"], "rtb-reg-env")
