@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="S",
-        help="seconds left out at the start of each step (default 1 + the step's ramp-up)",
+        help="seconds left out at the start of each step (default: 1 + the ramp-up, at most "
+        "half a step)",
     )
     return parser
 
@@ -200,8 +201,11 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
             step_users=args.step_users, max_users=args.users, step_seconds=step_seconds
         )
         increment = args.step_users
-    settle = args.settle if args.settle is not None else 1.0 + increment / spawn_rate
-    if settle < 0 or settle >= min(step.seconds for step in schedule.steps):
+    shortest = min(step.seconds for step in schedule.steps)
+    settle = args.settle
+    if settle is None:  # one second plus the ramp-up, but never more than half a step
+        settle = min(1.0 + increment / spawn_rate, shortest / 2)
+    if settle < 0 or settle >= shortest:
         parser.error(f"--settle {settle:g} s must be >= 0 and shorter than a step")
     output = args.output or Path("results") / dt.datetime.now(dt.UTC).strftime(
         "locust-%Y%m%dT%H%M%SZ"
@@ -309,27 +313,28 @@ def commands(args: argparse.Namespace, plan_: Plan) -> list[list[str]]:
     return [master] + [worker] * args.workers
 
 
-def _progress(plan_: Plan, started: float, previous: dict[str, float] | None) -> dict[str, float]:
-    """Print one progress line from the newest timeline point; returns that point."""
-    point: dict[str, float] = {}
-    path = plan_.output / report.TIMELINE_FILE
+def _latest_point(plan_: Plan) -> dict[str, float]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        if lines:
-            point = json.loads(lines[-1])
+        lines = (plan_.output / report.TIMELINE_FILE).read_text(encoding="utf-8").splitlines()
+        point: dict[str, float] = json.loads(lines[-1]) if lines else {}
     except (OSError, ValueError):
-        pass
-    elapsed = time.monotonic() - started
-    total = plan_.schedule.seconds
+        return {}
+    return point
+
+
+def _progress(plan_: Plan, previous: dict[str, float] | None) -> dict[str, float]:
+    """Print one progress line from the newest timeline point; returns that point."""
+    point = _latest_point(plan_)
     if not point:
-        print(f"[{elapsed:5.0f}s] starting Locust ...", file=sys.stderr)
+        print("starting Locust ...", file=sys.stderr)
         return {}
     rate = 0.0
     if previous and point["time"] > previous["time"]:
         rate = (point["requests"] - previous["requests"]) / (point["time"] - previous["time"])
     print(
-        f"[{elapsed:5.0f}s of ~{total:.0f}s] users {point['users']:.0f}  "
-        f"req/s {rate:,.0f}  requests {point['requests']:,.0f}  failures {point['failures']:,.0f}",
+        f"[{time.strftime('%H:%M:%S', time.localtime(point['time']))}, run ~"
+        f"{plan_.schedule.seconds:.0f}s] users {point['users']:.0f}  req/s {rate:,.0f}  "
+        f"requests {point['requests']:,.0f}  failures {point['failures']:,.0f}",
         file=sys.stderr,
     )
     return point
@@ -370,7 +375,7 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
             if any(p.poll() not in (None, 0) for p in processes[1:]) and point is None:
                 raise RunError(f"a Locust worker exited early; see {plan_.output}/*.log")
             if time.monotonic() >= next_progress:
-                point = _progress(plan_, started, point)
+                point = _progress(plan_, point)
                 next_progress = time.monotonic() + PROGRESS_EVERY_S
             time.sleep(0.2)
         for process in processes[1:]:
@@ -378,6 +383,12 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.terminate()
+        last = _latest_point(plan_)
+        print(
+            f"Locust finished in {time.monotonic() - started:.0f} s: "
+            f"{last.get('requests', 0):,.0f} requests, {last.get('failures', 0):,.0f} failures",
+            file=sys.stderr,
+        )
     finally:
         for process in processes:
             if process.poll() is None:

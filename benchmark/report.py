@@ -180,12 +180,16 @@ def _window(
     users: int,
     whole: bool = False,
 ) -> Window:
-    """Merge the buckets lying wholly within [start, end) (every bucket when `whole`)."""
+    """Merge the buckets whose midpoint lies within [start, end) (every bucket when `whole`).
+
+    A bucket straddling a step boundary counts in the step holding most of it.
+    """
     if whole:
         chosen = list(buckets.values())
         seconds = end - start
     else:
-        first, last = math.ceil(start / width), math.floor(end / width)  # buckets first..last-1
+        first = math.ceil(start / width - 0.5)
+        last = math.ceil(end / width - 0.5)  # buckets first..last-1
         chosen = [buckets[i] for i in range(first, last) if i in buckets]
         seconds = max(last - first, 0) * width
     histogram = latency.merged(b.latency for b in chosen)
