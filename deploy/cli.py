@@ -297,6 +297,8 @@ def _run_push(args: argparse.Namespace, settings: Settings, gateway: Gateway) ->
         platform=args.platform,
         build_args=image.default_build_args(dict(args.build_arg), os.environ),
     )
+    if source.image is None and not source.dockerfile.is_file():
+        raise DeployError(f"Dockerfile {source.dockerfile} does not exist (or pass --image)")
     if args.registry is not None:
         host = registry.check_registry_host(args.registry)
         validation.check_repository(settings.repository)

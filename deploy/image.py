@@ -102,34 +102,54 @@ class Runner:
         env: Mapping[str, str] | None = None,
         capture: bool = False,
     ) -> str:
+        """Run ``engine args``; return its stdout (``capture``) or its relayed output."""
         command = [self.engine, *args]
         if self.dry_run:
             print(f"dry-run: {shlex.join(command)}", file=self._out, flush=True)
             return ""
         print(f"$ {shlex.join(command)}", file=self._err, flush=True)
+        environment = {**os.environ, **(env or {})}
         try:
-            result = subprocess.run(
-                command,
-                input=stdin,
-                text=True,
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-                env={**os.environ, **(env or {})},
-                stdout=subprocess.PIPE if capture else self._err,
-                stderr=subprocess.PIPE if capture else self._err,
-            )
+            if capture:
+                result = subprocess.run(
+                    command, input=stdin, text=True, timeout=COMMAND_TIMEOUT, check=False,
+                    env=environment, capture_output=True,
+                )  # fmt: skip
+                returncode, output, detail = result.returncode, result.stdout, result.stderr
+            else:
+                returncode, output = self._relay(command, stdin=stdin, env=environment)
+                detail = output
         except subprocess.TimeoutExpired:
             raise DeployError(
                 f"{self.engine} {args[0]} took longer than {COMMAND_TIMEOUT:.0f}s"
             ) from None
         except OSError as exc:
             raise DeployError(f"cannot run {self.engine}: {exc}") from None
-        if result.returncode != 0:
-            detail = (result.stderr or "").strip()[-2000:] if capture else "see the output above"
+        if returncode != 0:
             raise DeployError(
-                f"`{shlex.join(command)}` failed with status {result.returncode}: {detail}"
+                f"`{shlex.join(command)}` failed with status {returncode}: {detail.strip()[-2000:]}"
             )
-        return result.stdout or ""
+        return output
+
+    def _relay(
+        self, command: list[str], *, stdin: str | None, env: Mapping[str, str]
+    ) -> tuple[int, str]:
+        """Copy the command's output, line by line, to our stderr (any stream); keep it too."""
+        lines: list[str] = []
+        with subprocess.Popen(
+            command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(env),
+        ) as process:  # fmt: skip
+            if stdin is not None and process.stdin is not None:
+                process.stdin.write(stdin)
+                process.stdin.close()
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                self._err.write(line)
+            self._err.flush()
+            returncode = process.wait(timeout=COMMAND_TIMEOUT)
+        return returncode, "".join(lines)
 
     def has_buildx(self) -> bool:
         if self.engine != "docker":
@@ -231,8 +251,7 @@ def publish(runner: Runner, *, source: str, target: Target) -> Pushed:
             )
             digest = digest_file.read_text(encoding="utf-8").strip() if digest_file.exists() else ""
         else:
-            output = runner.run(["push", reference], env=env, capture=True)
-            print(output, file=sys.stderr, end="")
+            output = runner.run(["push", reference], env=env)
             digest = next(
                 (
                     word

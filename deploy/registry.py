@@ -73,8 +73,10 @@ class Manifest:
 
 def is_loopback(host: str) -> bool:
     """Registries on this machine are reached over plain HTTP (as docker does for 127.0.0.0/8)."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    if host.startswith("["):
+        name = host[1 : host.find("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if name == "localhost":
         return True
     try:
@@ -120,9 +122,14 @@ def ecr_target(
             raise
         repo = None
     if not repo:
-        described = gateway.call("ecr", "describe_repositories", repositoryNames=[repository]).get(
-            "repositories", []
-        )
+        try:
+            described = gateway.call(
+                "ecr", "describe_repositories", repositoryNames=[repository]
+            ).get("repositories", [])
+        except ClientError as exc:
+            if not (gateway.dry_run and error_code(exc) == "RepositoryNotFoundException"):
+                raise
+            described = []  # a dry run: CreateRepository above was only printed
         repo = described[0] if described else None
         if repo and not repo.get("imageScanningConfiguration", {}).get("scanOnPush", False):
             print(f"warning: ECR repository {repository} does not scan on push", file=err)

@@ -8,6 +8,7 @@ the reason when those are absent, unless ``RTB_REQUIRE_CONTAINER=1`` (CI), where
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import shutil
@@ -18,15 +19,24 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
-from deploy_support import SEED_MODEL, Result, require_or_skip
+from deploy_support import (
+    REPO,
+    SEED_MODEL,
+    PushedImage,
+    Registry,
+    Result,
+    Router,
+    require_or_skip,
+)
 from moto.server import ThreadedMotoServer
 
 from deploy.cli import main
+from deploy.gateway import Gateway
 
 
 @pytest.fixture(scope="session")
@@ -85,13 +95,6 @@ def seed_model() -> Path:
 # --- container engine and registry ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Registry:
-    host: str
-    username: str
-    password: str
-
-
 def _registry_answers(host: str) -> bool:
     try:
         return requests.get(f"http://{host}/v2/", timeout=2).status_code == 401
@@ -100,7 +103,7 @@ def _registry_answers(host: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def registry() -> Iterator[Registry]:
+def local_registry() -> Iterator[Registry]:
     """The registry .ci/setup.d/20-registry.sh started, or one started here the same way."""
     host = os.environ.get("RTB_REGISTRY")
     if host:
@@ -180,3 +183,62 @@ def base_image(engine: str) -> str:
     ):
         require_or_skip(f"base image {image} is not built (source .ci/setup.d/10-containers.sh)")
     return image
+
+
+@pytest.fixture
+def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
+    router = Router()
+    original = Gateway.call
+
+    def call(self: Gateway, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        if service == "sagemaker" and not self.dry_run:
+            if operation in router.hooks:
+                router.hooks[operation](params)
+            if operation in router.routes:
+                response: dict[str, Any] = getattr(router.client, operation)(**params)
+                return response
+        return original(self, service, operation, **params)
+
+    monkeypatch.setattr(Gateway, "call", call)
+    with router.stubber:
+        yield router
+    router.stubber.assert_no_pending_responses()
+
+
+@pytest.fixture(scope="session")
+def small_image(engine: str, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A one-layer image on the base image: quick to build, for the registry/ECR plumbing tests."""
+    context = tmp_path_factory.mktemp("small-image")
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nLABEL org.opencontainers.image.title=rtb-deploy-test\n"
+    )
+    tag = "localhost/rtb-deploy-small:test"
+    build = [engine, "build", "--build-arg", f"BASE_IMAGE={base_image}", "--tag", tag, str(context)]
+    if engine == "podman":
+        build[2:2] = ["--format", "docker"]
+    subprocess.run(build, check=True, capture_output=True, timeout=600)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def pushed_image(engine: str, base_image: str, local_registry: Registry) -> PushedImage:
+    """The real serving image: `deploy push` builds the repository's Dockerfile and pushes it."""
+    if not (REPO / "Dockerfile").is_file():
+        require_or_skip("no Dockerfile in the repository yet")
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin, sys.stdin = sys.stdin, io.StringIO(local_registry.password + "\n")
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(
+                [
+                    "push", "--registry", local_registry.host,
+                    "--username", local_registry.username,
+                    "--password-stdin", "--repository", "rtb/inference", "--tag", "e2e",
+                    "--dockerfile", str(REPO / "Dockerfile"), "--context", str(REPO),
+                    "--build-arg", f"BASE_IMAGE={base_image}",
+                ]
+            )  # fmt: skip
+    finally:
+        sys.stdin = old_stdin
+    assert code == 0, err.getvalue()[-4000:]
+    return PushedImage(**json.loads(out.getvalue()))

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+import requests
+from botocore.stub import Stubber
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_MODEL = REPO.parent / "shared" / "seed-model" / "model.tar.gz"
@@ -41,3 +47,112 @@ def deploy_flags(*extra: str) -> list[str]:
         "--wait-timeout", "30",
         *extra,
     ]  # fmt: skip
+
+
+ENDPOINT = "rtb-test"
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
+
+
+def sm() -> Any:
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+def assert_account_empty() -> None:
+    """Nothing of the deployment is left in the moto account."""
+    client = sm()
+    assert client.list_endpoints()["Endpoints"] == []
+    assert client.list_endpoint_configs()["EndpointConfigs"] == []
+    assert client.list_models()["Models"] == []
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in s3.list_buckets()["Buckets"]:
+        assert s3.list_objects_v2(Bucket=bucket["Name"]).get("KeyCount", 0) == 0, bucket["Name"]
+    ecr = boto3.client("ecr", region_name=REGION)
+    for repository in ecr.describe_repositories()["repositories"]:
+        assert ecr.list_images(repositoryName=repository["repositoryName"])["imageIds"] == []
+
+
+class Router:
+    """Sends the SageMaker operations in ``routes`` to a Stubber; everything else goes to moto.
+
+    ``hooks[operation](params)`` runs before that operation, e.g. to queue what DescribeEndpoint
+    answers once an (unimplemented in moto) UpdateEndpoint was accepted.
+    """
+
+    def __init__(self) -> None:
+        self.client = boto3.client("sagemaker", region_name=REGION)
+        self.stubber = Stubber(self.client)
+        self.routes: set[str] = set()
+        self.hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def described(name: str, config: str, status: str, **extra: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+        "EndpointConfigName": config,
+        "EndpointStatus": status,
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        **extra,
+    }
+
+
+def stub_update(router: Router, *, previous: str, rolled_back: str | None = None) -> dict[str, str]:
+    """UpdateEndpoint accepted; then DescribeEndpoint says Updating, then InService (new or old)."""
+    seen: dict[str, str] = {}
+
+    def accepted(params: dict[str, Any]) -> None:
+        seen["config"] = params["EndpointConfigName"]
+        router.routes.add("describe_endpoint")
+        router.stubber.add_response("describe_endpoint", described(ENDPOINT, previous, "Updating"))
+        final = params["EndpointConfigName"] if rolled_back is None else previous
+        extra = {} if rolled_back is None else {"FailureReason": rolled_back}
+        router.stubber.add_response(
+            "describe_endpoint", described(ENDPOINT, final, "InService", **extra)
+        )
+
+    router.routes.add("update_endpoint")
+    router.hooks["update_endpoint"] = accepted
+    return seen
+
+
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
+
+
+def queue_answers(moto_url: str, *answers: tuple[str, str]) -> None:
+    """moto answers InvokeEndpoint with canned bodies; these are the next ones it gives."""
+    results = [
+        {
+            "Body": body,
+            "ContentType": content_type,
+            "InvokedProductionVariant": "AllTraffic",
+            "CustomAttributes": "",
+        }
+        for body, content_type in answers
+    ]
+    response = requests.post(
+        f"{moto_url}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    image_uri: str
+    image_uri_by_digest: str
+    digest: str
+    media_type: str
+    engine: str

@@ -9,35 +9,34 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import requests
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from deploy_support import (
     ACCOUNT,
     BUCKET,
+    ENDPOINT,
+    ENDPOINT_ARN,
     IMAGE_URI,
     REGION,
     ROLE_ARN,
     Result,
+    Router,
+    assert_account_empty,
     deploy_flags,
+    queue_answers,
+    sm,
+    stub_update,
 )
-
-from deploy.gateway import Gateway
 
 pytestmark = pytest.mark.aws
 
-ENDPOINT = "rtb-test"
 Cli = Callable[..., Result]
-
-
-def sm() -> Any:
-    return boto3.client("sagemaker", region_name=REGION)
 
 
 def created(cli: Cli, seed_model: Path, *extra: str) -> dict[str, Any]:
@@ -50,70 +49,6 @@ def created(cli: Cli, seed_model: Path, *extra: str) -> dict[str, Any]:
     assert result.code == 0, result.err
     outcome: dict[str, Any] = json.loads(result.out)
     return outcome
-
-
-def assert_account_empty() -> None:
-    """Nothing of the deployment is left in the moto account."""
-    client = sm()
-    assert client.list_endpoints()["Endpoints"] == []
-    assert client.list_endpoint_configs()["EndpointConfigs"] == []
-    assert client.list_models()["Models"] == []
-    scaling = boto3.client("application-autoscaling", region_name=REGION)
-    assert scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
-    assert scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
-    s3 = boto3.client("s3", region_name=REGION)
-    for bucket in s3.list_buckets()["Buckets"]:
-        assert s3.list_objects_v2(Bucket=bucket["Name"]).get("KeyCount", 0) == 0, bucket["Name"]
-    ecr = boto3.client("ecr", region_name=REGION)
-    for repository in ecr.describe_repositories()["repositories"]:
-        assert ecr.list_images(repositoryName=repository["repositoryName"])["imageIds"] == []
-
-
-class Router:
-    """Sends the SageMaker operations in ``routes`` to a Stubber; everything else goes to moto.
-
-    ``hooks[operation](params)`` runs before that operation, e.g. to queue what DescribeEndpoint
-    answers once an (unimplemented in moto) UpdateEndpoint was accepted.
-    """
-
-    def __init__(self) -> None:
-        self.client = boto3.client("sagemaker", region_name=REGION)
-        self.stubber = Stubber(self.client)
-        self.routes: set[str] = set()
-        self.hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
-
-
-@pytest.fixture
-def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
-    router = Router()
-    original = Gateway.call
-
-    def call(self: Gateway, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
-        if service == "sagemaker" and not self.dry_run:
-            if operation in router.hooks:
-                router.hooks[operation](params)
-            if operation in router.routes:
-                response: dict[str, Any] = getattr(router.client, operation)(**params)
-                return response
-        return original(self, service, operation, **params)
-
-    monkeypatch.setattr(Gateway, "call", call)
-    with router.stubber:
-        yield router
-    router.stubber.assert_no_pending_responses()
-
-
-def described(name: str, config: str, status: str, **extra: Any) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "EndpointName": name,
-        "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
-        "EndpointConfigName": config,
-        "EndpointStatus": status,
-        "CreationTime": now,
-        "LastModifiedTime": now,
-        **extra,
-    }
 
 
 # --- create ------------------------------------------------------------------------------
@@ -306,28 +241,6 @@ def test_create_rejects_an_artifact_sagemaker_would_unpack_wrongly(
 
 
 # --- update (UpdateEndpoint through Stubber) -------------------------------------------------
-
-
-def stub_update(router: Router, *, previous: str, rolled_back: str | None = None) -> dict[str, str]:
-    """UpdateEndpoint accepted; then DescribeEndpoint says Updating, then InService (new or old)."""
-    seen: dict[str, str] = {}
-
-    def accepted(params: dict[str, Any]) -> None:
-        seen["config"] = params["EndpointConfigName"]
-        router.routes.add("describe_endpoint")
-        router.stubber.add_response("describe_endpoint", described(ENDPOINT, previous, "Updating"))
-        final = params["EndpointConfigName"] if rolled_back is None else previous
-        extra = {} if rolled_back is None else {"FailureReason": rolled_back}
-        router.stubber.add_response(
-            "describe_endpoint", described(ENDPOINT, final, "InService", **extra)
-        )
-
-    router.routes.add("update_endpoint")
-    router.hooks["update_endpoint"] = accepted
-    return seen
-
-
-ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
 
 
 def test_update_is_blue_green_with_a_new_model_and_config(
@@ -541,25 +454,6 @@ def test_autoscale_rejects_bad_policies_without_calling_aws(
 
 
 # --- invoke ----------------------------------------------------------------------------------
-
-
-def queue_answers(moto_url: str, *answers: tuple[str, str]) -> None:
-    """moto answers InvokeEndpoint with canned bodies; these are the next ones it gives."""
-    results = [
-        {
-            "Body": body,
-            "ContentType": content_type,
-            "InvokedProductionVariant": "AllTraffic",
-            "CustomAttributes": "",
-        }
-        for body, content_type in answers
-    ]
-    response = requests.post(
-        f"{moto_url}/moto-api/static/sagemaker/endpoint-results",
-        json={"results": results},
-        timeout=10,
-    )
-    response.raise_for_status()
 
 
 def test_invoke_sends_csv_rows_and_prints_one_prediction_per_row(
