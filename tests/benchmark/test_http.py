@@ -1,0 +1,70 @@
+"""`python -m benchmark http --quick` runs end to end and prints a well-formed table.
+
+No timing is asserted: the machine is shared. The figures live in docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("client", ["python", "wrk"])
+def test_quick_run_prints_the_table_and_four_verdicts(client: str) -> None:
+    if client == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian package wrk)")
+    command = [sys.executable, "-m", "benchmark", "http", "--quick", "--connections", "8"]
+    result = subprocess.run(
+        [*command, "--client", client],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for label in (
+        "floor (raw ASGI constant)",
+        "serve, compiled (ctypes)",
+        "xgboost inplace_predict",
+    ):
+        row = next(line for line in out.splitlines() if label in line)
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert len(cells) == 7, row
+        p50, p99, rate, rss, cold, errors = cells[1:]
+        assert float(p50) > 0 and float(p99) >= float(p50) and float(rate) > 0
+        assert float(rss) > 0 and float(cold) > 0
+        assert errors == "0", row  # every request answered 200
+    verdicts = re.findall(r"^\| (.+?) \| ([\d.]+) \| (.+?) \| (PASS|FAIL) \|$", out, re.MULTILINE)
+    assert [v[0] for v in verdicts] == [
+        "p50 @1 conn, compiled / floor",
+        "p99 @1 conn, compiled (µs)",
+        "throughput, compiled / floor",
+        "throughput, compiled / xgboost",
+    ]
+    assert f"load: {client}" in out
+    assert "started compiled" in result.stderr  # progress goes to stderr, results to stdout
+
+
+def test_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark", "http", "--help"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "--model-dir" in result.stdout and "--quick" in result.stdout
