@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from model.artifact import (
     write_manifest,
 )
 from model.compiler import DEFAULT_TOOLCHAIN, compile_library, default_units, toolchain_available
-from model.errors import BuildError, SourceError, UnsupportedModelError
+from model.errors import BuildError, CompileError, SourceError, UnsupportedModelError
 from model.source import SourceModel, find_model_file, load_treelite, read_source
 from model.verification import (
     DEFAULT_ROWS,
@@ -87,7 +87,7 @@ def build_artifact(
     *,
     output_dir: Path | str,
     feature_names: Sequence[str] | None = None,
-    bid_threshold: float | None | str = "auto",
+    bid_threshold: float | Literal["auto"] | None = "auto",
     compile: bool | None = None,
     toolchain: str = DEFAULT_TOOLCHAIN,
     units: int | None = None,
@@ -109,7 +109,8 @@ def build_artifact(
     - `bid_threshold`: recorded for the server; "auto" gives 0.5 for probabilities, 0.0 for
       `binary:logitraw` margins and None for regression.
     - `compile`: True requires a C toolchain, False writes only the treelite fallback, None
-      (default) compiles when `toolchain` is on PATH and falls back otherwise.
+      (default) compiles when `toolchain` works and falls back (saying so) otherwise. A
+      compiled library that disagrees with GTIL always fails the build.
     - `units`: translation units for tl2cgen's `parallel_comp` (default: one per CPU, more for
       models with thousands of trees).
     - `reference`: a CSV of feature rows followed by the prediction the producer of the model
@@ -203,7 +204,7 @@ def _build_from_source(
     *,
     output_dir: Path,
     feature_names: Sequence[str] | None,
-    bid_threshold: float | None | str,
+    bid_threshold: float | Literal["auto"] | None,
     compile: bool | None,
     toolchain: str,
     units: int | None,
@@ -229,13 +230,13 @@ def _build_from_source(
         )
     num_features = int(model.num_feature)
     names = _feature_names(src, feature_names, num_features)
-    threshold = (
-        default_bid_threshold(src.objective, output_transform)
-        if bid_threshold == "auto"
-        else bid_threshold
-    )
-    if isinstance(threshold, str):
-        raise ValueError(f"bid_threshold must be a number, None or 'auto', not {threshold!r}")
+    threshold: float | None
+    if bid_threshold == "auto":
+        threshold = default_bid_threshold(src.objective, output_transform)
+    elif bid_threshold is None or isinstance(bid_threshold, int | float):
+        threshold = None if bid_threshold is None else float(bid_threshold)
+    else:
+        raise ValueError(f"bid_threshold must be a number, None or 'auto', not {bid_threshold!r}")
 
     with _step(say, f"verification sample of {verification_rows} rows, expected by GTIL"):
         features = sample_features(split_thresholds(model), rows=verification_rows, seed=seed)
@@ -274,21 +275,28 @@ def _build_from_source(
     if should_compile:
         library = output_dir / LIBRARY_FILE
         parts = units or default_units(model.num_tree)
-        with _step(say, f"compile {LIBRARY_FILE} ({toolchain}, {parts} units)"):
-            compile_library(model, libpath=library, toolchain=toolchain, units=parts)
-        with _step(say, f"check {LIBRARY_FILE} on {len(expected)} rows"):
-            report = check_parity(
-                predict_compiled(library, features),
-                expected,
-                tolerance=tolerance,
-                what=f"{library} (compiled)",
+        try:
+            with _step(say, f"compile {LIBRARY_FILE} ({toolchain}, {parts} units)"):
+                compile_library(model, libpath=library, toolchain=toolchain, units=parts)
+        except CompileError as exc:
+            if compile is not None:
+                raise
+            library.unlink(missing_ok=True)
+            say(f"  compiling failed, writing the treelite fallback only: {exc}")
+        else:
+            with _step(say, f"check {LIBRARY_FILE} on {len(expected)} rows"):
+                report = check_parity(
+                    predict_compiled(library, features),
+                    expected,
+                    tolerance=tolerance,
+                    what=f"{library} (compiled)",
+                )
+            say(f"  compiled vs GTIL: max |diff| {report.max_abs_diff:.3g}")
+            compiled = CompiledInfo(
+                library=LIBRARY_FILE,
+                platform=f"{sys.platform}-{platform.machine()}",
+                toolchain=toolchain,
             )
-        say(f"  compiled vs GTIL: max |diff| {report.max_abs_diff:.3g}")
-        compiled = CompiledInfo(
-            library=LIBRARY_FILE,
-            platform=f"{sys.platform}-{platform.machine()}",
-            toolchain=toolchain,
-        )
 
     verification = output_dir / VERIFICATION_FILE
     np.savez(verification, features=features, expected=expected)
@@ -365,12 +373,14 @@ def _prepare_output_dir(output_dir: Path) -> None:
     entries = {entry.name for entry in output_dir.iterdir()}
     if not entries:
         return
-    if MANIFEST_FILE not in entries or not entries <= set(ARTIFACT_FILES):
+    if not entries <= set(ARTIFACT_FILES):
+        foreign = ", ".join(sorted(entries - set(ARTIFACT_FILES)))
         raise BuildError(
-            f"{output_dir}: is not empty and not a previous artifact; choose a new directory"
+            f"{output_dir}: is not empty and not a previous artifact (it holds {foreign}); "
+            "choose a new directory"
         )
-    # Replace a previous artifact: the manifest goes first, so a crash never leaves a
-    # manifest describing files that are no longer there.
+    # Replace a previous (or half-written) artifact: the manifest goes first, so a crash
+    # never leaves a manifest describing files that are no longer there.
     for name in ARTIFACT_FILES:
         (output_dir / name).unlink(missing_ok=True)
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from model.errors import ModelError
 
@@ -267,7 +268,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _threshold(text: str) -> float | str | None:
+def _threshold(text: str) -> float | Literal["auto"] | None:
     lowered = text.strip().lower()
     if lowered == "auto":
         return "auto"

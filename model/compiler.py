@@ -14,6 +14,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TOOLCHAIN", "compile_library", "default_units", "toolchain_available"]
 
 DEFAULT_TOOLCHAIN = "gcc"
+_TOOLCHAIN_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _MAX_UNITS = 64
 _TREES_PER_UNIT = 100
 _HARMLESS = (
@@ -64,6 +66,11 @@ def compile_library(
     No `-march=native`: the library runs on any CPU of the build machine's architecture.
     Raises `CompileError` when the toolchain is missing or the compiler fails.
     """
+    if not _TOOLCHAIN_NAME.match(toolchain):
+        # tl2cgen runs the toolchain through a shell: accept plain program names only.
+        raise CompileError(
+            f"toolchain {toolchain!r} is not a plain program name such as gcc, gcc-12 or clang"
+        )
     if not toolchain_available(toolchain):
         raise CompileError(
             f"C compiler {toolchain!r} not found on PATH; install it (Debian: apt-get install "
@@ -83,7 +90,7 @@ def compile_library(
                 nthread=nthread or os.cpu_count() or 1,
                 long_build_time_warning=False,
             )
-        except tl2cgen.TL2cgenError as exc:
+        except (tl2cgen.TL2cgenError, ValueError) as exc:  # ValueError: `cc --version` failed
             raise CompileError(f"{libpath}: compiling with {toolchain} failed: {exc}") from exc
         libpath.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(built), libpath)
@@ -95,12 +102,20 @@ def _filtered_stderr() -> Iterator[None]:
     """Drop tl2cgen's known harmless messages; pass everything else it prints on to stderr.
 
     Covers the three ways they arrive: C++ writing to fd 2, `print` from tl2cgen's log
-    callback, and `warnings.warn` from its warning callback.
+    callback, and `warnings.warn` from its warning callback. fd 2 is redirected for the whole
+    process while the compiler runs: build before starting threads that write to stderr.
     """
     sys.stderr.flush()
     sys.stdout.flush()
-    saved = os.dup(2)
     printed = io.StringIO()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (a detached daemon): filter what Python sees only
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed):
+            for marker in _HARMLESS:
+                warnings.filterwarnings("ignore", message=f".*{marker}")
+            yield
+        return
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -167,7 +167,7 @@ def train_artifact(
     rounds: int = 50,
     parity_rows: int = 20_000,
     save_json: Path | str | None = None,
-    bid_threshold: float | None | str = "auto",
+    bid_threshold: float | Literal["auto"] | None = "auto",
     compile: bool | None = True,
     toolchain: str = DEFAULT_TOOLCHAIN,
     units: int | None = None,

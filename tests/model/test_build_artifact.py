@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -279,3 +280,58 @@ def test_package_refuses_a_tampered_artifact(
     with pytest.raises(IntegrityError, match="model.tl: sha256"):
         package_artifact(copy, output=tmp_path / "model.tar.gz")
     assert not (tmp_path / "model.tar.gz").exists()
+
+
+def _broken_compiler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "brokencc"
+    script.write_text(
+        '#!/bin/sh\ncase "$1" in --version) echo brokencc 1.0; exit 0;; esac\n'
+        "echo 'brokencc: internal compiler error' >&2\nexit 1\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return "brokencc"
+
+
+def test_a_failing_compiler_falls_back_in_auto_mode(
+    seed_tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toolchain = _broken_compiler(tmp_path, monkeypatch)
+    lines: list[str] = []
+    manifest = build_artifact(
+        seed_tarball, output_dir=tmp_path / "a", toolchain=toolchain, progress=lines.append
+    )
+    assert manifest.compiled is None
+    assert not (tmp_path / "a" / LIBRARY_FILE).exists()
+    assert any("compiling failed, writing the treelite fallback only" in line for line in lines)
+
+
+def test_a_failing_compiler_fails_when_compiling_is_required(
+    seed_tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.errors import CompileError
+
+    toolchain = _broken_compiler(tmp_path, monkeypatch)
+    with pytest.raises(CompileError, match="compiling with brokencc failed"):
+        build_artifact(seed_tarball, output_dir=tmp_path / "a", toolchain=toolchain, compile=True)
+    assert not (tmp_path / "a" / MANIFEST_FILE).exists()
+
+
+def test_a_half_written_output_dir_is_reused(seed_tarball: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "model.tl").write_bytes(b"left over from a crash")
+    manifest = build_artifact(seed_tarball, output_dir=tmp_path / "a", compile=False)
+    verify_files(tmp_path / "a", manifest)
+
+
+def test_toolchain_names_cannot_inject_shell_commands(seed_tarball: Path, tmp_path: Path) -> None:
+    from model.errors import CompileError
+
+    marker = tmp_path / "pwned"
+    with pytest.raises(CompileError, match="not a plain program name"):
+        build_artifact(
+            seed_tarball, output_dir=tmp_path / "a", toolchain=f"gcc; touch {marker}", compile=True
+        )
+    assert not marker.exists()

@@ -140,3 +140,19 @@ def test_train_as_the_makefile_runs_it(tmp_path: Path) -> None:
     assert (tmp_path / "build" / "default-model.xgboost.json").is_file()
     assert "held-out rows: 10,000" in run.stdout
     assert "train 50 rounds" in run.stderr
+
+
+def test_inspect_refuses_a_tampered_artifact(
+    seed_tarball: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "artifact"
+    assert (
+        main(["build", str(seed_tarball), "--output", str(directory), "--no-compile", "--quiet"])
+        == 0
+    )
+    with open(directory / "verification.npz", "ab") as handle:
+        handle.write(b"\0")
+    capsys.readouterr()
+    assert main(["inspect", str(directory)]) == 1
+    err = capsys.readouterr().err
+    assert "verification.npz: sha256 is" in err and "rebuild the artifact" in err
