@@ -22,6 +22,8 @@ from typing import IO
 
 import psutil
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 __all__ = ["RssSample", "RssSampler", "ServerProcess", "free_port", "ping"]
 
 
@@ -74,6 +76,8 @@ class ServerProcess:
             *base,
             "--model-dir",
             str(model_dir),
+            "--host",
+            "127.0.0.1",
             "--port",
             str(self.port),
             "--workers",
@@ -81,6 +85,10 @@ class ServerProcess:
             *extra_args,
         ]
         merged = dict(os.environ)
+        # The server imports this checkout's packages wherever the caller runs from.
+        merged["PYTHONPATH"] = os.pathsep.join(
+            part for part in (str(REPO_ROOT), merged.get("PYTHONPATH", "")) if part
+        )
         merged.update(env or {})
         merged.setdefault("PYTHONUNBUFFERED", "1")
         self._env = merged

@@ -1,0 +1,1 @@
+"""Reliability and security: hostile input, hostile models, soak, faults, overload, supply chain."""
