@@ -228,10 +228,15 @@ def _side_by_side(estimate: LocalEstimate, rows: Sequence[Recommendation]) -> li
     lines = [
         "## Local capacity estimate next to Inference Recommender",
         "",
-        f"Locust on `{estimate.host}` ({estimate.measured_at}): {local:,.0f} invocations "
+        f"Locust against `{estimate.host}` ({estimate.measured_at}): {local:,.0f} invocations "
         f"per minute per worker with p99 ≤ {estimate.p99_bound_ms:g} ms, "
         f"{estimate.max_invocations_per_minute:,.0f} per minute with {estimate.workers} workers "
-        f"(`{estimate.path}`).",
+        f"(`{estimate.path}`)"
+        + (
+            f", {estimate.rows_per_request} rows per request."
+            if estimate.rows_per_request not in (None, 1)
+            else "."
+        ),
         "",
         "Different hardware and a different latency bound: read the ratio as a sanity check, not a "
         "prediction.",

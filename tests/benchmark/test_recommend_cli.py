@@ -765,7 +765,7 @@ def test_capacity_file_puts_the_local_estimate_alongside(stubs: Stubs, tmp_path:
     assert run(stubs, argv) == 0
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert (
-        "Locust on `ci-runner` (2026-11-25T10:00:00Z): 20,000 invocations per minute per worker"
+        "Locust against `ci-runner` (2026-11-25T10:00:00Z): 20,000 invocations per minute"
         in markdown
     )
     # ml.c6i.xlarge with 4 workers: 98000 / 4 = 24500 per worker, 1.23 x the local 20000.
@@ -806,7 +806,7 @@ def example_report() -> str:
             p99_bound_ms=5.0,
             workers=2,
             measured_at="2026-11-25T10:00:00Z",
-            host="example-host",
+            host="http://127.0.0.1:8080",
             path="results/capacity/capacity.json",
         ),
     )

@@ -412,6 +412,11 @@ def test_scaling_request_limits(options: dict[str, Any], message: str) -> None:
             '{"workers": 2, "p99_bound_ms": -5, "max_invocations_per_minute_per_worker": 1}',
             "must be positive",
         ),
+        (
+            '{"workers": 1, "p99_bound_ms": 5, "max_invocations_per_minute_per_worker": 0,'
+            ' "within_bound": false}',
+            "no load step within its p99 bound",
+        ),
     ],
 )
 def test_capacity_file_errors_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
