@@ -32,6 +32,7 @@ from model.artifact import (
     CHECKPOINT_FILE,
     LIBRARY_FILE,
     MANIFEST_FILE,
+    SOURCE_FORMATS,
     VERIFICATION_FILE,
     CompiledInfo,
     FallbackInfo,
@@ -121,10 +122,17 @@ def build_artifact(
 
     Raises a `model.errors.ModelError` subclass naming the file at fault.
     """
+    if verification_rows < 1:
+        raise ValueError(f"verification_rows must be at least 1, not {verification_rows}")
+    if not 0 < tolerance < 1:
+        raise ValueError(f"tolerance must be between 0 and 1, not {tolerance}")
+    if source_format is not None and source_format not in SOURCE_FORMATS:
+        raise ValueError(f"source_format must be one of {', '.join(SOURCE_FORMATS)}")
     say = progress or _quiet
     started = time.perf_counter()
     output_dir = Path(output_dir)
-    _prepare_output_dir(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise BuildError(f"{output_dir}: exists and is not a directory")
     with resolve_source(source) as model_file:
         with _step(say, f"read {model_file.name}"):
             src = read_source(model_file)
@@ -254,6 +262,8 @@ def _build_from_source(
         features = np.ascontiguousarray(np.concatenate([ref_features, features]))
         expected = np.concatenate([ref_expected, expected])
 
+    # Only now, with the source known to be good, is the output directory touched.
+    _prepare_output_dir(output_dir)
     with _step(say, f"write {CHECKPOINT_FILE}"):
         checkpoint = output_dir / CHECKPOINT_FILE
         model.serialize(str(checkpoint))
@@ -367,8 +377,6 @@ def _feature_names(
 
 
 def _prepare_output_dir(output_dir: Path) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise BuildError(f"{output_dir}: exists and is not a directory")
     output_dir.mkdir(parents=True, exist_ok=True)
     entries = {entry.name for entry in output_dir.iterdir()}
     if not entries:

@@ -155,10 +155,16 @@ def _describe_source(shown: Path, model_file: Path) -> Description:
     if source.xgboost_version:
         lines.append(f"  written by  XGBoost {source.xgboost_version}")
     lines.append(f"  sha256      {source.sha256}")
+    from model.compiler import DEFAULT_TOOLCHAIN, toolchain_available
+
+    compiles = (
+        f"compile it with {DEFAULT_TOOLCHAIN} to model.so, keep model.tl as the fallback"
+        if toolchain_available(DEFAULT_TOOLCHAIN)
+        else f"write model.tl only (no {DEFAULT_TOOLCHAIN} on PATH here: add --no-compile)"
+    )
     lines.append(
-        f"  build       `python -m model build {shown} --output model.tar.gz` would "
-        "parse it with treelite, compile it with gcc to model.so, keep model.tl as the "
-        "fallback, and check both on ~1000 verification rows"
+        f"  build       `python -m model build {shown} --output model.tar.gz` would parse it "
+        f"with treelite, {compiles}, and check them on ~1000 verification rows"
     )
     return Description(kind="source", path=shown, text="\n".join(lines), details=details)
 

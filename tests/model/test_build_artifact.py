@@ -335,3 +335,14 @@ def test_toolchain_names_cannot_inject_shell_commands(seed_tarball: Path, tmp_pa
             seed_tarball, output_dir=tmp_path / "a", toolchain=f"gcc; touch {marker}", compile=True
         )
     assert not marker.exists()
+
+
+def test_a_bad_source_leaves_a_previous_artifact_alone(seed_tarball: Path, tmp_path: Path) -> None:
+    from model.errors import UnsupportedFormatError
+
+    manifest = build_artifact(seed_tarball, output_dir=tmp_path / "a", compile=False)
+    (tmp_path / "junk.bin").write_bytes(b"not a model")
+    with pytest.raises(UnsupportedFormatError):
+        build_artifact(tmp_path / "junk.bin", output_dir=tmp_path / "a", compile=False)
+    assert read_manifest(tmp_path / "a") == manifest
+    verify_files(tmp_path / "a", manifest)
