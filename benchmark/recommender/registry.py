@@ -39,7 +39,7 @@ class PackageSpec:
         validation.check_entity_name(self.group, option="--model-package-group")
         validation.check_image(self.image)
         validation.check_s3_uri(self.model_data_url, option="--model-data")
-        validation.check_s3_uri(self.sample_payload_url, option="--payload-uri")
+        validation.check_s3_uri(self.sample_payload_url, option="--payload-uri", object_key=True)
         validation.check_mime_types(self.content_types, option="--content-type")
         validation.check_mime_types(self.response_types, option="--accept")
         validation.check_framework_version(self.framework_version)

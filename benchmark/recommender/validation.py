@@ -140,12 +140,19 @@ def check_image(uri: str) -> str:
     return uri
 
 
-def check_s3_uri(uri: str, *, option: str) -> str:
+def check_s3_uri(uri: str, *, option: str, object_key: bool = False) -> str:
+    """An `s3://BUCKET/KEY` URI; with `object_key`, the key must name an object, not a prefix."""
     if len(uri) > S3_URI_MAX or not _S3_URI.fullmatch(uri) or ".." in uri.split("/", 3)[2]:
         raise InvalidInputError(
             f"{option}: {uri!r} is not an S3 URI (s3://BUCKET/KEY, bucket 3-63 lower-case "
             f"letters, digits, dots or hyphens; at most {S3_URI_MAX} characters)"
         )
+    if object_key:
+        key = uri.removeprefix("s3://").partition("/")[2]
+        if not key or key.endswith("/"):
+            raise InvalidInputError(
+                f"{option}: {uri!r} must name an object, not a bucket or prefix"
+            )
     return uri
 
 

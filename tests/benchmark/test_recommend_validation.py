@@ -78,6 +78,11 @@ REGISTER = [
         ([*BASE, "--instance-type", "ml.c6i.large"], "--instance-type: load-test options need"),
         ([*BASE, "--max-invocations", "0"], "--max-invocations: load-test options need"),
         ([*BASE, "--image", "i"], "drop --image, --model-data, --payload-uri"),
+        (
+            ["--role", ROLE, "--image", "i", "--model-data", "s3://ok-bucket/m"]
+            + ["--payload-uri", "s3://ok-bucket/prefix/"],
+            "must name an object",
+        ),
         ([*REGISTER, "--register-only", "--job-type", "Advanced"], "starts no job"),
         ([*BASE, "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1,2"], "--env: load-test options need"),
         ([*BASE, "--job-type", "Advanced"], "at least one instance type"),
