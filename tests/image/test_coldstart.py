@@ -1,0 +1,29 @@
+"""`python -m benchmark coldstart` against the image under test: it measures every case."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.coldstart import CASE_TITLES, main
+
+pytestmark = pytest.mark.container
+
+
+def test_coldstart_benchmark_reports_size_and_every_case(
+    image: str, seed_tarball: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["--image", image, "--seed-model", str(seed_tarball), "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert re.search(rf"^image {re.escape(image)}: \d+\.\d MB", out, re.MULTILINE), out
+    for title in CASE_TITLES.values():
+        row = re.search(rf"^{title}\s+1\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+\d+\.\d$", out, re.MULTILINE)
+        assert row is not None, out
+        assert float(row.group(1)) > 0
+
+
+def test_coldstart_refuses_a_missing_seed_model(tmp_path: Path) -> None:
+    assert main(["--seed-model", str(tmp_path / "absent.tar.gz")]) == 2
