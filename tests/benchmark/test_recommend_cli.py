@@ -27,6 +27,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from benchmark import __main__ as dispatcher
 from benchmark import recommend
 from benchmark.recommender.estimate import LocalEstimate
 from benchmark.recommender.job import Step
@@ -743,7 +744,8 @@ def test_dry_run_needs_no_credentials_or_region(
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    assert recommend.main(["--from-job", "rtb-adv-1", "--dry-run"]) == 0
+    # Through the `python -m benchmark` dispatcher, with clients the command builds itself.
+    assert dispatcher.main(["recommend", "--from-job", "rtb-adv-1", "--dry-run"]) == 0
     assert "sagemaker.describe_inference_recommendations_job" in capsys.readouterr().out
 
 
