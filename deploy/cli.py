@@ -215,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-recommendation", type=Path, help="JSON file from `python -m benchmark recommend`"
     )
     autoscale.add_argument(
-        "--metric", choices=scaling.METRICS, help=f"default {scaling.INVOCATIONS}"
+        "--metric",
+        choices=scaling.METRICS,
+        metavar="METRIC",
+        help=f"{' or '.join(scaling.METRICS)} (default {scaling.INVOCATIONS})",
     )
     autoscale.add_argument("--target-value", type=float, help="target for the metric, as is")
     autoscale.add_argument(
@@ -224,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="measured max requests/s of one instance: target = max_rps x safety x 60",
     )
     autoscale.add_argument("--safety-factor", type=float, help="with --max-rps (default 0.5)")
-    autoscale.add_argument("--min-capacity", type=int)
-    autoscale.add_argument("--max-capacity", type=int)
+    autoscale.add_argument("--min-capacity", type=int, help="fewest instances (default 1)")
+    autoscale.add_argument(
+        "--max-capacity", type=int, help="most instances (default 2, or the minimum)"
+    )
     autoscale.add_argument("--scale-in-cooldown", type=int, help="seconds (default 300)")
     autoscale.add_argument("--scale-out-cooldown", type=int, help="seconds (default 60)")
     autoscale.add_argument("--disable-scale-in", action="store_true")

@@ -51,7 +51,7 @@ class Policy:
     metric: str = INVOCATIONS
     target_value: float
     min_capacity: int = 1
-    max_capacity: int = 2
+    max_capacity: int = 2  # unless min_capacity is higher
     scale_in_cooldown: int = 300
     scale_out_cooldown: int = 60
     disable_scale_in: bool = False
@@ -165,6 +165,8 @@ def build_policy(
         "scale_out_cooldown": scale_out_cooldown,
     }
     base.update({key: value for key, value in overrides.items() if value is not None})
+    if "max_capacity" not in base:  # never below the minimum the user asked for
+        base["max_capacity"] = max(Policy.max_capacity, int(base.get("min_capacity", 1)))
     policy = Policy(**base)
     if disable_scale_in:
         policy = replace(policy, disable_scale_in=True)

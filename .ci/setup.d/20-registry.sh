@@ -45,7 +45,7 @@ rtb_registry_setup() {
     fi
     local user=rtb-ci
     local password
-    password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+    password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
     # -B: bcrypt, the only hash the registry accepts; other entries are silently ignored.
     htpasswd -Bbn "$user" "$password" >"$dir/htpasswd"
     cat >"$dir/config.yml" <<YAML

@@ -291,3 +291,30 @@ def test_base_image_build_arg_comes_from_the_environment_unless_given() -> None:
         "BASE_IMAGE": "x"
     }
     assert image.default_build_args({}, {}) == {}
+
+
+def policy_from(**flags: object) -> scaling.Policy:
+    arguments: dict[str, object] = {
+        "recommendation": None, "metric": None, "target_value": None, "max_rps": None,
+        "safety_factor": None, "min_capacity": None, "max_capacity": None,
+        "scale_in_cooldown": None, "scale_out_cooldown": None, "disable_scale_in": False,
+    }  # fmt: skip
+    arguments.update(flags)
+    return scaling.build_policy(**arguments)  # type: ignore[arg-type]
+
+
+def test_the_default_maximum_is_never_below_the_minimum() -> None:
+    assert (
+        policy_from(target_value=5.0).min_capacity,
+        policy_from(target_value=5.0).max_capacity,
+    ) == (1, 2)
+    assert policy_from(target_value=5.0, min_capacity=3).max_capacity == 3
+    with pytest.raises(DeployError, match="is below --min-capacity"):
+        policy_from(target_value=5.0, min_capacity=3, max_capacity=2)
+
+
+def test_max_rps_applies_only_to_invocations_per_instance() -> None:
+    with pytest.raises(DeployError, match="does not apply"):
+        policy_from(max_rps=100.0, metric=scaling.CONCURRENCY)
+    with pytest.raises(DeployError, match="only applies with --max-rps"):
+        policy_from(target_value=5.0, safety_factor=0.5)
