@@ -9,6 +9,9 @@ compiled library must reproduce them before an artifact is written.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +118,25 @@ def predict_gtil(
 
 
 def predict_compiled(libpath: Path, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-    """The compiled library's prediction for each row, through tl2cgen's Predictor."""
+    """The compiled library's prediction for each row, through tl2cgen's Predictor.
+
+    The library is loaded from a private copy with a unique name: the dynamic loader reuses an
+    already-open library of the same path, so checking a rebuilt `model.so` while the process
+    still holds the previous one would otherwise test the old code.
+    """
     import tl2cgen
 
-    predictor = tl2cgen.Predictor(libpath, nthread=1)
-    matrix = tl2cgen.DMatrix(np.ascontiguousarray(features, dtype=np.float32))
-    output = predictor.predict(matrix)
+    libpath = Path(libpath)
+    fd, private = tempfile.mkstemp(prefix=".check-", suffix=libpath.suffix, dir=libpath.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(libpath, private)
+        predictor = tl2cgen.Predictor(private, nthread=1)
+        matrix = tl2cgen.DMatrix(np.ascontiguousarray(features, dtype=np.float32))
+        output = predictor.predict(matrix)
+        del predictor
+    finally:
+        Path(private).unlink(missing_ok=True)
     return np.asarray(output, dtype=np.float64).reshape(features.shape[0])
 
 

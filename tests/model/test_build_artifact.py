@@ -346,3 +346,30 @@ def test_a_bad_source_leaves_a_previous_artifact_alone(seed_tarball: Path, tmp_p
         build_artifact(tmp_path / "junk.bin", output_dir=tmp_path / "a", compile=False)
     assert read_manifest(tmp_path / "a") == manifest
     verify_files(tmp_path / "a", manifest)
+
+
+@requires_gcc
+def test_rebuild_is_checked_even_while_the_old_library_is_loaded(
+    seed_tarball: Path, tmp_path: Path
+) -> None:
+    """The loader hands back an open library for the same path; the check must not be fooled."""
+    import tl2cgen
+
+    xgboost = pytest.importorskip("xgboost")
+    build_artifact(seed_tarball, output_dir=tmp_path / "a")
+    held = tl2cgen.Predictor(tmp_path / "a" / "model.so", nthread=1)
+    rng = np.random.default_rng(0)
+    features = rng.integers(0, 30, size=(500, 7)).astype(np.float32)
+    booster = xgboost.train(
+        {"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+        xgboost.DMatrix(features, label=features[:, 1] > 12),
+        num_boost_round=5,
+    )
+    booster.save_model(str(tmp_path / "other.json"))
+    manifest = build_artifact(tmp_path / "other.json", output_dir=tmp_path / "a")
+    assert manifest.model.num_trees == 5
+    expected = booster.predict(xgboost.DMatrix(features)).astype(np.float64)
+    np.testing.assert_allclose(
+        predict_compiled(tmp_path / "a" / "model.so", features), expected, rtol=0, atol=1e-6
+    )
+    del held
