@@ -1,0 +1,179 @@
+"""The `serve` entrypoint's command line, uvicorn options and logging configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from container.entrypoint import build_parser
+from container.logging_config import JsonFormatter, logging_config
+from container.server_config import uvicorn_options
+from serve.settings import Settings
+from tests.contract import free_port, wait_until_ready
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_TARBALL = Path("/work/shared/seed-model/model.tar.gz")
+
+
+def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "container", *args],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"], **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sagemaker_serve_argument_and_no_argument_both_serve() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).command == "serve"
+    assert parser.parse_args([]).command == "serve"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train"])
+
+
+def test_help_exits_zero() -> None:
+    result = run_serve("--help")
+    assert result.returncode == 0
+    assert "--model-dir" in result.stdout
+
+
+def test_bad_configuration_exits_2_with_the_variable_named() -> None:
+    result = run_serve("serve", env={"SAGEMAKER_BIND_TO_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "SAGEMAKER_BIND_TO_PORT='eighty'" in result.stderr
+
+
+def test_nothing_to_serve_exits_1(tmp_path: Path) -> None:
+    result = run_serve("serve", env={"RTB_MODEL_DIR": str(tmp_path / "absent")})
+    assert result.returncode == 1
+    assert "nothing to serve" in result.stderr
+
+
+def test_a_broken_artifact_exits_1_before_any_worker_starts(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{not json")
+    result = run_serve("serve", "--model-dir", str(tmp_path), "--workers", "2")
+    assert result.returncode == 1
+    assert "not valid JSON" in result.stderr
+    assert "Started parent process" not in result.stderr
+
+
+def test_uvicorn_options_are_accepted_by_uvicorn() -> None:
+    settings = Settings(workers=3, max_concurrency=100, graceful_timeout_s=20.5, keep_alive_s=75)
+    options = uvicorn_options(settings)
+    config = uvicorn.Config("container.entrypoint:create_worker_app", **options)
+    assert config.workers == 3
+    assert config.limit_concurrency == 100
+    assert config.timeout_graceful_shutdown == 21
+    assert config.timeout_keep_alive == 75
+    assert (config.loop, config.http, config.access_log) == ("uvloop", "httptools", False)
+    assert config.factory is True
+
+
+def test_json_logs_are_one_object_per_line() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
+    entry = json.loads(formatter.format(record))
+    assert entry["level"] == "ERROR" and entry["message"] == "failed here"
+    assert "ValueError: boom" in entry["exception"]
+    assert "\n" not in formatter.format(record)
+
+
+def test_access_log_is_off_unless_asked() -> None:
+    assert logging_config()["loggers"]["uvicorn.access"]["propagate"] is False
+    assert logging_config(access_log=True)["loggers"]["uvicorn.access"]["propagate"] is True
+
+
+def _workers(pid: int) -> set[int]:
+    """Live uvicorn worker processes of the supervisor `pid` (not multiprocessing's tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    workers = set()
+    for child in path.read_text().split() if path.exists() else []:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline and state != "Z":
+            workers.add(int(child))
+    return workers
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SEED_TARBALL.is_file(), reason="seed model not available")
+def test_a_killed_worker_is_replaced_and_ping_stays_truthful(tmp_path: Path) -> None:
+    import tarfile
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with tarfile.open(SEED_TARBALL) as archive:
+        archive.extractall(model_dir, filter="data")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "container",
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(base_url, timeout_s=90)
+        deadline = time.monotonic() + 30
+        while len(workers := _workers(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            current = _workers(process.pid)
+            if victim not in current and len(current) == 2:
+                break
+            time.sleep(0.2)
+        assert victim not in current and len(current) == 2, current
+        wait_until_ready(base_url, timeout_s=30)
+        for _ in range(20):  # both workers answer, whichever takes the connection
+            response = httpx.post(
+                f"{base_url}/invocations",
+                content=b"2,0,0.0,7.0,3.0,20.0,2",
+                headers={"content-type": "text/csv"},
+                timeout=5,
+            )
+            assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
