@@ -23,6 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+
 from benchmark.payloads import CONTENT_TYPES
 from benchmark.recommender import validation
 from benchmark.recommender.archive import SamplePayload, build_archive, upload_request
@@ -462,8 +469,6 @@ def _scaling(
     if caller.dry_run:
         caller.show(clients.sagemaker, "get_scaling_configuration_recommendation", request)
         return None, None
-    from botocore.exceptions import ClientError
-
     try:
         return fetch_suggestion(clients.sagemaker, request), None
     except (ClientError, RecommenderError) as exc:
@@ -698,18 +703,15 @@ def _start_job(
             f"report it later with --from-job {job_name}"
         )
         return 130
+    except (ClientError, BotoCoreError):
+        _progress(f"the wait failed; job {job_name} may still be running: --from-job {job_name}")
+        raise
     return _report_job(args, clients, caller, job_name, job=job, steps=steps, estimate=estimate)
 
 
 def main(argv: Sequence[str] | None = None, *, clients: Clients | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        NoCredentialsError,
-        ParamValidationError,
-    )
 
     try:
         return _run(args, clients)

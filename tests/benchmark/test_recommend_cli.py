@@ -774,6 +774,66 @@ def test_capacity_file_puts_the_local_estimate_alongside(stubs: Stubs, tmp_path:
     assert "| `ml.c6i.xlarge` | 4 | 98,000 | 24,500 | 20,000 | 1.23 | 3 |" in markdown
 
 
+def test_a_refused_scaling_recommendation_still_writes_the_report(
+    stubs: Stubs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "rtb-adv-1"
+    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
+    stubs.steps(name, [])
+    stubs.sagemaker.add_client_error(
+        "get_scaling_configuration_recommendation",
+        service_error_code="ValidationException",
+        service_message="Recommendation rtb-adv-1/00000002 cannot be scaled.",
+        http_status_code=400,
+    )
+    assert run(stubs, ["--from-job", name, "--output-dir", str(tmp_path)]) == 0
+    assert "warning: no scaling recommendation" in capsys.readouterr().err
+    assert "cannot be scaled" in (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "autoscaling.json").exists()
+    assert (tmp_path / "recommendations.csv").is_file()
+
+
+def test_a_failing_poll_says_how_to_resume(
+    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "rtb-poll"
+    stubs.sagemaker.add_response(
+        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
+    )
+    stubs.sagemaker.add_client_error(
+        "describe_inference_recommendations_job",
+        service_error_code="ThrottlingException",
+        http_status_code=400,
+    )
+    argv = ["--model-package-arn", PACKAGE_ARN, "--role", ROLE, "--job-name", name]
+    assert run(stubs, argv) == 1
+    err = capsys.readouterr().err
+    assert f"may still be running: --from-job {name}" in err
+    assert "DescribeInferenceRecommendationsJob: ThrottlingException" in err
+
+
+def test_from_job_with_instant_puts_both_in_one_report(stubs: Stubs, tmp_path: Path) -> None:
+    name = "rtb-adv-1"
+    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
+    stubs.steps(name, [])
+    stubs.sagemaker.add_response(
+        "get_scaling_configuration_recommendation",
+        scaling_response(name, "rtb-adv-1/00000002", 1.0),
+        None,
+    )
+    stubs.sagemaker.add_response(
+        "describe_model",
+        describe_model("COMPLETED", [("rec-1", "ml.c6i.large")]),
+        {"ModelName": "rtb-model"},
+    )
+    argv = ["--from-job", name, "--instant", "rtb-model", "--output-dir", str(tmp_path)]
+    assert run(stubs, argv) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Recommendations (lowest cost per inference first)" in markdown
+    assert "## Instant recommendations for model `rtb-model`: COMPLETED" in markdown
+    assert "| rec-1 | `ml.c6i.large` | SAGEMAKER_MODEL_SERVER_WORKERS=2 |" in markdown
+
+
 # ---- the example in docs/recommend.md -------------------------------------------------------
 
 EXAMPLE_BANNER = (
