@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import sys
 import time
@@ -64,6 +65,8 @@ class Workload:
     steps: list[dict[str, Any]] = []
     timeline: list[dict[str, Any]] = []
     started_at: float | None = None
+    load_average_at_start: tuple[float, ...] = ()
+    cpu_saturated = False
 
 
 def _add_options(parser: Any, **_: Any) -> None:
@@ -157,6 +160,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or Workload.started_at is not None:
         return
     Workload.started_at = time.time()
+    Workload.load_average_at_start = tuple(round(x, 2) for x in os.getloadavg())
     gevent.spawn(_follow, environment)
 
 
@@ -177,6 +181,8 @@ def _follow(environment: Environment) -> None:
             "failures": total.num_failures,
             "state": runner.state,
         }
+        if runner.cpu_warning_emitted or runner.worker_cpu_warning_emitted:
+            Workload.cpu_saturated = True  # Locust's own >90 % CPU warning, latched
         Workload.timeline.append(point)
         if output is not None:
             with (output / TIMELINE_FILE).open("a", encoding="utf-8") as handle:
@@ -199,6 +205,12 @@ def _write_latency(environment: Environment, **_: Any) -> None:
         "started_at": Workload.started_at,
         "stopped_at": time.time(),
         "schedule": options.rtb_schedule,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": list(Workload.load_average_at_start),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "load_generator_cpu_above_90_percent": Workload.cpu_saturated,
+        },
         "steps": Workload.steps,
         "buckets": {str(index): bucket.to_json() for index, bucket in recorder.buckets().items()},
         "config": {

@@ -74,6 +74,7 @@ class Run:
     seconds: tuple[Window, ...]
     histogram: HdrHistogram
     started_at: float | None
+    machine: dict[str, Any]
 
     @property
     def host(self) -> str:
@@ -129,6 +130,7 @@ def load_run(directory: str | Path, *, settle_seconds: float = 1.0) -> Run:
         seconds=per_second,
         histogram=histogram,
         started_at=document.get("started_at"),
+        machine=dict(document.get("machine") or {}),
     )
 
 
@@ -210,6 +212,7 @@ def write_summary(run: Run, *, extra: dict[str, Any] | None = None) -> Path:
     summary = {
         "host": run.host,
         "config": run.config,
+        "machine": run.machine,
         "total": run.total.as_dict(),
         "steps": [step.as_dict() for step in run.steps],
         **(extra or {}),
@@ -251,6 +254,26 @@ def latency_row(label: str, window: Window) -> str:
     )
 
 
+def _machine_notes(machine: dict[str, Any]) -> list[str]:
+    notes = []
+    if machine.get("cpus"):
+        start = machine.get("load_average_at_start") or ["?"]
+        end = machine.get("load_average_at_end") or ["?"]
+        notes += [
+            "",
+            f"Machine: {machine['cpus']} CPU(s), 1-minute load average {start[0]} at the start "
+            f"and {end[0]} at the end (load generator and server share them).",
+        ]
+    if machine.get("load_generator_cpu_above_90_percent"):
+        notes += [
+            "",
+            "**Warning:** a Locust process ran above 90 % CPU: the load generator, not the",
+            "server, may be the limit, and its own queueing inflates these latencies. Add Locust",
+            "worker processes (`--workers`) or another machine.",
+        ]
+    return notes
+
+
 def markdown(run: Run, *, extra: dict[str, Any] | None = None) -> str:
     config = run.config
     total = run.total
@@ -272,6 +295,7 @@ def markdown(run: Run, *, extra: dict[str, Any] | None = None) -> str:
         latency_row("whole run", total),
     ]
     lines += [latency_row(f"step {i + 1}: {s.users} users", s) for i, s in enumerate(run.steps)]
+    lines += _machine_notes(run.machine)
     if total.server is not None:
         server = total.server
         lines += [

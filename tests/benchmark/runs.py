@@ -23,7 +23,11 @@ class SyntheticStep:
 
 
 def write_run(
-    directory: Path, steps: Sequence[SyntheticStep], *, config: dict[str, object] | None = None
+    directory: Path,
+    steps: Sequence[SyntheticStep],
+    *,
+    config: dict[str, object] | None = None,
+    machine: dict[str, object] | None = None,
 ) -> Path:
     """Every request of a step takes `latency_us`; `rps` requests land in each of its seconds."""
     recorder = LatencyRecorder()
@@ -54,6 +58,7 @@ def write_run(
         "schedule": ",".join(f"{s.users}x{s.seconds}" for s in steps),
         "steps": step_records,
         "buckets": {str(i): b.to_json() for i, b in recorder.buckets().items()},
+        "machine": machine or {},
         "config": {"host": "http://127.0.0.1:1", "rows_per_request": 1, **(config or {})},
     }
     (directory / "latency.json").write_text(json.dumps(document))

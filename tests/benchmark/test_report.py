@@ -73,3 +73,20 @@ def test_missing_or_foreign_results_are_reported(tmp_path: Path) -> None:
     (tmp_path / "latency.json").write_text('{"format": "other"}')
     with pytest.raises(ResultsError, match="version 1"):
         load_run(tmp_path)
+
+
+def test_a_saturated_load_generator_is_flagged(tmp_path: Path) -> None:
+    machine = {
+        "cpus": 2,
+        "load_average_at_start": [0.5, 0.4, 0.3],
+        "load_average_at_end": [1.9, 1.0, 0.5],
+        "load_generator_cpu_above_90_percent": True,
+    }
+    steps = [SyntheticStep(users=1, seconds=3, rps=5, latency_us=100)]
+    text = write_summary(load_run(write_run(tmp_path, steps, machine=machine))).read_text()
+    assert "2 CPU(s), 1-minute load average 0.5 at the start and 1.9 at the end" in text
+    assert "**Warning:** a Locust process ran above 90 % CPU" in text
+    calm = write_run(
+        tmp_path / "calm", steps, machine={**machine, "load_generator_cpu_above_90_percent": False}
+    )
+    assert "Warning" not in write_summary(load_run(calm)).read_text()
