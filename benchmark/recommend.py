@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--payload-rows", type=int, metavar="N", default=1, help="rows per request (%(default)s)"
     )
     package.add_argument(
+        "--payload-reference",
+        type=Path,
+        metavar="CSV",
+        help="draw payload rows from this reference.csv-like file instead of synthetic ones",
+    )
+    package.add_argument(
         "--seed", type=int, metavar="N", default=0, help="payload row seed (%(default)s)"
     )
 
@@ -619,6 +625,7 @@ def _plan(args: argparse.Namespace) -> Plan:
             files=args.payload_files,
             rows_per_file=args.payload_rows,
             seed=args.seed,
+            reference=args.payload_reference,
         )
     if args.register_only:
         return Plan(mode="register", estimate=estimate, spec=spec, payload=payload)

@@ -12,9 +12,10 @@ import gzip
 import io
 import tarfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
-from benchmark.payloads import CONTENT_TYPES, encode_rows, make_rows
+from benchmark.payloads import CONTENT_TYPES, encode_rows, load_reference, make_rows
 from benchmark.recommender.errors import InvalidInputError
 
 EXTENSIONS: Final = {
@@ -39,8 +40,19 @@ class SamplePayload:
     rows_per_file: int
 
 
-def build_archive(*, content_type: str, files: int, rows_per_file: int, seed: int) -> SamplePayload:
-    """Encode `files` request bodies of `rows_per_file` rows each into a gzip tar."""
+def build_archive(
+    *,
+    content_type: str,
+    files: int,
+    rows_per_file: int,
+    seed: int,
+    reference: str | Path | None = None,
+) -> SamplePayload:
+    """Encode `files` request bodies of `rows_per_file` rows each into a gzip tar.
+
+    Rows are synthetic, or drawn with replacement from a `reference.csv`-like file (as the Locust
+    traffic's `--rtb-reference` does).
+    """
     if content_type not in CONTENT_TYPES:
         raise InvalidInputError(
             f"--content-type: {content_type!r} is not served; "
@@ -52,7 +64,13 @@ def build_archive(*, content_type: str, files: int, rows_per_file: int, seed: in
         raise InvalidInputError(
             f"--payload-rows: must be 1-{MAX_ROWS_PER_FILE}, got {rows_per_file}"
         )
-    rows = make_rows(files * rows_per_file, seed=seed)
+    reference_rows = None
+    if reference is not None:
+        try:
+            reference_rows = load_reference(reference)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"--payload-reference: {exc}") from None
+    rows = make_rows(files * rows_per_file, seed=seed, reference=reference_rows)
     extension = EXTENSIONS.get(content_type, "bin")
     width = max(3, len(str(files - 1)))
     members: list[str] = []

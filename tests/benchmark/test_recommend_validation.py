@@ -289,6 +289,35 @@ def test_a_request_body_above_the_invocation_limit_is_refused(
         build_archive(content_type="text/csv", files=1, rows_per_file=50, seed=0)
 
 
+def test_archive_rows_can_come_from_a_reference_file(tmp_path: Path) -> None:
+    reference = tmp_path / "reference.csv"
+    reference.write_text(
+        "dow,hour,IndexAdvertiserID,IndexDomain,IndexRegionID,IndexCityID,device_type_id,probability\n"
+        "2,0,0,7,3,20,2,0.00084757\n"
+        "5,13,1,,9,101,1,0.5\n"
+    )
+    payload = build_archive(
+        content_type="text/csv", files=6, rows_per_file=2, seed=1, reference=reference
+    )
+    with tarfile.open(fileobj=io.BytesIO(payload.data), mode="r:gz") as tar:
+        lines = {
+            line
+            for name in tar.getnames()
+            for line in tar.extractfile(name).read().decode().splitlines()  # type: ignore[union-attr]
+        }
+    assert lines == {"2,0,0,7,3,20,2", "5,13,1,,9,101,1"}
+
+
+def test_a_bad_reference_file_exits_2(
+    clients: recommend.Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "reference.csv"
+    bad.write_text("a,b\n1,2\n")
+    argv = [*REGISTER, "--payload-reference", str(bad), "--no-wait"]
+    assert recommend.main(argv, clients=clients) == 2
+    assert "--payload-reference:" in capsys.readouterr().err
+
+
 def test_upload_needs_an_object_key() -> None:
     payload = build_archive(content_type="text/csv", files=1, rows_per_file=1, seed=0)
     with pytest.raises(InvalidInputError, match="must name an object"):
