@@ -106,21 +106,25 @@ class Percentiles:
 
 @dataclass
 class Bucket:
-    """What was recorded in one time bucket: client latency, server time, and failures."""
+    """What was recorded in one time bucket: successes, failures, client latency, server time.
+
+    `requests` counts the successful requests themselves; the latency histogram can hold more
+    values when corrected for coordinated omission.
+    """
 
     latency: HdrHistogram = field(default_factory=new_histogram)
     server: HdrHistogram = field(default_factory=new_histogram)
+    requests: int = 0
     failures: int = 0
 
     def is_empty(self) -> bool:
-        return not (
-            self.latency.get_total_count() or self.server.get_total_count() or self.failures
-        )
+        return not (self.requests or self.failures)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "latency": encode(self.latency),
             "server": encode(self.server) if self.server.get_total_count() else None,
+            "requests": self.requests,
             "failures": self.failures,
         }
 
@@ -128,6 +132,7 @@ class Bucket:
         self.latency.decode_and_add(str(data["latency"]).encode("ascii"))
         if data.get("server"):
             self.server.decode_and_add(str(data["server"]).encode("ascii"))
+        self.requests += int(data.get("requests", 0))
         self.failures += int(data.get("failures", 0))
 
 
@@ -152,6 +157,7 @@ class LatencyRecorder:
         expected_interval_us: float | None = None,
     ) -> None:
         bucket = self._bucket(self.bucket_of(timestamp))
+        bucket.requests += 1
         record(bucket.latency, latency_us, expected_interval_us=expected_interval_us)
         if server_us is not None:
             record(bucket.server, server_us)

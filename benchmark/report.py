@@ -200,7 +200,7 @@ def _window(
         start=start,
         seconds=seconds,
         users=users,
-        requests=int(histogram.get_total_count()),
+        requests=sum(b.requests for b in chosen),
         failures=sum(b.failures for b in chosen),
         latency=Percentiles.of(histogram),
         server=Percentiles.of(server),

@@ -79,6 +79,15 @@ def test_recorder_buckets_by_time_and_merges_drained_data_across_processes() -> 
     assert buckets[100].failures == 1
     assert buckets[101].latency.get_total_count() == 1
     assert buckets[101].server.get_total_count() == 0
+    assert [b.requests for b in buckets.values()] == [2, 1]
+
+
+def test_corrected_latency_does_not_inflate_the_request_count() -> None:
+    recorder = LatencyRecorder()
+    recorder.record_success(timestamp=5.0, latency_us=10_000, expected_interval_us=1_000)
+    bucket = recorder.buckets()[5]
+    assert bucket.requests == 1
+    assert bucket.latency.get_total_count() == 10
 
 
 def test_bucket_width_must_be_positive() -> None:

@@ -131,6 +131,20 @@ def test_invalid_answers_are_counted_as_failures(
     assert "request(s) failed" in result.stderr
 
 
+def test_open_loop_counts_real_requests_not_corrected_samples(
+    scoring_server: Callable[..., str], tmp_path: Path
+) -> None:
+    output = tmp_path / "open"
+    result = run_benchmark(
+        "--host", scoring_server(), "--users", "2", "--duration", "2s", "--rate-per-user", "20",
+        "--output", str(output), "--p99-bound", "1000",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = assert_sane_results(output, steps=1, server_timing=True)
+    assert summary["config"]["rate_per_user"] == 20
+    assert summary["total"]["latency"]["count"] >= summary["total"]["requests"]
+
+
 def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
     from tests.benchmark.conftest import free_port
 
