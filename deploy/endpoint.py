@@ -137,7 +137,7 @@ def check_artifact(path: Path) -> None:
     """A gzip tarball whose members sit at the top level, as SageMaker unpacks it into
     /opt/ml/model."""
     if not path.is_file():
-        raise DeployError(f"model artifact {path} does not exist")
+        raise DeployError(f"model artifact {path} does not exist or is not a file")
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             names = [member.name.removeprefix("./") for member in archive.getmembers()]
@@ -187,12 +187,12 @@ def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
 
 
 def model_environment(settings: Settings, extra: Mapping[str, str]) -> dict[str, str]:
-    environment: dict[str, str] = {}
+    """The container environment: ``extra`` (``--env``), with ``--workers`` winning over it."""
+    environment = dict(extra)
     if settings.workers is not None:
         environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(
             validation.check_instance_count(settings.workers, what="workers")
         )
-    environment.update(extra)
     check_environment(environment)
     return environment
 
@@ -456,7 +456,8 @@ def update(
     """Blue/green redeploy: new model + endpoint config, then UpdateEndpoint; keeps the rest.
 
     The image defaults to the one running now, and so does the artifact when neither ``--model``
-    nor ``--model-data-url`` is given (e.g. a new instance type only).
+    nor ``--model-data-url`` is given (e.g. a new instance type only); so does the container
+    environment, where ``--env`` and ``--workers`` change single variables.
     """
     err = err or sys.stderr
     deployment.validate()
@@ -472,8 +473,10 @@ def update(
         settings = replace(settings, image_uri=str(running.get("Image", "")))
     if release.artifact is None and release.model_data_url is None:
         release = replace(release, model_data_url=str(running.get("ModelDataUrl", "")))
-    if not release.environment and running.get("Environment") and settings.workers is None:
-        release = replace(release, environment=dict(running["Environment"]))
+    # The running container environment carries over; --env and --workers change single keys.
+    release = replace(
+        release, environment={**running.get("Environment", {}), **release.environment}
+    )
     preflight(gateway, settings, err=err)
     assert settings.endpoint_name is not None and settings.image_uri is not None
     model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)

@@ -46,7 +46,7 @@ def read_rows(*, rows: Sequence[str], file: Path | None) -> list[list[float | No
     parsed = [parse_row(row, where=f"--row {index}") for index, row in enumerate(rows, start=1)]
     if file is not None:
         try:
-            lines = file.read_text(encoding="utf-8").splitlines()
+            lines = file.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise DeployError(f"cannot read rows from {file}: {exc}") from None
         parsed += [

@@ -183,9 +183,12 @@ def _bearer_token(challenge: str, credentials: Credentials | None) -> str:
     request = urllib.request.Request(f"{realm}?{urllib.parse.urlencode(fields)}")
     if credentials is not None:
         request.add_header("Authorization", _basic(credentials))
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        body = json.loads(response.read())
-    return str(body.get("token") or body.get("access_token") or "")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            body = json.loads(response.read())
+        return str(body.get("token") or body.get("access_token") or "")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DeployError(f"cannot get a registry token from {realm}: {exc}") from None
 
 
 def _basic(credentials: Credentials) -> str:
@@ -228,8 +231,9 @@ def fetch_manifest(
                 authorization = "Bearer " + _bearer_token(challenge, credentials)
                 continue
             raise DeployError(f"registry {reference.host} answered {exc.code} for {url}") from None
-        except urllib.error.URLError as exc:
-            raise DeployError(f"cannot reach registry {reference.host}: {exc.reason}") from None
+        except OSError as exc:  # URLError, timeouts, refused connections
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise DeployError(f"cannot reach registry {reference.host}: {reason}") from None
     else:
         raise DeployError(
             f"registry {reference.host} refused the credentials for {reference.repository}"
@@ -240,7 +244,12 @@ def fetch_manifest(
             f"registry digest {header_digest} does not match the manifest's sha256 {computed}"
         )
     if not media_type:
-        media_type = str(json.loads(body).get("mediaType", ""))
+        try:
+            media_type = str(json.loads(body).get("mediaType", ""))
+        except (ValueError, AttributeError):
+            raise DeployError(
+                f"registry {reference.host} sent a manifest that is not JSON"
+            ) from None
     return Manifest(media_type=media_type, digest=computed, size=len(body))
 
 

@@ -318,6 +318,42 @@ def test_update_with_a_new_artifact_and_image(
     )
 
 
+def test_update_keeps_the_container_environment_and_changes_what_is_given(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    first = created(
+        cli, seed_model, "--workers", "2", "--env", "RTB_LOG_LEVEL=debug", "--env", "A=1"
+    )
+    stub_update(router, previous=first["endpoint_config_name"])
+    router.stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
+    result = cli("update", *deploy_flags("--workers", "4", "--env", "A=2"))
+    assert result.code == 0, result.err
+    model = sm().describe_model(ModelName=json.loads(result.out)["model_name"])
+    assert model["PrimaryContainer"]["Environment"] == {
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "4",
+        "RTB_LOG_LEVEL": "debug",
+        "A": "2",
+    }
+
+
+def test_update_dry_run_reads_the_running_release_and_changes_nothing(
+    aws: str, cli: Cli, seed_model: Path
+) -> None:
+    first = created(cli, seed_model)
+    result = cli("update", "--dry-run", *deploy_flags("--instance-type", "ml.m5.large"))
+    assert result.code == 0, result.err
+    planned = [
+        line.split(" ", 2)[1] for line in result.out.splitlines() if line.startswith("dry-run:")
+    ]
+    assert planned == [
+        "sagemaker.create_model",
+        "sagemaker.create_endpoint_config",
+        "sagemaker.update_endpoint",
+    ]
+    assert first["model_data_url"] in result.out  # the running artifact is reused
+    assert [model["ModelName"] for model in sm().list_models()["Models"]] == [first["model_name"]]
+
+
 def test_a_rolled_back_update_is_a_failure_with_the_reason(
     aws: str, cli: Cli, seed_model: Path, router: Router
 ) -> None:
