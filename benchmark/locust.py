@@ -34,7 +34,7 @@ from typing import IO, Final
 
 from benchmark import capacity as capacity_module
 from benchmark import plots, report
-from benchmark.payloads import CONTENT_TYPES
+from benchmark.payloads import CONTENT_TYPES, load_reference
 from benchmark.schedule import Schedule, parse_duration
 
 LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
@@ -183,6 +183,11 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error("give exactly one of --host URL or --endpoint-name NAME")
     if args.host and not args.host.startswith(("http://", "https://")):
         parser.error(f"--host must be an http:// or https:// URL, got {args.host!r}")
+    if args.reference is not None:
+        try:
+            load_reference(args.reference)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--reference: {exc}")
     spawn_rate = args.spawn_rate or float(args.users)
     if args.step_users is None:
         if args.step_duration is not None:
