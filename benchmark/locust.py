@@ -388,12 +388,7 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.terminate()
-        last = _latest_point(plan_)
-        print(
-            f"Locust finished in {time.monotonic() - started:.0f} s: "
-            f"{last.get('requests', 0):,.0f} requests, {last.get('failures', 0):,.0f} failures",
-            file=sys.stderr,
-        )
+        print(f"Locust finished in {time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -441,6 +436,11 @@ def run_from_args(argv: Sequence[str]) -> Path | None:
         print(f"error: {exc}", file=sys.stderr)
         return None
     print((plan_.output / report.SUMMARY_MD).read_text(encoding="utf-8"))
+    print(
+        f"{run.total.requests:,} requests succeeded, {run.total.failures:,} failed; "
+        f"results in {plan_.output}",
+        file=sys.stderr,
+    )
     if run.total.failures:
         failures = plan_.output / "locust_failures.csv"
         print(f"{run.total.failures} request(s) failed; see {failures}", file=sys.stderr)
