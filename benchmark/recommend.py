@@ -51,6 +51,7 @@ from benchmark.recommender.job import (
     list_steps,
     wait_for_job,
 )
+from benchmark.recommender.metadata import benchmarked_models, check_known, metadata_request
 from benchmark.recommender.registry import PackageSpec, group_exists, group_request, package_request
 from benchmark.recommender.report import Report, render_instant, render_markdown, write_report
 from benchmark.recommender.results import OBJECTIVES, from_job, ordered
@@ -183,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     package.add_argument(
         "--payload-rows", type=int, metavar="N", default=1, help="rows per request (%(default)s)"
+    )
+    package.add_argument(
+        "--check-metadata",
+        action="store_true",
+        help="before registering, check framework version and nearest model with ListModelMetadata",
     )
     package.add_argument(
         "--payload-reference",
@@ -453,6 +459,27 @@ def _register(
     return arn
 
 
+def _check_metadata(clients: Clients, caller: Caller, spec: PackageSpec) -> None:
+    if caller.dry_run:
+        caller.show(
+            clients.sagemaker,
+            "list_model_metadata",
+            metadata_request(spec.framework),
+            note="checks --framework-version and --nearest-model-name",
+        )
+        return
+    check_known(
+        benchmarked_models(clients.sagemaker, framework=spec.framework),
+        framework=spec.framework,
+        framework_version=spec.framework_version,
+        nearest_model_name=spec.nearest_model_name,
+    )
+    _progress(
+        f"{spec.framework} {spec.framework_version} / {spec.nearest_model_name}: "
+        "benchmarked by Inference Recommender"
+    )
+
+
 def _scaling(
     args: argparse.Namespace,
     clients: Clients,
@@ -656,6 +683,8 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
             print(render_instant(instant), end="")
         return 0
     package_arn: str = args.model_package_arn
+    if plan.spec is not None and args.check_metadata:
+        _check_metadata(clients, caller, plan.spec)
     if plan.spec is not None and plan.payload is not None:
         if plan.request is not None:
             local_copy: Path | None = _output_dir(args, plan.request["JobName"]) / PAYLOAD_NAME

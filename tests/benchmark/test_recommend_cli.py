@@ -714,11 +714,13 @@ def test_dry_run_prints_every_call_and_makes_none(
 ) -> None:
     # Nothing is queued: any real call would raise inside the Stubber.
     argv = [*REGISTER_ARGS, "--job-name", "rtb-dry", "--instant", "rtb-model", "--dry-run"]
+    argv += ["--check-metadata"]
     argv += ["--output-dir", str(tmp_path)]
     assert run(stubs, argv) == 0
     out = capsys.readouterr().out
     operations = re.findall(r"^(\w+\.\w+)", out, flags=re.MULTILINE)
     assert operations == [
+        "sagemaker.list_model_metadata",
         "s3.put_object",
         "sagemaker.describe_model_package_group",
         "sagemaker.create_model_package_group",
@@ -832,6 +834,77 @@ def test_from_job_with_instant_puts_both_in_one_report(stubs: Stubs, tmp_path: P
     assert "## Recommendations (lowest cost per inference first)" in markdown
     assert "## Instant recommendations for model `rtb-model`: COMPLETED" in markdown
     assert "| rec-1 | `ml.c6i.large` | SAGEMAKER_MODEL_SERVER_WORKERS=2 |" in markdown
+
+
+def metadata_page(entries: list[tuple[str, str]], token: str | None = None) -> dict[str, Any]:
+    page: dict[str, Any] = {
+        "ModelMetadataSummaries": [
+            {
+                "Domain": "MACHINE_LEARNING",
+                "Framework": "XGBOOST",
+                "Task": "CLASSIFICATION",
+                "Model": model,
+                "FrameworkVersion": version,
+            }
+            for version, model in entries
+        ]
+    }
+    if token:
+        page["NextToken"] = token
+    return page
+
+
+METADATA_REQUEST = {
+    "SearchExpression": {"Filters": [{"Name": "Framework", "Value": "XGBOOST"}]},
+    "MaxResults": 100,
+}
+
+
+def test_check_metadata_accepts_a_benchmarked_version_then_registers(
+    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stubs.sagemaker.add_response(
+        "list_model_metadata", metadata_page([("1.5", "xgboost")], token="next"), METADATA_REQUEST
+    )
+    stubs.sagemaker.add_response(
+        "list_model_metadata",
+        metadata_page([("1.7", "xgboost")]),
+        {**METADATA_REQUEST, "NextToken": "next"},
+    )
+    stubs.registration(group_exists=True)
+    argv = [*REGISTER_ARGS, "--register-only", "--check-metadata"]
+    argv.remove("--role")
+    argv.remove(ROLE)
+    assert run(stubs, argv) == 0
+    assert "XGBOOST 1.7 / xgboost: benchmarked by Inference Recommender" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--framework-version", "1.2"],
+            "'1.2' is not one Inference Recommender knows for XGBOOST; choose one of 1.5, 1.7",
+        ),
+        (
+            ["--nearest-model-name", "xgb"],
+            "'xgb' is not benchmarked for XGBOOST 1.7; choose one of xgboost",
+        ),
+    ],
+)
+def test_check_metadata_refuses_an_unknown_pair_before_uploading(
+    stubs: Stubs, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    stubs.sagemaker.add_response(
+        "list_model_metadata",
+        metadata_page([("1.5", "xgboost"), ("1.7", "xgboost")]),
+        METADATA_REQUEST,
+    )
+    # Nothing else is queued: an upload or registration would fail inside the Stubber.
+    argv = [*REGISTER_ARGS, "--job-name", "rtb-meta", "--check-metadata", *extra]
+    assert run(stubs, argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
 
 
 # ---- the example in docs/recommend.md -------------------------------------------------------
