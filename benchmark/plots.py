@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from benchmark.capacity import knee
 from benchmark.report import Run
 
 if TYPE_CHECKING:
@@ -85,6 +86,12 @@ def throughput_vs_users(run: Run, path: Path, *, p99_bound_ms: float | None = No
         p99_axes.axhline(
             p99_bound_ms, color="tab:red", linestyle="--", alpha=0.6, label="p99 bound"
         )
+        best = knee(steps, p99_bound_ms=p99_bound_ms)
+        if best is not None:
+            axes.plot(
+                [best.users], [best.rps], marker="*", markersize=16, color="gold",
+                markeredgecolor="black", linestyle="none", label="knee",
+            )  # fmt: skip
     p99_axes.set_ylabel("p99 latency (ms)", color="tab:red")
     p99_axes.set_ylim(bottom=0)
     handles = axes.get_legend_handles_labels()
