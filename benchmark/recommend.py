@@ -10,7 +10,7 @@ Modes:
 - `--dry-run` with any of them: check every call against botocore's model and print it; no AWS.
 
 Progress goes to stderr; the report (Markdown), ARNs and dry-run calls go to stdout.
-Exit codes: 0 done, 1 the job or an AWS call failed, 2 bad options (nothing was called).
+Exit codes: 0 done, 1 the job or an AWS call failed, 2 bad options (nothing was created).
 """
 
 from __future__ import annotations

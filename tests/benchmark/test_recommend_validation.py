@@ -27,6 +27,7 @@ from benchmark.recommender.calls import Caller
 from benchmark.recommender.errors import InvalidInputError, RecommenderError
 from benchmark.recommender.estimate import load_estimate
 from benchmark.recommender.job import LoadTest, job_request
+from benchmark.recommender.metadata import check_known
 from benchmark.recommender.registry import group_exists
 from benchmark.recommender.results import Recommendation, from_job, ordered
 from benchmark.recommender.scaling import scaling_request, suggestion_from_response
@@ -486,3 +487,8 @@ def test_dry_run_caller_checks_requests_against_the_service_model(
     )
     assert reply == {"ModelArn": "<arn>"}
     assert out.getvalue().startswith("sagemaker.describe_model\n")
+
+
+def test_metadata_check_with_no_benchmarked_model_says_so() -> None:
+    with pytest.raises(InvalidInputError, match="lists no benchmarked model for 'PYTORCH'"):
+        check_known([], framework="PYTORCH", framework_version="2.1", nearest_model_name="resnet50")
