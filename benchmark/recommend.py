@@ -5,6 +5,7 @@ Modes:
   the group if missing), start a Default or Advanced job, wait with progress, write the report;
 - `--register-only`: stop after registering and print the model package ARN;
 - `--from-job NAME`: fetch an existing job and write its report;
+- `--stop-job NAME`: stop a running job;
 - `--instant MODEL` alone: read the instant recommendation SageMaker attached to a model
   (with a job mode, it adds that section to the job's report);
 - `--dry-run` with any of them: check every call against botocore's model and print it; no AWS.
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode = parser.add_argument_group("mode")
     mode.add_argument("--from-job", metavar="NAME", help="only fetch and report this existing job")
+    mode.add_argument(
+        "--stop-job", metavar="NAME", help="stop a running job (its test endpoints are removed)"
+    )
     mode.add_argument(
         "--register-only", action="store_true", help="register the model package and stop"
     )
@@ -604,7 +608,7 @@ def _report_job(
 class Plan:
     """What one invocation will do, decided and checked before any client exists."""
 
-    mode: str  # "job", "register", "from-job" or "instant"
+    mode: str  # "job", "register", "from-job", "stop" or "instant"
     estimate: LocalEstimate | None
     spec: PackageSpec | None = None
     payload: SamplePayload | None = None
@@ -622,6 +626,11 @@ def _plan(args: argparse.Namespace) -> Plan:
     if args.instant:
         validation.check_model_name(args.instant)
     registration = bool(args.image or args.model_data or args.payload_uri)
+    if args.stop_job:
+        validation.check_job_name(args.stop_job)
+        if registration or args.model_package_arn or args.register_only or args.from_job:
+            raise InvalidInputError("--stop-job only stops a job; it takes no other mode")
+        return Plan(mode="stop", estimate=estimate)
     if args.from_job:
         validation.check_job_name(args.from_job)
         if registration or args.model_package_arn or args.register_only:
@@ -673,6 +682,11 @@ def _run(args: argparse.Namespace, clients: Clients | None) -> int:
     plan = _plan(args)
     clients = clients or _make_clients(args)
     caller = Caller(dry_run=args.dry_run)
+    if plan.mode == "stop":
+        caller(clients.sagemaker, "stop_inference_recommendations_job", {"JobName": args.stop_job})
+        print(f"stopping: {args.stop_job}")
+        _progress(f"report what it measured so far with --from-job {args.stop_job}")
+        return 0
     if plan.mode == "from-job":
         return _report_job(
             args, clients, caller, args.from_job, job=None, steps=None, estimate=plan.estimate
@@ -736,7 +750,7 @@ def _start_job(
     except KeyboardInterrupt:
         _progress(
             f"interrupted: job {job_name} keeps running in SageMaker; "
-            f"report it later with --from-job {job_name}"
+            f"report it later with --from-job {job_name}, or stop it with --stop-job {job_name}"
         )
         return 130
     except (ClientError, BotoCoreError):

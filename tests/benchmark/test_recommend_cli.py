@@ -907,6 +907,21 @@ def test_check_metadata_refuses_an_unknown_pair_before_uploading(
     assert message in err
 
 
+def test_stop_job_stops_and_points_at_the_report(
+    stubs: Stubs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stubs.sagemaker.add_response("stop_inference_recommendations_job", {}, {"JobName": "rtb-adv-1"})
+    assert run(stubs, ["--stop-job", "rtb-adv-1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "stopping: rtb-adv-1\n"
+    assert "--from-job rtb-adv-1" in captured.err
+
+
+def test_stop_job_takes_no_other_mode(stubs: Stubs, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(stubs, ["--stop-job", "rtb-adv-1", "--from-job", "rtb-adv-1"]) == 2
+    assert "--stop-job only stops a job" in capsys.readouterr().err
+
+
 # ---- the example in docs/recommend.md -------------------------------------------------------
 
 EXAMPLE_BANNER = (
