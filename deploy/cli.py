@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALARM",
         help="CloudWatch alarm that rolls the update back (repeatable)",
     )
+    update.add_argument(
+        "--suspend-autoscaling",
+        action="store_true",
+        help="to change an autoscaled variant's instance type: remove policies, update, restore",
+    )
 
     autoscale = commands.add_parser(
         "autoscale", parents=[common], help="register the variant and put a target-tracking policy"
@@ -405,8 +410,17 @@ def _run(args: argparse.Namespace) -> int:
             max_execution_timeout=args.max_execution_timeout,
             rollback_alarms=tuple(args.rollback_alarm),
         )
+        explicit = frozenset(
+            name for name, origin in resolved.origins.items() if origin != "default"
+        )
         outcome = endpoint.update(
-            gateway, settings, _release(args), deployment, wait=not args.no_wait
+            gateway,
+            settings,
+            _release(args),
+            deployment,
+            wait=not args.no_wait,
+            explicit=explicit,
+            suspend_autoscaling=args.suspend_autoscaling,
         )
         _print_json(outcome.to_json())
         return 0

@@ -17,7 +17,7 @@ from typing import Any, Literal, TextIO
 
 from botocore.exceptions import ClientError
 
-from deploy import validation
+from deploy import scaling, validation
 from deploy.errors import DeployError, error_code, is_not_found
 from deploy.gateway import Gateway
 from deploy.progress import wait_for_endpoint
@@ -441,7 +441,14 @@ def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> 
     container: dict[str, Any] = (
         model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     )
-    return {"status": description.get("EndpointStatus"), **container}
+    variant = variants[variant_name]
+    return {
+        **container,
+        "status": description.get("EndpointStatus"),
+        "instance_type": variant.get("InstanceType"),
+        "instance_count": variant.get("InitialInstanceCount"),
+        "data_capture": config.get("DataCaptureConfig") or {},
+    }
 
 
 def update(
@@ -451,13 +458,22 @@ def update(
     deployment: BlueGreen,
     *,
     wait: bool,
+    explicit: frozenset[str] = frozenset(),
+    suspend_autoscaling: bool = False,
     err: TextIO | None = None,
 ) -> Outcome:
     """Blue/green redeploy: new model + endpoint config, then UpdateEndpoint; keeps the rest.
 
     The image defaults to the one running now, and so does the artifact when neither ``--model``
     nor ``--model-data-url`` is given (e.g. a new instance type only); so does the container
-    environment, where ``--env`` and ``--workers`` change single variables.
+    environment, where ``--env`` and ``--workers`` change single variables, and so do the
+    instance type and count and the data capture settings unless given (``explicit`` names the
+    settings given by flag, environment or file rather than by default).
+
+    An autoscaled variant keeps the instance count autoscaling chose (RetainAllVariantProperties).
+    SageMaker refuses to change the instance type of an autoscaled variant; with
+    ``suspend_autoscaling`` its policies are removed for the update and put back afterwards, as
+    AWS's documented procedure does.
     """
     err = err or sys.stderr
     deployment.validate()
@@ -471,6 +487,42 @@ def update(
         )
     if settings.image_uri is None:
         settings = replace(settings, image_uri=str(running.get("Image", "")))
+    if "instance_type" not in explicit and running.get("instance_type"):
+        settings = replace(settings, instance_type=str(running["instance_type"]))
+    if "instance_count" not in explicit and running.get("instance_count"):
+        settings = replace(settings, instance_count=int(running["instance_count"]))
+    capture = running["data_capture"]
+    if release.data_capture is None and capture.get("EnableCapture"):
+        release = replace(
+            release,
+            data_capture=DataCapture(
+                destination_s3_uri=str(capture["DestinationS3Uri"]),
+                sampling_percent=int(capture.get("InitialSamplingPercentage", 100)),
+            ),
+        )
+    endpoint_name = settings.endpoint_name
+    assert endpoint_name is not None
+    autoscaled = scaling.snapshot(
+        gateway, endpoint_name=endpoint_name, variant_name=settings.variant_name
+    )
+    retype = autoscaled is not None and settings.instance_type != running.get("instance_type")
+    if retype and not suspend_autoscaling:
+        raise DeployError(
+            f"variant {settings.variant_name} is autoscaled, and SageMaker refuses to change "
+            f"its instance type ({running.get('instance_type')} to {settings.instance_type}) "
+            "while it is; pass --suspend-autoscaling to remove the policies for the update "
+            "and put them back after"
+        )
+    if retype and not wait and not gateway.dry_run:
+        raise DeployError(
+            "--suspend-autoscaling waits for the update to put autoscaling back; drop --no-wait"
+        )
+    if autoscaled is not None and not retype and "instance_count" in explicit:
+        print(
+            f"note: variant {settings.variant_name} is autoscaled: its instance count stays what "
+            "autoscaling set (RetainAllVariantProperties)",
+            file=err,
+        )
     if release.artifact is None and release.model_data_url is None:
         release = replace(release, model_data_url=str(running.get("ModelDataUrl", "")))
     # The running container environment carries over; --env and --workers change single keys.
@@ -480,35 +532,46 @@ def update(
     preflight(gateway, settings, err=err)
     assert settings.endpoint_name is not None and settings.image_uri is not None
     model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)
+    request: dict[str, Any] = {
+        "EndpointName": settings.endpoint_name,
+        "EndpointConfigName": config_name,
+        "DeploymentConfig": deployment.to_api(),
+    }
+    if autoscaled is not None and not retype:
+        request["RetainAllVariantProperties"] = True
+    if retype:
+        print(f"suspending autoscaling of {settings.variant_name} for the update", file=err)
+        scaling.remove(
+            gateway, endpoint_name=settings.endpoint_name, variant_names=[settings.variant_name]
+        )
     try:
-        gateway.call(
-            "sagemaker",
-            "update_endpoint",
-            EndpointName=settings.endpoint_name,
-            EndpointConfigName=config_name,
-            DeploymentConfig=deployment.to_api(),
-        )
-    except BaseException:
-        _undo(gateway, created, err=err)
-        raise
-    status = "Updating"
-    if gateway.dry_run:
-        status = "DryRun"
-    elif wait:
-        final = wait_for_endpoint(
-            gateway,
-            settings.endpoint_name,
-            poll_interval=settings.poll_interval,
-            timeout=settings.wait_timeout,
-            err=err,
-        )
-        if final.get("EndpointConfigName") != config_name:
-            reason = final.get("FailureReason") or "no FailureReason given"
-            raise DeployError(
-                f"update of {settings.endpoint_name} was rolled back; it still serves "
-                f"{final.get('EndpointConfigName')}: {reason}"
+        try:
+            gateway.call("sagemaker", "update_endpoint", **request)
+        except BaseException:
+            _undo(gateway, created, err=err)
+            raise
+        status = "Updating"
+        if gateway.dry_run:
+            status = "DryRun"
+        elif wait:
+            final = wait_for_endpoint(
+                gateway,
+                settings.endpoint_name,
+                poll_interval=settings.poll_interval,
+                timeout=settings.wait_timeout,
+                err=err,
             )
-        status = str(final["EndpointStatus"])
+            if final.get("EndpointConfigName") != config_name:
+                reason = final.get("FailureReason") or "no FailureReason given"
+                raise DeployError(
+                    f"update of {settings.endpoint_name} was rolled back; it still serves "
+                    f"{final.get('EndpointConfigName')}: {reason}"
+                )
+            status = str(final["EndpointStatus"])
+    finally:
+        if retype and autoscaled is not None:
+            scaling.restore(gateway, autoscaled)
+            print(f"autoscaling of {settings.variant_name} restored", file=err)
     return Outcome(
         endpoint_name=settings.endpoint_name,
         endpoint_config_name=config_name,

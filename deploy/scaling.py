@@ -261,3 +261,72 @@ def remove(gateway: Gateway, *, endpoint_name: str, variant_names: list[str]) ->
             if not is_not_found(exc):
                 raise
     return removed
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A variant's scalable target and policies, enough to put them back after an update."""
+
+    resource_id: str
+    min_capacity: int
+    max_capacity: int
+    policies: tuple[dict[str, Any], ...]
+
+
+_POLICY_KEYS = (
+    "PolicyName",
+    "PolicyType",
+    "TargetTrackingScalingPolicyConfiguration",
+    "StepScalingPolicyConfiguration",
+)
+
+
+def snapshot(gateway: Gateway, *, endpoint_name: str, variant_name: str) -> Snapshot | None:
+    """The variant's autoscaling now, or None when it is not a scalable target."""
+    resource = resource_id(endpoint_name, variant_name)
+    targets = gateway.call(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        ServiceNamespace=NAMESPACE,
+        ResourceIds=[resource],
+        ScalableDimension=DIMENSION,
+    ).get("ScalableTargets", [])
+    if not targets:
+        return None
+    policies = gateway.pages(
+        "application-autoscaling",
+        "describe_scaling_policies",
+        "ScalingPolicies",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+    )
+    kept = tuple({key: policy[key] for key in _POLICY_KEYS if key in policy} for policy in policies)
+    return Snapshot(
+        resource_id=resource,
+        min_capacity=int(targets[0]["MinCapacity"]),
+        max_capacity=int(targets[0]["MaxCapacity"]),
+        policies=kept,
+    )
+
+
+def restore(gateway: Gateway, state: Snapshot) -> None:
+    """Register the target again and put every policy back as it was."""
+    gateway.call(
+        "application-autoscaling",
+        "register_scalable_target",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=state.resource_id,
+        ScalableDimension=DIMENSION,
+        MinCapacity=state.min_capacity,
+        MaxCapacity=state.max_capacity,
+    )
+    for policy in state.policies:
+        gateway.call(
+            "application-autoscaling",
+            "put_scaling_policy",
+            ServiceNamespace=NAMESPACE,
+            ResourceId=state.resource_id,
+            ScalableDimension=DIMENSION,
+            **policy,
+        )

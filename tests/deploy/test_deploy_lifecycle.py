@@ -54,6 +54,10 @@ def created(cli: Cli, seed_model: Path, *extra: str) -> dict[str, Any]:
 # --- create ------------------------------------------------------------------------------
 
 
+def scaling_client() -> Any:
+    return boto3.client("application-autoscaling", region_name=REGION)
+
+
 def test_create_uploads_the_artifact_and_creates_model_config_and_endpoint(
     aws: str, cli: Cli, seed_model: Path
 ) -> None:
@@ -354,6 +358,105 @@ def test_update_dry_run_reads_the_running_release_and_changes_nothing(
     assert [model["ModelName"] for model in sm().list_models()["Models"]] == [first["model_name"]]
 
 
+def test_update_keeps_instance_settings_and_data_capture_unless_given(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    capture = f"s3://{BUCKET}/rtb-inference-capture"
+    first = created(
+        cli, seed_model, "--instance-type", "ml.m5.xlarge", "--instance-count", "2",
+        "--capture-s3-uri", capture, "--capture-percent", "5",
+    )  # fmt: skip
+    stub_update(router, previous=first["endpoint_config_name"])
+    router.stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
+    result = cli("update", *deploy_flags("--model", str(seed_model)))
+    assert result.code == 0, result.err
+    config = sm().describe_endpoint_config(
+        EndpointConfigName=json.loads(result.out)["endpoint_config_name"]
+    )
+    (variant,) = config["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.xlarge", 2)
+    assert config["DataCaptureConfig"]["DestinationS3Uri"] == capture
+    assert config["DataCaptureConfig"]["InitialSamplingPercentage"] == 5
+
+
+def test_an_autoscaled_variant_keeps_its_instance_count_through_a_model_update(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    first = created(cli, seed_model)
+    assert cli("autoscale", *deploy_flags("--target-value", "100", "--max-capacity", "5")).code == 0
+    stub_update(router, previous=first["endpoint_config_name"])
+    router.stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {
+            "EndpointName": ENDPOINT,
+            "EndpointConfigName": ANY,
+            "DeploymentConfig": ANY,
+            "RetainAllVariantProperties": True,
+        },
+    )
+    result = cli("update", *deploy_flags("--model", str(seed_model)))
+    assert result.code == 0, result.err
+
+
+def test_changing_an_autoscaled_instance_type_needs_suspend_autoscaling(
+    aws: str, cli: Cli, seed_model: Path
+) -> None:
+    created(cli, seed_model)
+    assert cli("autoscale", *deploy_flags("--target-value", "100")).code == 0
+    result = cli("update", *deploy_flags("--instance-type", "ml.c5.xlarge"))
+    assert result.code == 1
+    assert "refuses to change its instance type (ml.c5.large to ml.c5.xlarge)" in result.err
+    assert "--suspend-autoscaling" in result.err
+    assert len(sm().list_models()["Models"]) == 1  # nothing was created
+
+
+def test_suspend_autoscaling_removes_the_policies_for_the_update_and_restores_them(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    first = created(cli, seed_model)
+    assert (
+        cli(
+            "autoscale",
+            *deploy_flags("--target-value", "321", "--min-capacity", "2", "--max-capacity", "7"),
+        ).code
+        == 0
+    )
+    seen = stub_update(router, previous=first["endpoint_config_name"])
+    accepted = router.hooks["update_endpoint"]
+    during: list[Any] = []
+
+    def check_suspended(params: dict[str, Any]) -> None:
+        during.append(
+            scaling_client().describe_scalable_targets(ServiceNamespace="sagemaker")[
+                "ScalableTargets"
+            ]
+        )
+        accepted(params)
+
+    router.hooks["update_endpoint"] = check_suspended
+    router.stubber.add_response(
+        "update_endpoint",
+        {"EndpointArn": ENDPOINT_ARN},
+        {"EndpointName": ENDPOINT, "EndpointConfigName": ANY, "DeploymentConfig": ANY},
+    )
+    result = cli(
+        "update", *deploy_flags("--instance-type", "ml.c5.xlarge", "--suspend-autoscaling")
+    )
+    assert result.code == 0, result.err
+    assert during == [[]]  # no scalable target while UpdateEndpoint ran
+    assert json.loads(result.out)["endpoint_config_name"] == seen["config"]
+    (target,) = scaling_client().describe_scalable_targets(ServiceNamespace="sagemaker")[
+        "ScalableTargets"
+    ]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 7)
+    (policy,) = scaling_client().describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"
+    ]
+    assert policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 321
+    assert "autoscaling of AllTraffic restored" in result.err
+
+
 def test_a_rolled_back_update_is_a_failure_with_the_reason(
     aws: str, cli: Cli, seed_model: Path, router: Router
 ) -> None:
@@ -382,10 +485,6 @@ def test_update_rejects_bad_blue_green_settings_before_any_call(aws: str, cli: C
 
 
 # --- autoscale -------------------------------------------------------------------------------
-
-
-def scaling_client() -> Any:
-    return boto3.client("application-autoscaling", region_name=REGION)
 
 
 RESOURCE = f"endpoint/{ENDPOINT}/variant/AllTraffic"
