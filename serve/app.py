@@ -15,6 +15,7 @@ echoes `X-Amzn-SageMaker-Custom-Attributes`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -77,8 +78,18 @@ class InvocationHandler:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
+        content_type = accept = length = attributes = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"content-length":
+                length = value
+            elif name == CUSTOM_ATTRIBUTES:
+                attributes = value
         try:
-            status, media_type, body = await self.respond(scope, receive)
+            status, media_type, body = await self._respond(content_type, accept, length, receive)
         except ClientDisconnectedError:
             return
         headers = [
@@ -88,16 +99,61 @@ class InvocationHandler:
         ]
         if status in (408, 413):  # the rest of the body may still be on the wire
             headers.append((b"connection", b"close"))
-        for name, value in scope["headers"]:
-            if name == CUSTOM_ATTRIBUTES and _is_visible_ascii(value):
-                headers.append((CUSTOM_ATTRIBUTES, value))
+        if attributes is not None and _is_visible_ascii(attributes):
+            headers.append((CUSTOM_ATTRIBUTES, attributes))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def respond(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
         """(status, content type, body) for one request; never raises for bad input."""
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            found.setdefault(name, value)
+        return await self._respond(
+            found.get(b"content-type"), found.get(b"accept"), found.get(b"content-length"), receive
+        )
+
+    async def _respond(
+        self,
+        content_type: bytes | None,
+        accept: bytes | None,
+        length: bytes | None,
+        receive: Receive,
+    ) -> tuple[int, bytes, bytes]:
         try:
-            return await self._predict(scope, receive)
+            predictor = self.predictor
+            if predictor is None:
+                raise ModelNotReadyError(
+                    "The model is not loaded yet; retry after /ping answers 200."
+                )
+            decoder = self._decoder(content_type)
+            media_type, media_type_bytes = self._accept(accept)
+            settings = self.settings
+            if length is not None and _declared_too_large(length, settings.max_body_bytes):
+                raise PayloadTooLargeError(
+                    f"The body is larger than the {settings.max_body_bytes}-byte limit."
+                )
+            message = await receive()
+            if message.get("more_body", False) or message["type"] != "http.request":
+                body = await read_body(
+                    receive,
+                    limit=settings.max_body_bytes,
+                    timeout_s=settings.request_timeout_s,
+                    first=message,
+                )
+            else:
+                body = message["body"]
+                if len(body) > settings.max_body_bytes:
+                    raise PayloadTooLargeError(
+                        f"The body is larger than the {settings.max_body_bytes}-byte limit."
+                    )
+            if not body:
+                raise EmptyBodyError("The body is empty; send one or more rows.")
+            features = decoder(
+                body, num_features=predictor.num_features, max_rows=settings.max_rows
+            )
+            probabilities = predictor.predict(features)
+            return 200, media_type_bytes, ENCODERS[media_type](probabilities, self.selection)
         except InferenceError as exc:
             logger.debug("invocation refused: %s %s", exc.code, exc.message)
             return exc.status_code, _JSON_BYTES, exc.body()
@@ -106,34 +162,6 @@ class InvocationHandler:
         except Exception:
             logger.exception("invocation failed: bug in the server")
             return 500, _JSON_BYTES, INTERNAL_ERROR_BODY
-
-    async def _predict(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
-        predictor = self.predictor
-        if predictor is None:
-            raise ModelNotReadyError("The model is not loaded yet; retry after /ping answers 200.")
-        content_type = accept = length = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"accept":
-                accept = value
-            elif name == b"content-length":
-                length = value
-        decoder = self._decoder(content_type)
-        media_type, media_type_bytes = self._accept(accept)
-        settings = self.settings
-        if length is not None and _declared_too_large(length, settings.max_body_bytes):
-            raise PayloadTooLargeError(
-                f"The body is larger than the {settings.max_body_bytes}-byte limit."
-            )
-        body = await read_body(
-            receive, limit=settings.max_body_bytes, timeout_s=settings.request_timeout_s
-        )
-        if not body:
-            raise EmptyBodyError("The body is empty; send one or more rows.")
-        features = decoder(body, num_features=predictor.num_features, max_rows=settings.max_rows)
-        probabilities = predictor.predict(features)
-        return 200, media_type_bytes, ENCODERS[media_type](probabilities, self.selection)
 
     def _decoder(self, header: bytes | None) -> Decoder:
         if header is None:
@@ -178,13 +206,16 @@ def _is_visible_ascii(value: bytes) -> bool:
     return 0 < len(value) <= _MAX_CUSTOM_ATTRIBUTES and all(32 <= byte < 127 for byte in value)
 
 
-async def read_body(receive: Receive, *, limit: int, timeout_s: float) -> bytes:
+async def read_body(
+    receive: Receive, *, limit: int, timeout_s: float, first: Message | None = None
+) -> bytes:
     """The request body, refusing more than `limit` bytes without buffering past it.
 
     A body in one message (the common case) costs one `receive()`. A streamed body must
     arrive within `timeout_s`, so a slow client cannot hold the worker's memory forever.
+    `first` is a message already received.
     """
-    message = await receive()
+    message = await receive() if first is None else first
     if message["type"] == "http.disconnect":
         raise ClientDisconnectedError
     body: bytes = message.get("body", b"")
@@ -255,6 +286,10 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if handler.predictor is None:
             handler.predictor, handler.selection = _load(settings.model_dir, settings)
+        # Everything alive now lives as long as the worker: keep it out of the collector's
+        # generations, so a full collection during serving walks only per-request garbage.
+        gc.collect()
+        gc.freeze()
         yield
 
     app = ServingApp(

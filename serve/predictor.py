@@ -81,16 +81,18 @@ class CompiledPredictor:
                 f"{library}: only single-output float32 models are served "
                 f"(targets={lib.get_num_target()}, classes={num_class.value}, types={types})"
             )
-        predict.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+        # No argtypes: the single-row call passes ready-made c_void_p objects (the fastest call
+        # ctypes has); the batch path wraps its addresses the same way.
         predict.restype = None
         self._predict = predict
         self._library = lib  # keeps the library loaded as long as the predictor lives
         self._num_features = num_features
         self._row = np.zeros(num_features, dtype=np.float32)
         self._row_bits = self._row.view(np.int32)
-        self._row_address = self._row.ctypes.data
+        self._row_pointer = ctypes.c_void_p(self._row.ctypes.data)
         self._result = np.zeros(1, dtype=np.float32)
-        self._result_address = self._result.ctypes.data
+        self._result_pointer = ctypes.c_void_p(self._result.ctypes.data)
+        self._no_margin = ctypes.c_int(0)
 
     @property
     def num_features(self) -> int:
@@ -103,17 +105,19 @@ class CompiledPredictor:
             row[:] = features[0]
             self._row_bits[np.isnan(row)] = _MISSING
             self._result[0] = 0.0
-            self._predict(self._row_address, 0, self._result_address)
+            self._predict(self._row_pointer, self._no_margin, self._result_pointer)
             return self._result.copy()
         entries = np.array(features, dtype=np.float32, order="C", copy=True)
         entries.view(np.int32)[np.isnan(entries)] = _MISSING
         result = np.zeros(rows, dtype=np.float32)
         predict = self._predict
+        pointer = ctypes.c_void_p
+        no_margin = self._no_margin
         address = entries.ctypes.data
         stride = entries.strides[0]
         out = result.ctypes.data
         for index in range(rows):
-            predict(address + index * stride, 0, out + 4 * index)
+            predict(pointer(address + index * stride), no_margin, pointer(out + 4 * index))
         return result
 
 
