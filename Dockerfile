@@ -20,7 +20,7 @@ RUN apt-get update \
 COPY requirements/runtime.txt /tmp/requirements/runtime.txt
 # Nothing at run time installs packages, and no test suite of a dependency runs in the image.
 # scipy is a hard dependency of treelite and tl2cgen, which import only scipy.sparse (and its
-# scipy._lib): the rest of scipy, with the OpenBLAS/gfortran it links, is 95 MB nobody loads.
+# scipy._lib): the rest of scipy, with the OpenBLAS/gfortran it links, is ~100 MB nobody loads.
 # The runtime stage proves the pruned set still imports, compiles and predicts. uvloop and
 # httptools ship 13 MB of DWARF debug information: stripped (files patched with an RPATH by
 # auditwheel are left alone, as strip can break them).
