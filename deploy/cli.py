@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="BASE_IMAGE defaults to $RTB_BASE_IMAGE",
     )
-    push.add_argument("--tag", help="image tag (default: the git commit, else a timestamp)")
+    push.add_argument(
+        "--tag", help="image tag (default: git describe --always --dirty, else a timestamp)"
+    )
     push.add_argument("--registry", help="push to this registry host[:port] instead of ECR")
     push.add_argument("--username", help="registry user for --registry [RTB_REGISTRY_USERNAME]")
     push.add_argument(
@@ -281,10 +283,12 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _default_tag() -> str:
+def _default_tag(context: Path) -> str:
+    """The commit of the build context (``-dirty`` with local changes), else a timestamp."""
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=context if context.is_dir() else None,
             capture_output=True,
             text=True,
             timeout=10,
@@ -298,7 +302,7 @@ def _default_tag() -> str:
 
 
 def _run_push(args: argparse.Namespace, settings: Settings, gateway: Gateway) -> int:
-    tag = validation.check_image_tag(args.tag or _default_tag())
+    tag = validation.check_image_tag(args.tag or _default_tag(args.context))
     runner = image.Runner(image.detect_engine(args.engine), dry_run=args.dry_run)
     source = image.Source(
         image=args.image,

@@ -11,7 +11,7 @@ import gzip
 import sys
 import tarfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -39,8 +39,7 @@ class DataCapture:
 
 @dataclass(frozen=True, kw_only=True)
 class BlueGreen:
-    """UpdateEndpoint's DeploymentConfig: how traffic moves to the new fleet, and when to roll
-    back."""
+    """UpdateEndpoint's DeploymentConfig: how traffic shifts, and which alarms roll it back."""
 
     routing: TrafficRouting = "all-at-once"
     step_percent: int = 10
@@ -97,7 +96,7 @@ class BlueGreen:
 
 @dataclass(frozen=True, kw_only=True)
 class Release:
-    """What one create or update deploys: the artifact (a local file or an S3 URI) and the image."""
+    """What one create or update deploys besides the settings: artifact, environment, capture."""
 
     artifact: Path | None = None
     model_data_url: str | None = None
@@ -116,14 +115,7 @@ class Outcome:
     status: str
 
     def to_json(self) -> dict[str, str]:
-        return {
-            "endpoint_name": self.endpoint_name,
-            "endpoint_config_name": self.endpoint_config_name,
-            "model_name": self.model_name,
-            "model_data_url": self.model_data_url,
-            "image_uri": self.image_uri,
-            "status": self.status,
-        }
+        return asdict(self)
 
 
 def tags_for(endpoint_name: str) -> list[dict[str, str]]:
@@ -134,8 +126,7 @@ def tags_for(endpoint_name: str) -> list[dict[str, str]]:
 
 
 def check_artifact(path: Path) -> None:
-    """A gzip tarball whose members sit at the top level, as SageMaker unpacks it into
-    /opt/ml/model."""
+    """A gzip tarball with its files at the top level (SageMaker unpacks it into /opt/ml/model)."""
     if not path.is_file():
         raise DeployError(f"model artifact {path} does not exist or is not a file")
     try:

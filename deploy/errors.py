@@ -49,8 +49,7 @@ _NOT_FOUND_PHRASES = (
 
 
 def is_not_found(exc: ClientError) -> bool:
-    """True when AWS says the resource does not exist (SageMaker uses ValidationException for
-    it)."""
+    """True when AWS says the resource does not exist (SageMaker says ValidationException)."""
     code = error_code(exc)
     if code in _NOT_FOUND_CODES:
         return True

@@ -55,8 +55,7 @@ class Gateway:
         return region
 
     def client(self, service: str) -> Any:
-        """The cached boto3 client for ``service`` (raises NoRegionError when no region is
-        known)."""
+        """The cached boto3 client for ``service`` (NoRegionError when no region is known)."""
         if service not in self._clients:
             self._clients[service] = self._session.client(service, config=_CLIENT_CONFIG)
         return self._clients[service]

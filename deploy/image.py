@@ -51,8 +51,7 @@ def _docker_is_podman(environ: Mapping[str, str]) -> bool | None:
 def detect_engine(
     preferred: str | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Engine:
-    """``--engine``, else ``$RTB_CONTAINER_ENGINE``, else podman when docker is absent or is
-    podman."""
+    """``--engine``, else ``$RTB_CONTAINER_ENGINE``, else podman if docker is absent or podman."""
     environ = os.environ if environ is None else environ
     choice = preferred or environ.get("RTB_CONTAINER_ENGINE") or None
     if choice is not None:
@@ -217,8 +216,7 @@ def build(
 
 
 def publish(runner: Runner, *, source: str, target: Target) -> Pushed:
-    """Tag ``source`` as the target, log in (with a throw-away auth file) and push; return the
-    digest."""
+    """Tag ``source`` as the target, log in (throw-away auth file), push; return the digest."""
     reference = str(target.reference)
     insecure = is_loopback(target.reference.host)
     with tempfile.TemporaryDirectory(prefix="rtb-deploy-auth-") as auth_dir:

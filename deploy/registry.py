@@ -101,8 +101,7 @@ def ecr_target(
     immutable: bool = False,
     err: TextIO | None = None,
 ) -> Target:
-    """Create the ECR repository if missing (scan on push), and get a login from
-    GetAuthorizationToken."""
+    """Create the ECR repository if missing (scan on push); log in via GetAuthorizationToken."""
     err = err or sys.stderr
     validation.check_repository(repository)
     validation.check_image_tag(tag)

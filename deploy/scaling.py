@@ -89,8 +89,7 @@ _RECOMMENDATION_KEYS = {
 
 
 def read_recommendation(path: Path) -> dict[str, Any]:
-    """The JSON file ``python -m benchmark recommend`` writes; only metric and target_value are
-    required."""
+    """Read ``python -m benchmark recommend``'s JSON; only metric and target_value are required."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -176,8 +175,7 @@ def build_policy(
 def apply(
     gateway: Gateway, *, endpoint_name: str, variant_name: str, policy: Policy
 ) -> dict[str, Any]:
-    """Register the variant and put the target-tracking policy (both calls are idempotent
-    upserts)."""
+    """Register the variant and put the target-tracking policy (both are upserts)."""
     validation.check_sagemaker_name(endpoint_name, what="endpoint name")
     validation.check_variant_name(variant_name)
     policy.validate()

@@ -66,8 +66,7 @@ _FIELDS = {field.name: field for field in dataclasses.fields(Settings)}
 
 @dataclass(frozen=True)
 class Resolved:
-    """The settings and, for each field, where its value came from (flag, env NAME, file PATH,
-    default)."""
+    """The settings and where each value came from (flag, env NAME, file PATH, default)."""
 
     settings: Settings
     origins: Mapping[str, str]

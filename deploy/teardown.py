@@ -132,8 +132,7 @@ def _delete(gateway: Gateway, operation: str, **params: Any) -> bool:
 def _wait_deleted(
     gateway: Gateway, endpoint_name: str, *, timeout: float, poll_interval: float
 ) -> None:
-    """Endpoint configs in use cannot be deleted in real AWS while the endpoint is still
-    Deleting."""
+    """Wait for the endpoint to be gone: AWS keeps its config in use while it is Deleting."""
     deadline = time.monotonic() + timeout
     while describe_endpoint(gateway, endpoint_name) is not None:
         if time.monotonic() >= deadline:

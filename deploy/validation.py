@@ -38,8 +38,7 @@ def check_sagemaker_name(value: str, *, what: str) -> str:
 
 
 def check_endpoint_name(value: str) -> str:
-    """The endpoint name, short enough that ``<name>-<timestamp>`` still fits the model/config
-    names."""
+    """An endpoint name short enough for ``<name>-<timestamp>`` model and config names."""
     check_sagemaker_name(value, what="endpoint name")
     if len(value) > ENDPOINT_NAME_MAX:
         raise DeployError(
@@ -126,8 +125,7 @@ def check_image_tag(value: str) -> str:
 
 
 def check_image_uri(value: str, *, region: str | None) -> str:
-    """A container image reference SageMaker can pull; an ECR image must live in the endpoint's
-    region."""
+    """An image reference SageMaker can pull; an ECR image must be in the endpoint's region."""
     if not value or len(value) > 255 or any(ch.isspace() for ch in value):
         raise DeployError(
             f"image {value!r} is not an image reference (1-255 characters, no spaces)"
@@ -158,8 +156,7 @@ def check_s3_uri(value: str) -> tuple[str, str]:
 
 
 def timestamp(now: datetime | None = None) -> str:
-    """The suffix that makes model and endpoint-config names unique: ``YYYYmmdd-HHMMSS-mmm`` in
-    UTC."""
+    """The suffix that makes model and config names unique: ``YYYYmmdd-HHMMSS-mmm``, UTC."""
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S-%f")[:-3]
 
 
