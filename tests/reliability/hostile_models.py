@@ -264,6 +264,20 @@ def artifact_cases(good: Path, root: Path) -> list[HostileModel]:
     return cases
 
 
+def planted_artifact(good: Path, target: Path, *, marker: Path) -> Path:
+    """A complete, self-consistent artifact whose library runs code when loaded: what another
+    local user could leave where the server caches imported models. Its checkpoint is genuine,
+    so a server that loads it falls back to GTIL and serves normally, hiding the payload."""
+    shutil.copytree(good, target)
+    library = _library_name(good)
+    scratch = target.parent / f".{target.name}-build"
+    scratch.mkdir()
+    shutil.copyfile(evil_library(scratch, marker=marker), target / library)
+    shutil.rmtree(scratch)
+    _rehash(target, library)
+    return target
+
+
 def corrupt_library_with_matching_hash(good: Path, root: Path) -> Path:
     """The compiled library cut to a third, and the manifest rewritten to match it: the hash
     check passes, so only the loader can notice (a truncated ELF makes dlopen fault)."""

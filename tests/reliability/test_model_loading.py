@@ -9,8 +9,10 @@ constructor) or the traversal's target must not exist afterwards.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -20,10 +22,12 @@ from benchmark.server import REPO_ROOT, ServerProcess, ping
 
 from .conftest import StartServer
 from .hostile_models import (
+    SEED_MODEL,
     HostileModel,
     artifact_cases,
     corrupt_library_with_matching_hash,
     pickle_cases,
+    planted_artifact,
     traversal_archives,
 )
 
@@ -192,6 +196,55 @@ def test_a_corrupt_library_whose_hash_matches_is_refused_or_bypassed_with_a_log_
         assert code > 0, f"killed by signal {-code} with no refusal in the log:\n{log}"
         assert 200 not in statuses, log
         assert "model.so" in log, log
+
+
+@pytest.mark.parametrize("name", ["tar-dotdot", "tar-symlink-then-write", "tar-hardlink"])
+def test_a_hostile_model_tar_gz_in_the_model_dir_is_refused_by_the_server(
+    hostile_archives: dict[str, HostileModel], tmp_path: Path, start_server: StartServer, name: str
+) -> None:
+    """SageMaker may leave the archive itself in /opt/ml/model; the server imports it at
+    start-up through the same checked extraction, so the refusal and the proof are the same."""
+    case = hostile_archives[name]
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copyfile(case.path, model_dir / "model.tar.gz")
+    server = start_server(model_dir, env={"TMPDIR": str(tmp_path)}, wait=False)
+    assert_refused(server, case)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect (container/model_source.py build_cached_artifact): the import cache under "
+    "the shared temp dir is reused without checking its owner or mode, so a planted artifact "
+    "runs its library's code in the server",
+)
+def test_an_artifact_planted_in_the_import_cache_by_another_user_is_not_loaded(
+    artifact_dir: Path, hostile_root: Path, tmp_path: Path, start_server: StartServer
+) -> None:
+    """Another local user pre-creates the cache entry for a public model (its digest is
+    predictable) in a world-writable temp dir. The server must not load code from a cache it
+    does not own (or that others can write); the marker proves whether the library ran."""
+    from container.model_source import CACHE_DIR_NAME, source_digest
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with tarfile.open(SEED_MODEL) as tar:
+        tar.extractall(raw, filter="data")
+    shared_tmp = tmp_path / "shared-tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)  # like /tmp
+    marker = hostile_root / "planted-library-ran.marker"
+    cache = shared_tmp / CACHE_DIR_NAME
+    cache.mkdir()
+    planted = planted_artifact(artifact_dir, cache / source_digest(raw)[:32], marker=marker)
+    for path in [cache, *cache.rglob("*")]:
+        os.chown(path, 65534, 65534)  # owned by "nobody", as another user would leave it
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    server = start_server(raw, env={"TMPDIR": str(shared_tmp)}, wait=False)
+    watch_until_exit(server, until_healthy=True)
+    server.stop()
+    assert planted.exists()
+    assert not marker.exists(), f"the server loaded the planted library:\n{server.log()}"
 
 
 def test_the_good_artifact_still_serves(artifact_dir: Path, start_server: StartServer) -> None:

@@ -1,0 +1,418 @@
+"""`python -m benchmark faults`: kill -9 a worker and SIGTERM the server under load, count losses.
+
+kill-worker: two workers under paced load; one is killed with SIGKILL. The supervisor must start
+a replacement, /ping (probed every 100 ms with SageMaker's 2 s timeout) must keep answering 200
+while the other worker serves, and the only failed requests must be the ones that were on the
+killed worker's connections at that instant (at most one per connection).
+
+sigterm: the same load, then SIGTERM to the supervisor (what `docker stop` and SageMaker send).
+A probe request is half-sent before the signal and finished after it: it must still get its 200.
+No request the server had started may fail, and the server must exit 0 within 30 s. Requests
+that raced the close of an idle keep-alive connection (no response byte: the server never read
+them) and connections refused after the listener closed are counted apart.
+
+    python -m benchmark faults --model-dir build/default-model [--scenario all]
+
+Exit 0 when every check holds, 1 otherwise; tables on stdout, progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.server import ServerProcess, ping
+from benchmark.soak import DEFAULT_MODEL_DIR, soak_requests
+from benchmark.traffic import Outcome, TrafficPlan, TrafficResult, start_traffic
+
+SIGTERM_DEADLINE_S = 30.0
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PingRecord:
+    at: float
+    status: int | None
+    ms: float
+
+
+class PingMonitor:
+    """GET /ping every `interval` seconds with a 2 s timeout, in a background thread."""
+
+    def __init__(self, port: int, *, interval: float = 0.1) -> None:
+        self.port = port
+        self.interval = interval
+        self.records: list[PingRecord] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ping-monitor", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            status = ping(self.port, timeout=2.0)
+            self.records.append(
+                PingRecord(at=started, status=status, ms=(time.monotonic() - started) * 1e3)
+            )
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PingMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def summary(self) -> dict[str, Any]:
+        statuses = [r.status for r in self.records]
+        return {
+            "pings": len(statuses),
+            "ok": statuses.count(200),
+            "not_ok": len(statuses) - statuses.count(200),
+            "worst_ms": max((r.ms for r in self.records), default=0.0),
+        }
+
+
+FAILED_IN_FLIGHT = {Outcome.CLOSED_MID_RESPONSE, Outcome.TIMEOUT, Outcome.MALFORMED}
+
+
+def _count(result: TrafficResult, outcomes: set[Outcome]) -> int:
+    return int(np.isin(result.outcome, [int(o) for o in outcomes]).sum())
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillReport:
+    workers: int
+    connections: int
+    rate: float
+    killed_pid: int
+    replacement_pid: int | None
+    replacement_s: float | None
+    """From the kill until the supervisor had a new worker process running."""
+    requests: int
+    outcomes: dict[str, int]
+    failed: int
+    failed_connections: int
+    """Distinct client connections that saw a failure: each was on the killed worker."""
+    failed_later: int
+    """Failures more than a second after the kill: must be zero."""
+    server_errors: int
+    ping: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.replacement_pid is not None
+            and self.failed <= self.failed_connections <= self.connections
+            and self.failed_later == 0
+            and self.server_errors == 0
+            and self.ping["not_ok"] == 0
+            and self.ping["worst_ms"] < 2000
+        )
+
+
+def kill_worker(
+    *,
+    model_dir: Path,
+    log_dir: Path,
+    workers: int = 2,
+    connections: int = 16,
+    rate: float = 400.0,
+    before_s: float = 3.0,
+    after_s: float = 7.0,
+    progress: Progress | None = None,
+) -> KillReport:
+    """SIGKILL one worker after `before_s` of paced load; watch for `after_s` more."""
+    say = progress or (lambda message: None)
+    if workers < 2:
+        raise ValueError("kill-worker needs at least 2 workers (one must keep serving)")
+    with ServerProcess(
+        model_dir=model_dir, workers=workers, log_path=log_dir / "kill-worker.log"
+    ) as server:
+        server.wait_healthy(timeout=120)
+        plan = TrafficPlan(
+            port=server.port,
+            requests=soak_requests(200),
+            connections=connections,
+            duration_s=before_s + after_s,
+            rate=rate,
+            timeout_s=5.0,
+        )
+        before = server.worker_pids()
+        victim = before[0]
+        replacement_pid: int | None = None
+        replacement_s: float | None = None
+        with PingMonitor(server.port) as pings, start_traffic(plan) as traffic:
+            time.sleep(before_s)
+            say(f"kill -9 worker {victim} (workers {before})")
+            killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            deadline = killed_at + after_s
+            while time.monotonic() < deadline:
+                now = server.worker_pids()
+                fresh = [pid for pid in now if pid not in before]
+                if len(now) == workers and victim not in now and fresh:
+                    replacement_pid = fresh[0]
+                    replacement_s = time.monotonic() - killed_at
+                    say(f"replaced by {replacement_pid} after {replacement_s:.2f} s")
+                    break
+                time.sleep(0.02)
+            result = traffic.result()
+    failed = ~result.ok()
+    return KillReport(
+        workers=workers,
+        connections=connections,
+        rate=rate,
+        killed_pid=victim,
+        replacement_pid=replacement_pid,
+        replacement_s=replacement_s,
+        requests=result.total,
+        outcomes=result.counts(),
+        failed=int(failed.sum()),
+        failed_connections=int(np.unique(result.connection[failed]).size),
+        failed_later=int((failed & (result.sent > killed_at + 1.0)).sum()),
+        server_errors=int((result.outcome >= 500).sum()),
+        ping=pings.summary(),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigtermReport:
+    workers: int
+    connections: int
+    rate: float
+    requests: int
+    outcomes: dict[str, int]
+    ok: int
+    failed_in_flight: int
+    """Cut mid-response, timed out, garbled, or a 5xx: must be zero."""
+    closed_idle: int
+    """Sent on a keep-alive connection the server closed while idle: never read, retryable."""
+    refused: int
+    """New connections after the listener closed."""
+    probe_status: int | None
+    """The request half-sent before SIGTERM and finished after it."""
+    exit_code: int | None
+    exit_s: float | None
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.failed_in_flight == 0
+            and self.probe_status == 200
+            and self.exit_code == 0
+            and self.exit_s is not None
+            and self.exit_s < SIGTERM_DEADLINE_S
+        )
+
+
+def _half_sent_probe(port: int, body: bytes) -> tuple[Any, bytes]:
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=SIGTERM_DEADLINE_S)
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    half = len(body) // 2
+    sock.sendall(head + body[:half])
+    return sock, body[half:]
+
+
+def _finish_probe(sock: Any, rest: bytes) -> int | None:
+    try:
+        sock.sendall(rest)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        status = data.split(b" ", 2)[1]
+        return int(status) if status.isdigit() else None
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def sigterm(
+    *,
+    model_dir: Path,
+    log_dir: Path,
+    workers: int = 2,
+    connections: int = 16,
+    rate: float = 400.0,
+    before_s: float = 3.0,
+    progress: Progress | None = None,
+) -> SigtermReport:
+    """SIGTERM the supervisor after `before_s` of paced load; keep sending until it is gone."""
+    say = progress or (lambda message: None)
+    with ServerProcess(
+        model_dir=model_dir, workers=workers, log_path=log_dir / "sigterm.log"
+    ) as server:
+        server.wait_healthy(timeout=120)
+        plan = TrafficPlan(
+            port=server.port,
+            requests=soak_requests(200),
+            connections=connections,
+            duration_s=before_s + SIGTERM_DEADLINE_S + 5,
+            rate=rate,
+            timeout_s=5.0,
+        )
+        with start_traffic(plan) as traffic:
+            time.sleep(before_s)
+            probe, rest = _half_sent_probe(server.port, b"2,0,0.0,7.0,3.0,20.0,2\n" * 10)
+            say(f"SIGTERM to the supervisor {server.pid}")
+            signalled = time.monotonic()
+            server.signal(signal.SIGTERM)
+            time.sleep(1.0)
+            probe_status = _finish_probe(probe, rest)
+            exit_code: int | None
+            try:
+                exit_code = server.wait(timeout=SIGTERM_DEADLINE_S)
+                exit_s: float | None = time.monotonic() - signalled
+                say(f"exited {exit_code} after {exit_s:.2f} s")
+            except Exception:
+                exit_code, exit_s = None, None
+            traffic.stop()
+            result = traffic.result()
+    return SigtermReport(
+        workers=workers,
+        connections=connections,
+        rate=rate,
+        requests=result.total,
+        outcomes=result.counts(),
+        ok=int(result.ok().sum()),
+        failed_in_flight=_count(result, FAILED_IN_FLIGHT) + int((result.outcome >= 500).sum()),
+        closed_idle=_count(result, {Outcome.CLOSED_BEFORE_RESPONSE}),
+        refused=_count(result, {Outcome.REFUSED}),
+        probe_status=probe_status,
+        exit_code=exit_code,
+        exit_s=exit_s,
+    )
+
+
+def render_kill(report: KillReport) -> str:
+    replaced = (
+        "no"
+        if report.replacement_pid is None
+        else f"yes, pid {report.replacement_pid} after {report.replacement_s:.2f} s"
+    )
+    return "\n".join(
+        [
+            f"kill -9 one of {report.workers} workers under {report.rate:,.0f} req/s "
+            f"on {report.connections} connections",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| killed worker | {report.killed_pid} |",
+            f"| replaced | {replaced} |",
+            f"| requests | {report.requests:,} |",
+            f"| outcomes | {_outcomes(report.outcomes)} |",
+            f"| failed (connections) | {report.failed} ({report.failed_connections}) |",
+            f"| failed more than 1 s after the kill | {report.failed_later} |",
+            f"| /ping 200 / probes, worst | {report.ping['ok']} / {report.ping['pings']}, "
+            f"{report.ping['worst_ms']:.0f} ms |",
+            "",
+            f"{'PASS' if report.passed else 'FAIL'}",
+        ]
+    )
+
+
+def render_sigterm(report: SigtermReport) -> str:
+    exited = "no" if report.exit_s is None else f"{report.exit_code} after {report.exit_s:.2f} s"
+    return "\n".join(
+        [
+            f"SIGTERM under {report.rate:,.0f} req/s on {report.connections} connections, "
+            f"{report.workers} workers",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| requests | {report.requests:,} |",
+            f"| outcomes | {_outcomes(report.outcomes)} |",
+            f"| answered 200 | {report.ok:,} |",
+            f"| failed in flight | {report.failed_in_flight} |",
+            f"| raced an idle keep-alive close (never read) | {report.closed_idle} |",
+            f"| refused after the listener closed | {report.refused} |",
+            f"| half-sent probe finished after SIGTERM | {report.probe_status} |",
+            f"| exit | {exited} |",
+            "",
+            f"{'PASS' if report.passed else 'FAIL'}",
+        ]
+    )
+
+
+def _outcomes(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {count:,}" for name, count in sorted(outcomes.items()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark faults",
+        description="kill -9 a worker and SIGTERM the server under load: requests lost.",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=DEFAULT_MODEL_DIR,
+        help=f"artifact or raw SageMaker model directory (default {DEFAULT_MODEL_DIR})",
+    )
+    parser.add_argument(
+        "--scenario", choices=["kill-worker", "sigterm", "all"], default="all", help="(all)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
+    parser.add_argument("--rate", type=float, default=400.0, help="req/s held (default 400)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
+    parser.add_argument("--json", type=Path, help="write the reports as JSON here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model_dir.is_dir():
+        parser.error(f"{args.model_dir} is not a model directory (run `make model` first)")
+    if args.workers < 2:
+        parser.error("--workers must be at least 2 (one worker keeps serving while one dies)")
+    if args.rate <= 0 or args.connections < 1:
+        parser.error("--rate and --connections must be positive")
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    common: dict[str, Any] = {
+        "model_dir": args.model_dir,
+        "workers": args.workers,
+        "rate": args.rate,
+        "connections": args.connections,
+        "progress": say,
+    }
+    reports: dict[str, Any] = {}
+    passed = True
+    with tempfile.TemporaryDirectory(prefix="rtb-faults-") as tmp:
+        if args.scenario in {"kill-worker", "all"}:
+            kill = kill_worker(log_dir=Path(tmp), **common)
+            print(render_kill(kill), end="\n\n")
+            reports["kill_worker"] = {**asdict(kill), "passed": kill.passed}
+            passed &= kill.passed
+        if args.scenario in {"sigterm", "all"}:
+            term = sigterm(log_dir=Path(tmp), **common)
+            print(render_sigterm(term))
+            reports["sigterm"] = {**asdict(term), "passed": term.passed}
+            passed &= term.passed
+    if args.json is not None:
+        args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+    return 0 if passed else 1

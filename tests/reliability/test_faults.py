@@ -1,0 +1,152 @@
+"""Faults: a worker killed with SIGKILL, SIGTERM under load, a read-only model and a full disk.
+
+Short versions of `python -m benchmark faults` (same functions, shorter runs), plus start-up on
+a read-only model directory with the temporary directory on a full tmpfs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmark import faults
+
+from . import rawhttp
+from .conftest import StartServer
+from .hostile_models import SEED_MODEL
+
+ROW = b"2,0,0.0,7.0,3.0,20.0,2"
+
+
+def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    report = faults.kill_worker(
+        model_dir=artifact_dir,
+        log_dir=tmp_path,
+        workers=2,
+        connections=8,
+        rate=200.0,
+        before_s=2.0,
+        after_s=6.0,
+    )
+    print(f"\n{faults.render_kill(report)}")
+    assert report.replacement_pid is not None, "uvicorn's supervisor did not replace the worker"
+    assert report.replacement_pid != report.killed_pid
+    # Each client connection on the killed worker loses at most the request in flight (or the
+    # next one it sends on the dead socket); connections to the other worker lose nothing.
+    assert report.failed == report.failed_connections <= report.connections
+    assert report.failed_later == 0
+    assert report.server_errors == 0
+    assert set(report.outcomes) <= {"200", "CLOSED_BEFORE_RESPONSE", "CLOSED_MID_RESPONSE"}
+    assert report.ping["pings"] > 0 and report.ping["not_ok"] == 0, report.ping
+    assert report.passed
+
+
+def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    report = faults.sigterm(
+        model_dir=artifact_dir,
+        log_dir=tmp_path,
+        workers=2,
+        connections=8,
+        rate=200.0,
+        before_s=2.0,
+    )
+    print(f"\n{faults.render_sigterm(report)}")
+    assert report.probe_status == 200, "a request in flight at SIGTERM was not answered"
+    assert report.failed_in_flight == 0, report.outcomes
+    assert report.ok > 0
+    assert report.exit_code == 0
+    assert report.exit_s is not None and report.exit_s < faults.SIGTERM_DEADLINE_S
+    assert report.passed
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-only model directory, full disk.
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def read_only_view(source: Path, target: Path) -> Iterator[Path]:
+    """A read-only bind mount of `source` at `target` (even root cannot write through it)."""
+    target.mkdir(parents=True)
+    _mount("--bind", str(source), str(target))
+    try:
+        _mount("-o", "remount,ro,bind", str(target))
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
+
+
+@contextlib.contextmanager
+def full_tmpfs(target: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs filled to the last byte."""
+    target.mkdir(parents=True)
+    _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target))
+    try:
+        with contextlib.suppress(OSError), (target / "filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
+
+
+@pytest.fixture
+def mounts_allowed(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only view and a full tmpfs needs root")
+    probe = tmp_path / "probe"
+    try:
+        with full_tmpfs(probe):
+            pass
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        pytest.skip(f"mount is not permitted here: {exc}")
+
+
+def test_a_compiled_artifact_serves_from_a_read_only_dir_with_a_full_disk(
+    artifact_dir: Path, tmp_path: Path, start_server: StartServer, mounts_allowed: None
+) -> None:
+    with (
+        read_only_view(artifact_dir, tmp_path / "ro-model") as model_dir,
+        full_tmpfs(tmp_path / "full-tmp") as full,
+    ):
+        with pytest.raises(OSError):
+            (model_dir / "written").write_bytes(b"x")
+        with pytest.raises(OSError):
+            (full / "written").write_bytes(b"x" * 8192)
+        server = start_server(model_dir, env={"TMPDIR": str(full)})
+        response = rawhttp.exchange(server.port, rawhttp.request_bytes(body=ROW))
+        assert response.status == 200
+        assert abs(float(response.body) - 0.00084757) < 1e-6
+        server.stop()
+
+
+def test_a_raw_sagemaker_model_on_a_read_only_dir_is_imported_into_tmpdir(
+    tmp_path: Path, start_server: StartServer, mounts_allowed: None
+) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with tarfile.open(SEED_MODEL) as tar:
+        tar.extractall(raw, filter="data")
+    writable = tmp_path / "tmp"
+    writable.mkdir()
+    with read_only_view(raw, tmp_path / "ro-raw") as model_dir:
+        server = start_server(model_dir, env={"TMPDIR": str(writable)}, timeout=120)
+        response = rawhttp.exchange(server.port, rawhttp.request_bytes(body=ROW))
+        assert response.status == 200
+        assert abs(float(response.body) - 0.00084757) < 1e-6
+        server.stop()
+    assert any(writable.rglob("manifest.json")), "the import did not land in TMPDIR"
