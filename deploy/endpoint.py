@@ -515,7 +515,11 @@ def update(
             file=err,
         )
     if release.artifact is None and release.model_data_url is None:
-        release = replace(release, model_data_url=str(running.get("ModelDataUrl", "")))
+        if not running.get("ModelDataUrl"):
+            raise DeployError(
+                "the running model has no ModelDataUrl to keep; give --model or --model-data-url"
+            )
+        release = replace(release, model_data_url=str(running["ModelDataUrl"]))
     # The running container environment carries over; --env and --workers change single keys.
     release = replace(
         release, environment={**running.get("Environment", {}), **release.environment}

@@ -770,3 +770,28 @@ def test_delete_dry_run_lists_the_plan_and_deletes_nothing(
     ]
     assert len(sm().list_models()["Models"]) == 1
     assert sm().list_endpoints()["Endpoints"] != []
+
+
+# --- config and trace --------------------------------------------------------------------------
+
+
+def test_config_shows_each_value_and_where_it_came_from(
+    aws: str, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "deploy.toml").write_text('bucket = "from-file"\ninstance_type = "ml.c5.xlarge"\n')
+    monkeypatch.setenv("RTB_INSTANCE_TYPE", "ml.m5.large")
+    result = cli("config", "--region", "eu-west-1")
+    assert result.code == 0, result.err
+    shown = json.loads(result.out)
+    assert shown["region"] == {"value": "eu-west-1", "from": "flag"}
+    assert shown["instance_type"] == {"value": "ml.m5.large", "from": "env RTB_INSTANCE_TYPE"}
+    assert shown["bucket"]["value"] == "from-file" and shown["bucket"]["from"].startswith("file ")
+    assert shown["variant_name"] == {"value": "AllTraffic", "from": "default"}
+
+
+def test_trace_shows_every_call_on_stderr(aws: str, cli: Cli, seed_model: Path) -> None:
+    created(cli, seed_model)
+    result = cli("status", "--trace", *deploy_flags())
+    assert result.code == 0, result.err
+    assert f'aws: sagemaker.describe_endpoint {{"EndpointName": "{ENDPOINT}"}}' in result.err
+    assert "aws: cloudwatch.get_metric_data" in result.err
