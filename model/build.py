@@ -46,7 +46,13 @@ from model.artifact import (
     verify_files,
     write_manifest,
 )
-from model.compiler import DEFAULT_TOOLCHAIN, compile_library, default_units, toolchain_available
+from model.compiler import (
+    DEFAULT_OPT_LEVEL,
+    DEFAULT_TOOLCHAIN,
+    compile_library,
+    default_units,
+    toolchain_available,
+)
 from model.errors import BuildError, CompileError, SourceError, UnsupportedModelError
 from model.source import SourceModel, find_model_file, load_treelite, read_source
 from model.verification import (
@@ -92,6 +98,7 @@ def build_artifact(
     compile: bool | None = None,
     toolchain: str = DEFAULT_TOOLCHAIN,
     units: int | None = None,
+    opt_level: int = DEFAULT_OPT_LEVEL,
     reference: Path | str | None = None,
     verification_rows: int = DEFAULT_ROWS,
     tolerance: float = DEFAULT_TOLERANCE,
@@ -114,6 +121,7 @@ def build_artifact(
       compiled library that disagrees with GTIL always fails the build.
     - `units`: translation units for tl2cgen's `parallel_comp` (default: one per CPU, more for
       models with thousands of trees).
+    - `opt_level`: the compiler's `-O` level (default 1: see docs/model.md for why).
     - `reference`: a CSV of feature rows followed by the prediction the producer of the model
       gave (e.g. XGBoost itself); those rows are checked and kept in the verification set.
     - `verification_rows`, `tolerance`, `seed`: the generated verification sample.
@@ -122,6 +130,8 @@ def build_artifact(
 
     Raises a `model.errors.ModelError` subclass naming the file at fault.
     """
+    if opt_level not in (0, 1, 2, 3):
+        raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
     if verification_rows < 1:
         raise ValueError(f"verification_rows must be at least 1, not {verification_rows}")
     if not 0 < tolerance < 1:
@@ -148,6 +158,7 @@ def build_artifact(
             compile=compile,
             toolchain=toolchain,
             units=units,
+            opt_level=opt_level,
             reference=Path(reference) if reference is not None else None,
             verification_rows=verification_rows,
             tolerance=tolerance,
@@ -216,6 +227,7 @@ def _build_from_source(
     compile: bool | None,
     toolchain: str,
     units: int | None,
+    opt_level: int,
     reference: Path | None,
     verification_rows: int,
     tolerance: float,
@@ -286,8 +298,10 @@ def _build_from_source(
         library = output_dir / LIBRARY_FILE
         parts = units or default_units(model.num_tree)
         try:
-            with _step(say, f"compile {LIBRARY_FILE} ({toolchain}, {parts} units)"):
-                compile_library(model, libpath=library, toolchain=toolchain, units=parts)
+            with _step(say, f"compile {LIBRARY_FILE} ({toolchain} -O{opt_level}, {parts} units)"):
+                compile_library(
+                    model, libpath=library, toolchain=toolchain, units=parts, opt_level=opt_level
+                )
         except CompileError as exc:
             if compile is not None:
                 raise

@@ -134,6 +134,13 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         help="translation units to compile in parallel (default: one per CPU)",
     )
     parser.add_argument(
+        "--opt-level",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=1,
+        help="compiler -O level (1: fastest to build, no slower to predict than 3)",
+    )
+    parser.add_argument(
         "--bid-threshold",
         type=_threshold,
         default="auto",
@@ -164,6 +171,7 @@ def _run_build(args: argparse.Namespace) -> int:
             compile=False if args.no_compile else True,
             toolchain=args.toolchain,
             units=args.units,
+            opt_level=args.opt_level,
             reference=args.reference,
             verification_rows=args.verification_rows,
             progress=None if args.quiet else _progress,
@@ -195,6 +203,7 @@ def _run_train(args: argparse.Namespace) -> int:
             compile=False if args.no_compile else True,
             toolchain=args.toolchain,
             units=args.units,
+            opt_level=args.opt_level,
             verification_rows=args.verification_rows,
             progress=None if args.quiet else _progress,
         )

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from model.artifact import LIBRARY_FILE, Manifest
 from model.build import Progress, build_artifact
-from model.compiler import DEFAULT_TOOLCHAIN
+from model.compiler import DEFAULT_OPT_LEVEL, DEFAULT_TOOLCHAIN
 from model.errors import ModelError
 from model.verification import DEFAULT_ROWS, check_parity, predict_compiled
 
@@ -171,6 +171,7 @@ def train_artifact(
     compile: bool | None = True,
     toolchain: str = DEFAULT_TOOLCHAIN,
     units: int | None = None,
+    opt_level: int = DEFAULT_OPT_LEVEL,
     verification_rows: int = DEFAULT_ROWS,
     tolerance: float = 1e-6,
     progress: Progress | None = None,
@@ -209,6 +210,7 @@ def train_artifact(
             compile=compile,
             toolchain=toolchain,
             units=units,
+            opt_level=opt_level,
             verification_rows=verification_rows,
             tolerance=tolerance,
             seed=seed,

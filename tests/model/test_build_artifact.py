@@ -373,3 +373,25 @@ def test_rebuild_is_checked_even_while_the_old_library_is_loaded(
         predict_compiled(tmp_path / "a" / "model.so", features), expected, rtol=0, atol=1e-6
     )
     del held
+
+
+@requires_gcc
+@pytest.mark.parametrize("level", [1, 3])
+def test_opt_level_reaches_the_compiler_last(
+    seed_tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, level: int
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    wrapper = bin_dir / "loggcc"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec gcc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    manifest = build_artifact(
+        seed_tarball, output_dir=tmp_path / "a", toolchain="loggcc", opt_level=level
+    )
+    assert manifest.compiled is not None and manifest.compiled.toolchain == "loggcc"
+    compiles = [line.split() for line in log.read_text().splitlines() if "-c" in line.split()]
+    assert compiles, "the wrapper saw no compile command"
+    for args in compiles:
+        assert [a for a in args if a.startswith("-O")][-1] == f"-O{level}"
