@@ -107,9 +107,12 @@ def check_model(model_dir: Path) -> None:
 def create_worker_app() -> FastAPI:
     """uvicorn's factory, called in each worker (whose logging uvicorn has configured already
     from the same dict): settings from the environment."""
+    from container.http_protocol import GuardedHttpToolsProtocol
     from serve.app import create_app
 
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    GuardedHttpToolsProtocol.head_timeout_s = settings.header_timeout_s
+    return create_app(settings)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from container.http_protocol import IMPORT_PATH as HTTP_PROTOCOL
 from container.logging_config import logging_config
 from serve.settings import Settings
 
@@ -17,6 +18,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     - `timeout_graceful_shutdown`: on SIGTERM, requests in flight get this long to finish
       (SageMaker sends SIGKILL 30 s after SIGTERM).
     - `timeout_keep_alive`: above the 60 s idle timeout of the usual front-end proxies.
+    - `http`: httptools, with a deadline on each request head (`container.http_protocol`).
     - No access log, Server or Date header by default: nothing per request that nobody reads.
     """
     return {
@@ -25,7 +27,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,
         "lifespan": "on",
         "interface": "asgi3",
         "timeout_keep_alive": math.ceil(settings.keep_alive_s),

@@ -38,6 +38,8 @@ class Settings:
     """`SAGEMAKER_BIND_TO_PORT`."""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Worker processes, one predictor each (`SAGEMAKER_MODEL_SERVER_WORKERS`)."""
+    header_timeout_s: float = 10.0
+    """Longest time a client may take to send a request head (`RTB_HEADER_TIMEOUT`)."""
     request_timeout_s: float = 60.0
     """Longest time a client may take to send its body (`SAGEMAKER_MODEL_SERVER_TIMEOUT`)."""
     default_accept: str = "text/csv"
@@ -66,7 +68,7 @@ class Settings:
         for name in ("workers", "max_body_bytes", "max_rows", "max_concurrency", "backlog"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("request_timeout_s", "keep_alive_s", "graceful_timeout_s"):
+        for name in ("header_timeout_s", "request_timeout_s", "keep_alive_s", "graceful_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
         if self.default_accept not in ENCODERS:
@@ -109,6 +111,7 @@ class Settings:
         read("SAGEMAKER_BIND_TO_PORT", "port", int)
         read("SAGEMAKER_MODEL_SERVER_WORKERS", "workers", int)
         read("SAGEMAKER_MODEL_SERVER_TIMEOUT", "request_timeout_s", float)
+        read("RTB_HEADER_TIMEOUT", "header_timeout_s", float)
         read("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "default_accept", parse_media_type)
         read("SAGEMAKER_INFERENCE_OUTPUT", "inference_output", _parse_keys)
         read("SAGEMAKER_MAX_PAYLOAD_IN_MB", "max_body_bytes", _parse_megabytes)

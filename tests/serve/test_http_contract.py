@@ -277,3 +277,30 @@ def test_without_a_compiler_the_raw_model_is_served_through_gtil(
         log = server.log_text()
     assert "gtil predictor" in log
     assert "GTIL" in log and "WARNING" in log
+
+
+def test_slow_or_silent_clients_are_disconnected(seed_raw_dir: Path, tmp_path: Path) -> None:
+    """Slow-loris: a request head that does not complete within RTB_HEADER_TIMEOUT is dropped,
+    the body has its own deadline (SAGEMAKER_MODEL_SERVER_TIMEOUT), and others are served."""
+    env = {"RTB_HEADER_TIMEOUT": "1", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"}
+    with running_server(seed_raw_dir, tmp_path=tmp_path, env=env) as server:
+        host, port = host_and_port(server.base_url)
+        silent = socket.create_connection((host, port), timeout=10)
+        slow_head = socket.create_connection((host, port), timeout=10)
+        slow_head.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        slow_body = socket.create_connection((host, port), timeout=10)
+        slow_body.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 100\r\n\r\n1,2"
+        )
+        check_ping(server.base_url)  # others are served meanwhile
+        started = time.monotonic()
+        assert silent.recv(100) == b""  # closed by the server
+        assert slow_head.recv(100) == b""
+        answer = _read_response(slow_body)
+        assert time.monotonic() - started < 5
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"request_timeout" in answer
+        for connection in (silent, slow_head, slow_body):
+            connection.close()
+        check_ping(server.base_url)
