@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from container.entrypoint import build_parser
+from container.http_protocol import GuardedHttpToolsProtocol
 from container.logging_config import JsonFormatter, logging_config
 from container.server_config import uvicorn_options
 from serve.settings import Settings
@@ -78,8 +79,10 @@ def test_uvicorn_options_are_accepted_by_uvicorn() -> None:
     assert config.limit_concurrency == 100
     assert config.timeout_graceful_shutdown == 21
     assert config.timeout_keep_alive == 75
-    assert (config.loop, config.http, config.access_log) == ("uvloop", "httptools", False)
+    assert (config.loop, config.access_log) == ("uvloop", False)
     assert config.factory is True
+    config.load()  # resolves the protocol class by its import path, as each worker does
+    assert config.http_protocol_class is GuardedHttpToolsProtocol
 
 
 def test_json_logs_are_one_object_per_line() -> None:
