@@ -795,3 +795,39 @@ def test_trace_shows_every_call_on_stderr(aws: str, cli: Cli, seed_model: Path) 
     assert result.code == 0, result.err
     assert f'aws: sagemaker.describe_endpoint {{"EndpointName": "{ENDPOINT}"}}' in result.err
     assert "aws: cloudwatch.get_metric_data" in result.err
+
+
+def test_autoscale_reads_the_file_benchmark_recommend_writes(
+    aws: str, cli: Cli, seed_model: Path, tmp_path: Path
+) -> None:
+    """The contract between the two packages, checked with the writer's own class."""
+    from benchmark.recommender.scaling import AutoscaleSuggestion
+
+    created(cli, seed_model)
+    suggestion = AutoscaleSuggestion(
+        metric="SageMakerVariantInvocationsPerInstance",
+        target_value=1234.0,
+        min_capacity=1,
+        max_capacity=4,
+        scale_in_cooldown=300,
+        scale_out_cooldown=60,
+        source="benchmark recommend (test)",
+    )
+    path = tmp_path / "autoscale.json"
+    path.write_text(suggestion.to_json())
+    result = cli("autoscale", *deploy_flags("--from-recommendation", str(path)))
+    assert result.code == 0, result.err
+    (policy,) = scaling_client().describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"
+    ]
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert (config["TargetValue"], config["ScaleInCooldown"], config["ScaleOutCooldown"]) == (
+        1234.0,
+        300,
+        60,
+    )
+    (target,) = scaling_client().describe_scalable_targets(ServiceNamespace="sagemaker")[
+        "ScalableTargets"
+    ]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    assert json.loads(result.out)["source"] == "benchmark recommend (test)"
