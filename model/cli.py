@@ -12,7 +12,8 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -233,22 +234,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-class _output_dir:  # noqa: N801 - used as a context manager, like tempfile's helpers
-    """A scratch directory for a .tar.gz output, or the output directory itself."""
-
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> Path:
-        if _is_archive_name(self.output):
-            self._tmp = tempfile.TemporaryDirectory(prefix="rtb-artifact-")
-            return Path(self._tmp.name)
-        return self.output
-
-    def __exit__(self, *exc: object) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
+@contextmanager
+def _output_dir(output: Path) -> Iterator[Path]:
+    """A scratch directory for a .tar.gz output (removed afterwards), or the output directory."""
+    if not _is_archive_name(output):
+        yield output
+        return
+    with tempfile.TemporaryDirectory(prefix="rtb-artifact-") as scratch:
+        yield Path(scratch)
 
 
 def _finish_output(directory: Path, output: Path) -> Path:

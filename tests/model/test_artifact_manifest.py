@@ -224,3 +224,25 @@ def test_write_manifest_leaves_no_temporary_files(tmp_path: Path) -> None:
         "model.tl",
         "verification.npz",
     ]
+
+
+def test_the_server_side_imports_stay_light() -> None:
+    """`serve` imports `model.artifact`: it must not pull in treelite, tl2cgen or xgboost."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, model, model.artifact, model.errors; "
+        "from model import read_manifest; "
+        "heavy = sorted({'treelite', 'tl2cgen', 'xgboost'} & set(sys.modules)); "
+        "print(','.join(heavy))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert run.stdout.strip() == ""
