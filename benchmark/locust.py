@@ -345,6 +345,10 @@ def _progress(plan_: Plan, previous: dict[str, float] | None) -> dict[str, float
     return point
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def execute(args: argparse.Namespace, plan_: Plan) -> None:
     """Run Locust to completion (bounded in time); raise RunError when no results came out."""
     plan_.output.mkdir(parents=True, exist_ok=True)
@@ -354,6 +358,11 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
     processes: list[subprocess.Popen[bytes]] = []
     deadline = time.monotonic() + plan_.schedule.seconds + GRACE_S
     started = time.monotonic()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM: stop Locust as Ctrl+C does, and report
+
+    previous_handler = signal.signal(signal.SIGTERM, interrupt)
     try:
         for index, command in enumerate(commands(args, plan_)):
             name = (
@@ -365,7 +374,14 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
             logs.append(log)
             processes.append(
                 subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=PROJECT_ROOT,
+                    # Locust stops a shape run cleanly (writing its results) only on SIGINT,
+                    # so make sure SIGINT is not inherited as ignored (background shells).
+                    preexec_fn=_default_sigint,
                 )
             )
         main_process = processes[0]
@@ -390,14 +406,21 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
                 process.terminate()
         print(f"Locust finished in {time.monotonic() - started:.0f} s", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+        # The master (or single process) first, with SIGINT: it stops the workers, then writes
+        # its results. Anything still running after that is terminated, then killed.
         for process in processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGINT)
                 try:
-                    process.wait(timeout=10)
+                    process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                    process.terminate()
+                    try:
+                        process.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
         for log in logs:
             log.close()
     if not (plan_.output / report.LATENCY_FILE).exists():
@@ -430,7 +453,13 @@ def run_from_args(argv: Sequence[str]) -> Path | None:
         file=sys.stderr,
     )
     try:
-        execute(args, plan_)
+        try:
+            execute(args, plan_)
+        except KeyboardInterrupt:
+            # Locust got the signal too (or SIGTERM from `execute`) and wrote what it measured.
+            print("interrupted: reporting the steps that completed", file=sys.stderr)
+            if not (plan_.output / report.LATENCY_FILE).exists():
+                return None
         run = write_results(args, plan_)
     except (RunError, report.ResultsError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -103,8 +103,11 @@ def load_run(directory: str | Path, *, settle_seconds: float = 1.0) -> Run:
         )
         for s in steps
     )
+    unfinished = [s for s in document.get("steps", []) if s.get("end") is None]
     if steps:
         start, end = float(steps[0]["start"]), float(steps[-1]["end"])
+        if unfinished and document.get("stopped_at"):  # interrupted: count up to the stop
+            end = max(end, float(document["stopped_at"]))
     elif buckets:
         start, end = min(buckets) * width, (max(buckets) + 1) * width
     else:

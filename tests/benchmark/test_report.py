@@ -90,3 +90,14 @@ def test_a_saturated_load_generator_is_flagged(tmp_path: Path) -> None:
         tmp_path / "calm", steps, machine={**machine, "load_generator_cpu_above_90_percent": False}
     )
     assert "Warning" not in write_summary(load_run(calm)).read_text()
+
+
+def test_an_interrupted_step_is_left_out_but_its_requests_count(tmp_path: Path) -> None:
+    write_run(tmp_path, CLIMB)
+    document = json.loads((tmp_path / "latency.json").read_text())
+    document["steps"][-1]["end"] = None  # stopped during the last step
+    (tmp_path / "latency.json").write_text(json.dumps(document))
+    run = load_run(tmp_path)
+    assert [step.users for step in run.steps] == [2, 4]
+    assert run.total.requests == 2880
+    assert run.total.seconds == 18.0  # up to stopped_at
