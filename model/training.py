@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from model.artifact import LIBRARY_FILE, Manifest
+from model.artifact import LIBRARY_FILE, MANIFEST_FILE, Manifest
 from model.build import Progress, build_artifact
 from model.compiler import DEFAULT_OPT_LEVEL, DEFAULT_TOOLCHAIN
-from model.errors import ModelError
+from model.errors import ModelError, ParityError
 from model.verification import DEFAULT_ROWS, check_parity, predict_compiled
 
 if TYPE_CHECKING:
@@ -184,6 +184,8 @@ def train_artifact(
     """
     import xgboost
 
+    if save_json is not None and Path(save_json).suffix != ".json":
+        raise ModelError(f"{save_json}: the saved model must end in .json (XGBoost JSON)")
     say = progress or (lambda _: None)
     started = time.perf_counter()
     data = synthesize_bids(rows=rows, seed=seed)
@@ -198,8 +200,6 @@ def train_artifact(
     )
     with tempfile.TemporaryDirectory(prefix="rtb-train-") as tmp:
         json_path = Path(save_json) if save_json is not None else Path(tmp) / "model.json"
-        if json_path.suffix != ".json":
-            raise ModelError(f"{json_path}: the saved model must end in .json (XGBoost JSON)")
         json_path.parent.mkdir(parents=True, exist_ok=True)
         booster.save_model(str(json_path))
         manifest = build_artifact(
@@ -220,9 +220,14 @@ def train_artifact(
     matrix = xgboost.DMatrix(held_out.features, feature_names=list(FEATURE_NAMES))
     reference = booster.predict(matrix).astype(np.float64)
     served = _served_predictions(Path(output_dir), manifest, held_out.features)
-    report = check_parity(
-        served, reference, tolerance=tolerance, what=f"{output_dir} against xgboost"
-    )
+    try:
+        report = check_parity(
+            served, reference, tolerance=tolerance, what=f"{output_dir} against xgboost"
+        )
+    except ParityError:
+        # The artifact must not be served: without its manifest it is not an artifact.
+        (Path(output_dir) / MANIFEST_FILE).unlink(missing_ok=True)
+        raise
     say(f"held-out parity: {report.rows:,} rows, max |diff| {report.max_abs_diff:.3g}")
     return TrainingResult(
         manifest=manifest,

@@ -126,3 +126,32 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     one = train_model(data, seed=2, rounds=5)
     two = train_model(data, seed=2, rounds=5)
     assert one.save_raw("json") == two.save_raw("json")
+
+
+def test_disagreeing_with_xgboost_unpublishes_the_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import training
+    from model.errors import ParityError
+
+    real = training._served_predictions
+
+    def drifted(*args: object, **kwargs: object) -> np.ndarray:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        result[-1] += 1e-4
+        return result
+
+    monkeypatch.setattr(training, "_served_predictions", drifted)
+    with pytest.raises(ParityError, match="against xgboost: 1 of 10000 rows"):
+        train_artifact(
+            output_dir=tmp_path / "a", rows=5_000, rounds=3, parity_rows=10_000, compile=False
+        )
+    assert not (tmp_path / "a" / "manifest.json").exists()
+
+
+def test_save_json_must_be_json(tmp_path: Path) -> None:
+    from model.errors import ModelError
+
+    with pytest.raises(ModelError, match="must end in .json"):
+        train_artifact(output_dir=tmp_path / "a", rows=1_000, save_json=tmp_path / "m.pkl")
+    assert not (tmp_path / "a").exists()
