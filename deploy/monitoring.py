@@ -9,11 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from deploy import scaling, validation
 from deploy.endpoint import describe_endpoint
-from deploy.errors import DeployError, is_not_found
+from deploy.errors import DeployError
 from deploy.gateway import Gateway
 
 NAMESPACE = "AWS/SageMaker"
@@ -99,28 +97,29 @@ def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, A
             "current_weight": variant.get("CurrentWeight"),
             "autoscaling": None,
         }
-        try:
-            targets = gateway.call(
-                "application-autoscaling",
-                "describe_scalable_targets",
-                ServiceNamespace=scaling.NAMESPACE,
-                ResourceIds=[scaling.resource_id(endpoint_name, name)],
-                ScalableDimension=scaling.DIMENSION,
-            ).get("ScalableTargets", [])
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            targets = []
-        if targets:
+        state = scaling.snapshot(gateway, endpoint_name=endpoint_name, variant_name=name)
+        if state is not None:
             entry["autoscaling"] = {
-                "min_capacity": targets[0].get("MinCapacity"),
-                "max_capacity": targets[0].get("MaxCapacity"),
+                "min_capacity": state.min_capacity,
+                "max_capacity": state.max_capacity,
+                "policies": [_policy_summary(policy) for policy in state.policies],
             }
         entry["metrics"] = metrics(
             gateway, endpoint_name=endpoint_name, variant_name=name, minutes=minutes
         )
         report["variants"].append(entry)
     return report
+
+
+def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:
+    tracking = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+    metric = (tracking.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
+    return {
+        "name": policy.get("PolicyName"),
+        "type": policy.get("PolicyType"),
+        "metric": metric or ("custom" if tracking else None),
+        "target_value": tracking.get("TargetValue"),
+    }
 
 
 def _figure(value: object) -> str:
@@ -144,6 +143,9 @@ def render(report: dict[str, Any]) -> str:
         if variant["autoscaling"]:
             bounds = variant["autoscaling"]
             scaling_text = f"autoscaling {bounds['min_capacity']}-{bounds['max_capacity']}"
+            for policy in bounds["policies"]:
+                if policy["target_value"] is not None:
+                    scaling_text += f", {policy['metric']} target {_figure(policy['target_value'])}"
         lines.append(
             f"variant   {variant['variant_name']}: {_figure(variant['current_instance_count'])} of "
             f"{_figure(variant['desired_instance_count'])} instances, {scaling_text}"

@@ -71,7 +71,11 @@ def test_build_push_create_update_autoscale_invoke_status_delete(
     status = cli("status", *deploy_flags("--json"))
     assert status.code == 0, status.err
     (variant,) = json.loads(status.out)["variants"]
-    assert variant["autoscaling"] == {"min_capacity": 1, "max_capacity": 4}
+    assert (variant["autoscaling"]["min_capacity"], variant["autoscaling"]["max_capacity"]) == (
+        1,
+        4,
+    )
+    assert variant["autoscaling"]["policies"][0]["target_value"] == 12000.0
 
     deleted = cli("delete", *deploy_flags("--purge"))
     assert deleted.code == 0, deleted.err

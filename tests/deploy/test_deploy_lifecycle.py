@@ -678,7 +678,18 @@ def test_status_shows_state_scaling_and_cloudwatch_figures(
     report = json.loads(result.out)
     assert report["status"] == "InService"
     (variant,) = report["variants"]
-    assert variant["autoscaling"] == {"min_capacity": 1, "max_capacity": 4}
+    assert variant["autoscaling"] == {
+        "min_capacity": 1,
+        "max_capacity": 4,
+        "policies": [
+            {
+                "name": f"{ENDPOINT}-AllTraffic-target-tracking",
+                "type": "TargetTrackingScaling",
+                "metric": "SageMakerVariantInvocationsPerInstance",
+                "target_value": 500.0,
+            }
+        ],
+    }
     assert variant["current_instance_count"] == 1
     figures = variant["metrics"]
     assert figures["invocations"] == 2000
@@ -690,7 +701,7 @@ def test_status_shows_state_scaling_and_cloudwatch_figures(
     table = cli("status", *deploy_flags())
     assert table.code == 0
     assert "2,000 invocations, 3 4XX, 1 5XX" in table.out
-    assert "autoscaling 1-4" in table.out
+    assert "autoscaling 1-4, SageMakerVariantInvocationsPerInstance target 500" in table.out
 
 
 def test_status_without_traffic_shows_no_latency(aws: str, cli: Cli, seed_model: Path) -> None:
