@@ -246,7 +246,8 @@ def stage_artifact(
     assert settings.bucket and settings.region
     ensure_bucket(gateway, settings.bucket, region=settings.region, create=release.create_bucket)
     key = artifact_key(settings, stamp)
-    print(f"uploading {release.artifact} to s3://{settings.bucket}/{key}", file=err, flush=True)
+    verb = "would upload" if gateway.dry_run else "uploading"
+    print(f"{verb} {release.artifact} to s3://{settings.bucket}/{key}", file=err, flush=True)
     gateway.call(
         "s3", "upload_file", Filename=str(release.artifact), Bucket=settings.bucket, Key=key
     )
