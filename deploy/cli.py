@@ -497,5 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            "interrupted; anything AWS had already accepted goes on there "
+            "(see `python -m deploy status`)",
+            file=sys.stderr,
+        )
         return 130

@@ -842,3 +842,32 @@ def test_autoscale_reads_the_file_benchmark_recommend_writes(
     ]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
     assert json.loads(result.out)["source"] == "benchmark recommend (test)"
+
+
+def test_delete_finds_leftovers_of_a_create_that_never_made_its_endpoint(
+    aws: str, cli: Cli
+) -> None:
+    tags = [
+        {"Key": "rtb:endpoint", "Value": ENDPOINT},
+        {"Key": "rtb:managed-by", "Value": "rtb-deploy"},
+    ]
+    name = f"{ENDPOINT}-20261125-120000-000"
+    sm().create_model(
+        ModelName=name, ExecutionRoleArn=ROLE_ARN, PrimaryContainer={"Image": IMAGE_URI}, Tags=tags
+    )
+    sm().create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": "ml.c5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+        Tags=tags,
+    )
+    result = cli("delete", *deploy_flags())
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["deleted"] == [f"endpoint config {name}", f"model {name}"]
+    assert_account_empty()
