@@ -71,6 +71,7 @@ def assert_sane_results(output: Path, *, steps: int, server_timing: bool) -> dic
     return summary
 
 
+@pytest.mark.slow
 def test_local_run_against_the_server(serve_url: str, tmp_path: Path) -> None:
     output = tmp_path / "local"
     result = run_benchmark(
@@ -87,6 +88,7 @@ def test_local_run_against_the_server(serve_url: str, tmp_path: Path) -> None:
     assert summary["config"]["workers"] == 0
 
 
+@pytest.mark.slow
 def test_distributed_step_run_merges_the_workers_histograms(serve_url: str, tmp_path: Path) -> None:
     output = tmp_path / "distributed"
     result = run_benchmark(
@@ -102,6 +104,7 @@ def test_distributed_step_run_merges_the_workers_histograms(serve_url: str, tmp_
     assert (output / "locust-worker-1.log").exists() and (output / "locust-worker-2.log").exists()
 
 
+@pytest.mark.slow
 def test_npy_batches_from_reference_rows(serve_url: str, tmp_path: Path) -> None:
     reference = tmp_path / "reference.csv"
     reference.write_text("dow,hour,a,b,c,d,e,probability\n2,0,0,7,3,20,2,0.1\n,1,1,1,1,1,1,0.2\n")
@@ -115,6 +118,7 @@ def test_npy_batches_from_reference_rows(serve_url: str, tmp_path: Path) -> None
     assert_sane_results(output, steps=1, server_timing=True)
 
 
+@pytest.mark.slow
 def test_invalid_answers_are_counted_as_failures(
     scoring_server: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -131,6 +135,7 @@ def test_invalid_answers_are_counted_as_failures(
     assert "request(s) failed" in result.stderr
 
 
+@pytest.mark.slow
 def test_open_loop_counts_real_requests_not_corrected_samples(
     scoring_server: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -145,6 +150,7 @@ def test_open_loop_counts_real_requests_not_corrected_samples(
     assert summary["total"]["latency"]["count"] >= summary["total"]["requests"]
 
 
+@pytest.mark.slow
 def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
     from tests.benchmark.conftest import free_port
 

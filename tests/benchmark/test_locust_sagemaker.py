@@ -20,7 +20,7 @@ import pytest
 
 from tests.benchmark.conftest import free_port
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
