@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,11 +144,24 @@ class Runner:
                 process.stdin.write(stdin)
                 process.stdin.close()
             assert process.stdout is not None
-            for line in process.stdout:
-                lines.append(line)
-                self._err.write(line)
-            self._err.flush()
-            returncode = process.wait(timeout=COMMAND_TIMEOUT)
+            expired = threading.Event()
+
+            def expire() -> None:  # a command that hangs without output ends too
+                expired.set()
+                process.kill()
+
+            watchdog = threading.Timer(COMMAND_TIMEOUT, expire)
+            watchdog.start()
+            try:
+                for line in process.stdout:
+                    lines.append(line)
+                    self._err.write(line)
+                self._err.flush()
+                returncode = process.wait()
+            finally:
+                watchdog.cancel()
+            if expired.is_set():
+                raise subprocess.TimeoutExpired(command, COMMAND_TIMEOUT)
         return returncode, "".join(lines)
 
     def has_buildx(self) -> bool:

@@ -318,3 +318,30 @@ def test_max_rps_applies_only_to_invocations_per_instance() -> None:
         policy_from(max_rps=100.0, metric=scaling.CONCURRENCY)
     with pytest.raises(DeployError, match="only applies with --max-rps"):
         policy_from(target_value=5.0, safety_factor=0.5)
+
+
+def test_engine_commands_that_hang_are_ended(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = tmp_path / "podman"
+    fake.write_text("#!/bin/sh\necho started\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setattr(image, "COMMAND_TIMEOUT", 0.5)
+    err = io.StringIO()
+    with pytest.raises(DeployError, match="took longer than"):
+        image.Runner("podman", err=err).run(["push", "x"])
+    assert "started" in err.getvalue()
+
+
+def test_engine_failures_carry_the_end_of_the_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = tmp_path / "podman"
+    fake.write_text(
+        "#!/bin/sh\necho 'Error: unauthorized: authentication required' >&2\nexit 125\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(DeployError, match="failed with status 125: Error: unauthorized"):
+        image.Runner("podman", err=io.StringIO()).run(["push", "x"])
