@@ -51,6 +51,16 @@ def latency_over_time(run: Run, path: Path) -> Path:
         axes.plot(
             times, [getattr(s.latency, attribute) for s in seconds], label=label, linewidth=1.2
         )
+    served = [(t, s.server) for t, s in zip(times, seconds, strict=True) if s.server is not None]
+    for label, attribute in (("server p50", "p50"), ("server p99", "p99")):
+        if served:
+            axes.plot(
+                [t for t, _ in served],
+                [getattr(server, attribute) for _, server in served],
+                label=label,
+                linewidth=1.0,
+                linestyle="--",
+            )
     axes.set_yscale("log")
     axes.set_xlabel("seconds since start")
     axes.set_ylabel("latency per second (µs, log scale)")
