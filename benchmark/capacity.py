@@ -350,7 +350,7 @@ def render(capacity: Capacity, cost: Cost | None) -> str:
         )
         return "\n".join(lines)
     lines += [
-        f"knee: {step.users} users, {step.rps:,.0f} req/s, p99 {step.latency.p99:,} µs "
+        f"knee: {step.users} user(s), {step.rps:,.0f} req/s, p99 {step.latency.p99:,} µs "
         f"(bound {capacity.p99_bound_ms:g} ms), {step.failures} failures",
         f"max invocations per minute: {capacity.invocations_per_minute:,.0f} "
         f"({capacity.per_worker:,.0f} per worker, {capacity.workers} worker(s))",

@@ -297,7 +297,10 @@ def markdown(run: Run, *, extra: dict[str, Any] | None = None) -> str:
         "|---|---|---|---|---|---|---|---|",
         latency_row("whole run", total),
     ]
-    lines += [latency_row(f"step {i + 1}: {s.users} users", s) for i, s in enumerate(run.steps)]
+    lines += [
+        latency_row(f"step {i + 1}: {s.users} user{'' if s.users == 1 else 's'}", s)
+        for i, s in enumerate(run.steps)
+    ]
     lines += _machine_notes(run.machine)
     if total.server is not None:
         server = total.server

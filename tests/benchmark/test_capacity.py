@@ -61,7 +61,7 @@ def test_cli_reads_a_results_directory_and_writes_capacity_json(
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "knee: 4 users, 180 req/s" in out
+    assert "knee: 4 user(s), 180 req/s" in out
     assert "per million inferences" in out
     document = json.loads((results / "capacity.json").read_text())
     assert document["max_invocations_per_minute_per_worker"] == pytest.approx(10_800)
