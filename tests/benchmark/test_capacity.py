@@ -113,3 +113,14 @@ def test_missing_results_directory_is_an_error_not_a_crash(
 ) -> None:
     assert capacity.main(["--results", str(tmp_path / "nowhere")]) == 1
     assert "is missing" in capsys.readouterr().err
+
+
+def test_benchmark_recommend_reads_the_capacity_file(tmp_path: Path) -> None:
+    from benchmark.recommender.estimate import load_estimate
+
+    results = write_run(tmp_path / "run", CLIMB)
+    assert capacity.main(["--results", str(results), "--server-workers", "2"]) == 0
+    estimate = load_estimate(results / "capacity.json")
+    assert estimate.max_invocations_per_minute_per_worker == pytest.approx(5_400)
+    assert estimate.max_invocations_per_minute == pytest.approx(10_800)
+    assert estimate.workers == 2
