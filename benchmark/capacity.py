@@ -239,6 +239,9 @@ def _rate(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark capacity",
+        # Unknown options go on to `benchmark locust`: no prefix matching (`--workers` is
+        # Locust's, not an abbreviation of `--workers-per-instance`).
+        allow_abbrev=False,
         description=(
             "Max invocations per minute per server worker at a p99 bound, from a "
             "`benchmark locust` results directory (--results) or a step run started here "
@@ -280,7 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="server workers on the priced instance (default: its vCPUs, or --server-workers)",
     )
-    parser.add_argument("--output", type=Path, metavar="FILE", help="default: DIR/capacity.json")
+    parser.add_argument(
+        "--capacity-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write capacity.json (default: in the results directory)",
+    )
     parser.add_argument(
         "--list-instances", action="store_true", help="print the example price table and exit"
     )
@@ -333,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             or (instance.vcpus if instance else args.server_workers),
             instance_type=instance.name if instance else None,
         )
-    output = args.output or Path(results) / CAPACITY_FILE
+    output = args.capacity_file or Path(results) / CAPACITY_FILE
     write_capacity(output, capacity, cost)
     print(render(capacity, cost))
     print(f"wrote {output}", file=sys.stderr)

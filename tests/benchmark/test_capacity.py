@@ -76,7 +76,9 @@ def test_cli_reports_no_capacity_when_nothing_meets_the_bound(
 ) -> None:
     results = write_run(tmp_path / "run", CLIMB)
     output = tmp_path / "cap.json"
-    code = capacity.main(["--results", str(results), "--p99-bound", "0.1", "--output", str(output)])
+    code = capacity.main(
+        ["--results", str(results), "--p99-bound", "0.1", "--capacity-file", str(output)]
+    )
     assert code == 1
     assert "no capacity at this bound" in capsys.readouterr().out
     assert json.loads(output.read_text())["within_bound"] is False
@@ -124,3 +126,11 @@ def test_benchmark_recommend_reads_the_capacity_file(tmp_path: Path) -> None:
     assert estimate.max_invocations_per_minute_per_worker == pytest.approx(5_400)
     assert estimate.max_invocations_per_minute == pytest.approx(10_800)
     assert estimate.workers == 2
+
+
+def test_locust_options_pass_through_untouched() -> None:
+    args, rest = capacity.build_parser().parse_known_args(
+        ["--host", "http://x", "--workers", "2", "--p99-bound", "5", "--users", "8"]
+    )
+    assert rest == ["--host", "http://x", "--workers", "2", "--users", "8"]
+    assert args.p99_bound == 5 and args.workers_per_instance is None

@@ -209,3 +209,24 @@ def test_a_used_output_directory_is_refused(
     with pytest.raises(SystemExit):
         locust.main(["--host", "http://x", "--output", str(tmp_path)])
     assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_capacity_runs_its_own_step_load(
+    scoring_server: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark import capacity
+
+    output = tmp_path / "capacity-run"
+    code = capacity.main(
+        ["--host", scoring_server(), "--users", "2", "--step-users", "1", "--step-duration", "2s"]
+        + ["--output", str(output), "--p99-bound", "1000", "--price-per-hour", "0.5"]
+    )
+    assert code == 0
+    document = json.loads((output / "capacity.json").read_text())
+    assert document["within_bound"] is True
+    assert document["steps_measured"] == 2
+    assert document["max_invocations_per_minute_per_worker"] > 0
+    assert document["cost"]["price_per_hour"] == 0.5
+    assert document["cost"]["cost_per_million_invocations"] > 0
+    assert "per million inferences" in capsys.readouterr().out
