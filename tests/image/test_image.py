@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,4 +81,21 @@ def test_a_model_that_cannot_load_never_becomes_healthy(
     )
     assert status == 1, output
     assert "cannot serve" in output
+    assert "Uvicorn running" not in output
+
+
+def test_a_raw_model_with_no_room_to_compile_exits_with_the_reason(
+    engine: Any, image: str, seed_raw_dir: Path
+) -> None:
+    status, output = run_to_completion(
+        engine,
+        image,
+        ["serve"],
+        volumes={str(seed_raw_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=4k"},
+    )
+    assert status == 1, output
+    assert "cannot serve the model in /opt/ml/model" in output
+    assert "No space left on device" in output
     assert "Uvicorn running" not in output

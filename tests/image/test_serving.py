@@ -87,3 +87,12 @@ def test_read_only_root_non_root_user_compiles_a_raw_model_into_tmpfs(
         check_content_types(server.base_url, expected=SEED_SCORE)
         log = server.logs()
     assert "building the serving artifact into /tmp/" in log
+
+
+def test_a_full_tmp_does_not_prevent_serving_a_compiled_artifact(
+    run_server: RunServer, seed_artifact_dir: Path
+) -> None:
+    with run_server(
+        model_dir=seed_artifact_dir, read_only=True, tmpfs={"/tmp": "rw,size=4k"}
+    ) as server:
+        check_content_types(server.base_url, expected=SEED_SCORE)
