@@ -51,6 +51,11 @@ events_logger = "file"
 EOF
 )
     if [ ! -f "$conf" ] || [ "$(cat "$conf")" != "$wanted" ]; then
+        # Someone else's configuration is kept aside, never silently lost.
+        if [ -f "$conf" ] && ! grep -q '^# Written by .ci/setup.d/10-containers.sh' "$conf"; then
+            cp -p "$conf" "$conf.before-rtb"
+            echo "kept the previous $conf as $conf.before-rtb"
+        fi
         printf '%s\n' "$wanted" >"$conf"
     fi
 
@@ -67,8 +72,8 @@ EOF
         previous_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
         # shellcheck disable=SC2064
         trap "kill $RTB_PODMAN_SERVICE_PID 2>/dev/null || true${previous_trap:+; $previous_trap}" EXIT
-        local attempt
-        for attempt in $(seq 1 50); do
+        local _
+        for _ in $(seq 1 50); do
             rtb_docker_api_answers "$socket" && break
             sleep 0.2
         done
@@ -98,6 +103,7 @@ rtb_make_base_image() {
     local image="$1"
     local mirror="${RTB_DEBIAN_MIRROR:-}"
     if [ -z "$mirror" ]; then
+        # shellcheck disable=SC2016  # $(REPO_URI) is apt's template syntax, not the shell's
         mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null \
             | grep -m1 '/debian/$' || true)
         mirror="${mirror:-http://deb.debian.org/debian/}"
