@@ -163,6 +163,13 @@ def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
     validation.check_instance_count(settings.instance_count)
     validation.check_role_arn(settings.role_arn)
     validation.check_image_uri(settings.image_uri, region=settings.region)
+    if validation.ecr_host_parts(settings.image_uri.split("/", 1)[0]) is None:
+        print(
+            f"warning: {settings.image_uri} is not in ECR; SageMaker pulls other registries only "
+            "through a VPC (ImageConfig RepositoryAccessMode=Vpc, plus VpcConfig), which this tool "
+            "does not set up",
+            file=err,
+        )
     if settings.bucket is not None:
         validation.check_bucket(settings.bucket)
     identity = gateway.call("sts", "get_caller_identity")

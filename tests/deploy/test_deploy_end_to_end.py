@@ -46,6 +46,7 @@ def test_build_push_create_update_autoscale_invoke_status_delete(
         ),
     )
     assert created.code == 0, created.err
+    assert "is not in ECR; SageMaker pulls other registries only through a VPC" in created.err
     first = json.loads(created.out)
     assert first["status"] == "InService"
     model = sm().describe_model(ModelName=first["model_name"])
