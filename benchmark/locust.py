@@ -89,6 +89,7 @@ def _duration(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark locust",
+        allow_abbrev=False,
         description="Headless Locust load on /invocations with µs latency, report and plots.",
     )
     target = parser.add_argument_group("target")

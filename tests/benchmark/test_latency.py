@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmark.latency import (
@@ -13,6 +14,7 @@ from benchmark.latency import (
     merged,
     new_histogram,
     record,
+    values_at_percentiles,
 )
 
 
@@ -94,3 +96,13 @@ def test_bucket_width_must_be_positive() -> None:
     with pytest.raises(ValueError):
         LatencyRecorder(bucket_seconds=0)
     assert LatencyRecorder(bucket_seconds=0.5).bucket_of(10.6) == 21
+
+
+def test_fast_percentiles_match_hdrh_exactly() -> None:
+    rng = np.random.default_rng(3)
+    histogram = new_histogram()
+    for value in rng.lognormal(mean=6.0, sigma=1.5, size=20_000):
+        record(histogram, value + 5_000)  # above 2,048 µs, values share buckets
+    levels = [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 99.99, 100.0]
+    expected = [int(histogram.get_value_at_percentile(p)) for p in levels]
+    assert values_at_percentiles(histogram, levels) == expected
