@@ -260,10 +260,14 @@ def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | Non
             "(no objective name where one belongs)"
         )
     start = offset + _LEGACY_PARAM_SIZE + 8 + len(objective)
-    if len(legacy) >= start + 8:
-        (size,) = struct.unpack_from("<Q", legacy, start)
-        if 0 < size <= 32 and len(legacy) >= start + 8 + size:
-            _check_booster(path, legacy[start + 8 : start + 8 + size].decode("ascii", "replace"))
+    if len(legacy) < start + 8:
+        raise UnsupportedFormatError(f"{path}: legacy binary model truncated after its header")
+    (size,) = struct.unpack_from("<Q", legacy, start)
+    if not 0 < size <= 32 or len(legacy) < start + 8 + size:
+        raise UnsupportedFormatError(f"{path}: legacy binary model has no valid booster name")
+    booster = legacy[start + 8 : start + 8 + size].decode("ascii", "replace")
+    _check_booster(path, booster)
+    _check_legacy_trees(path, legacy, start + 8 + size)
     (base_score,) = struct.unpack_from("<f", legacy, offset)
     (num_class,) = struct.unpack_from("<i", legacy, offset + 8)
     version: str | None = None
@@ -307,6 +311,40 @@ def _info_from_document(path: Path, payload: bytes, document: object) -> _Payloa
         feature_names=feature_names,
         xgboost_version=_version_of(document),
     )
+
+
+_GBTREE_PARAM_SIZE = 160  # GBTreeModelParam
+_TREE_PARAM_SIZE = 148  # TreeParam
+_NODE_SIZE = 20 + 16  # RegTree::Node + RTreeNodeStat
+
+
+def _check_legacy_trees(path: Path, legacy: bytes, start: int) -> None:
+    """Walk the tree records of a legacy binary and check every size against the bytes left.
+
+    Treelite sizes its buffers from these counts before reading them; a damaged or hostile
+    file could otherwise make it allocate far more memory than the file holds.
+    """
+    damaged = f"{path}: legacy binary model is damaged or truncated"
+    if len(legacy) < start + _GBTREE_PARAM_SIZE:
+        raise UnsupportedFormatError(f"{damaged} (no tree ensemble header)")
+    (num_trees,) = struct.unpack_from("<i", legacy, start)
+    position = start + _GBTREE_PARAM_SIZE
+    if not 0 <= num_trees <= (len(legacy) - position) // _TREE_PARAM_SIZE:
+        raise UnsupportedFormatError(f"{damaged} (it claims {num_trees} trees)")
+    for tree in range(num_trees):
+        if len(legacy) < position + _TREE_PARAM_SIZE:
+            raise UnsupportedFormatError(f"{damaged} (tree {tree} is cut off)")
+        _, num_nodes, num_deleted, _, _, leaf_vector = struct.unpack_from("<6i", legacy, position)
+        position += _TREE_PARAM_SIZE
+        if leaf_vector != 0:
+            raise UnsupportedModelError(f"{path}: tree {tree} has leaf vectors; not supported")
+        if not 1 <= num_nodes <= (len(legacy) - position) // _NODE_SIZE or not (
+            0 <= num_deleted < num_nodes
+        ):
+            raise UnsupportedFormatError(f"{damaged} (tree {tree} claims {num_nodes} nodes)")
+        position += num_nodes * _NODE_SIZE
+    if len(legacy) < position + 4 * num_trees:
+        raise UnsupportedFormatError(f"{damaged} (the tree info table is cut off)")
 
 
 def _check_booster(path: Path, name: object) -> None:

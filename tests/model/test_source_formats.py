@@ -204,3 +204,31 @@ def test_dart_models_match_xgboost(tmp_path: Path) -> None:
         rtol=0,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("trees", "claims 2147483647 trees"),
+        ("nodes", "tree 0 claims 2147483647 nodes"),
+        ("truncate", r"tree \d+ claims \d+ nodes"),
+    ],
+)
+def test_hostile_legacy_sizes_are_refused_before_treelite_allocates(
+    seed_model_file: Path, tmp_path: Path, patch: str, message: str
+) -> None:
+    snapshot = read_booster_pickle(seed_model_file).handle
+    (size,) = struct.unpack_from("<q", snapshot, 14)
+    legacy = bytearray(snapshot[22 : 22 + size])
+    trees_at = 4 + 136 + 8 + len("binary:logistic") + 8 + len("gbtree")
+    first_tree = trees_at + 160
+    if patch == "trees":
+        struct.pack_into("<i", legacy, trees_at, 2**31 - 1)
+    elif patch == "nodes":
+        struct.pack_into("<i", legacy, first_tree + 4, 2**31 - 1)
+    else:
+        legacy = legacy[: first_tree + 50 * 148 + 100]  # enough for the tree count check
+    path = tmp_path / "model.bin"
+    path.write_bytes(bytes(legacy))
+    with pytest.raises(UnsupportedFormatError, match=message):
+        read_source(path)
