@@ -43,6 +43,7 @@ DEFAULT_DURATION: Final = "60s"
 PROGRESS_EVERY_S: Final = 5.0
 # Beyond the schedule: process start-up, workers connecting, the drain, writing files.
 GRACE_S: Final = 90.0
+MAX_PAYLOAD_ROWS: Final = 2_000_000
 
 
 class RunError(Exception):
@@ -184,6 +185,11 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error("give exactly one of --host URL or --endpoint-name NAME")
     if args.host and not args.host.startswith(("http://", "https://")):
         parser.error(f"--host must be an http:// or https:// URL, got {args.host!r}")
+    if args.payloads * args.batch_size > MAX_PAYLOAD_ROWS:
+        parser.error(
+            f"--payloads x --batch-size is {args.payloads * args.batch_size:,} rows; every Locust "
+            f"process builds them all up front, keep it within {MAX_PAYLOAD_ROWS:,}"
+        )
     if args.reference is not None:
         try:
             load_reference(args.reference)

@@ -191,6 +191,7 @@ def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
         (["--host", "http://x", "--duration", "2s", "--settle", "5"], "shorter than a step"),
         (["--host", "http://x", "--workers", "-1"], "must be >= 0"),
         (["--host", "http://x", "--reference", "/nonexistent.csv"], "--reference"),
+        (["--host", "http://x", "--batch-size", "10000", "--payloads", "1000"], "up front"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(
