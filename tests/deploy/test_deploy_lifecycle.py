@@ -29,6 +29,7 @@ from deploy_support import (
     Router,
     assert_account_empty,
     deploy_flags,
+    described,
     queue_answers,
     sm,
     stub_update,
@@ -219,6 +220,31 @@ def test_quota_error_explains_and_removes_what_was_created(
     assert "account quota reached" in result.err and "Service Quotas" in result.err
     assert sm().list_models()["Models"] == []
     assert sm().list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_a_failed_endpoint_is_reported_with_its_failure_reason(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    reason = "The primary container for production variant AllTraffic did not pass the ping check."
+
+    def failing(
+        params: dict[str, Any],
+    ) -> None:  # what SageMaker says once CreateEndpoint is accepted
+        router.routes.add("describe_endpoint")
+        config = params["EndpointConfigName"]
+        router.stubber.add_response("describe_endpoint", described(ENDPOINT, config, "Creating"))
+        router.stubber.add_response(
+            "describe_endpoint", described(ENDPOINT, config, "Failed", FailureReason=reason)
+        )
+
+    router.hooks["create_endpoint"] = failing
+    result = cli(
+        "create",
+        *deploy_flags("--image-uri", IMAGE_URI, "--model", str(seed_model), "--create-bucket"),
+    )
+    assert result.code == 1
+    assert f"endpoint {ENDPOINT} is Failed: {reason}" in result.err
+    assert f"/aws/sagemaker/Endpoints/{ENDPOINT}" in result.err  # where to look next
 
 
 def test_create_rejects_an_artifact_sagemaker_would_unpack_wrongly(
