@@ -17,12 +17,15 @@ Formats (what `detect_format` returns):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import re
 import struct
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
+    "MAX_FEATURES",
     "PayloadFormat",
     "SourceFormat",
     "SourceModel",
@@ -59,6 +63,9 @@ _LEGACY_PARAM_SIZE = 136  # sizeof(LearnerModelParamLegacy), XGBoost 0.8x to 1.x
 _OBJECTIVE_NAME = re.compile(rb"^[a-z]+:[a-z_]+$")
 _PICKLE_PROTOCOL_0_STARTS = (b"cxgboost.core\nBooster\n", b"ccopy_reg\n", b"ccopyreg\n")
 _MAX_SOURCE_BYTES = 2 << 30
+_LOG_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s*")
+MAX_FEATURES = 65_536
+"""More features than this is not a real-time bidding model (and would not fit a request)."""
 _SUPPORTED_HELP = (
     "supported: a pickled xgboost Booster (SageMaker's `xgboost-model`), the legacy binary "
     "format, XGBoost JSON or UBJSON (`booster.save_model('model.json')`)"
@@ -456,7 +463,15 @@ def load_treelite(source: SourceModel) -> treelite.Model:
     import treelite
 
     suffix = {"legacy-binary": ".model", "json": ".json", "ubjson": ".ubj"}[source.payload_format]
-    with tempfile.TemporaryDirectory(prefix="rtb-source-") as tmp:
+    # Treelite `print`s its log lines (e.g. why a JSON model was rejected) to stdout, where our
+    # commands write results, and `warnings.warn`s its warnings: collect both for the message.
+    log = io.StringIO()
+    with (
+        tempfile.TemporaryDirectory(prefix="rtb-source-") as tmp,
+        contextlib.redirect_stdout(log),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
         file = Path(tmp) / f"model{suffix}"
         file.write_bytes(source.payload)
         try:
@@ -467,11 +482,24 @@ def load_treelite(source: SourceModel) -> treelite.Model:
                     file, format_choice=source.payload_format, allow_unknown_field=False
                 )
         except treelite.TreeliteError as exc:
+            details = [*log.getvalue().splitlines(), *(str(w.message) for w in caught)]
+            reasons = [_strip_location(line) for line in details if line.strip()]
+            reasons.append(_strip_location(_first_line(str(exc))))
             raise UnsupportedFormatError(
                 f"{source.path}: treelite cannot parse this {source.format} model: "
-                f"{_first_line(str(exc))}"
+                + "; ".join(dict.fromkeys(reasons))
             ) from exc
+    if model.num_feature > MAX_FEATURES:
+        raise UnsupportedModelError(
+            f"{source.path}: the model has {model.num_feature} features; serving is limited "
+            f"to {MAX_FEATURES}"
+        )
     return model
+
+
+def _strip_location(line: str) -> str:
+    """`[12:00:00] /project/src/x.cc:42: message` -> `message`."""
+    return _LOG_PREFIX.sub("", line.strip())
 
 
 def _first_line(message: str) -> str:

@@ -232,3 +232,33 @@ def test_hostile_legacy_sizes_are_refused_before_treelite_allocates(
     path.write_bytes(bytes(legacy))
     with pytest.raises(UnsupportedFormatError, match=message):
         read_source(path)
+
+
+def test_treelite_rejections_explain_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    booster = _train("binary:logistic", rounds=2)
+    document = json.loads(booster.save_raw("json"))
+    document["learner"]["gradient_booster"]["model"]["trees"][0]["tree_param"]["num_nodes"] = (
+        "2000000000"
+    )
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UnsupportedFormatError) as caught:
+        load_treelite(read_source(path))
+    assert "Field left_children has an incorrect dimension" in str(caught.value)
+    assert capsys.readouterr().out == "", "treelite's log must not leak onto stdout"
+
+
+def test_absurd_feature_counts_are_refused(tmp_path: Path) -> None:
+    import json
+
+    booster = _train("binary:logistic", rounds=2)
+    document = json.loads(booster.save_raw("json"))
+    document["learner"]["learner_model_param"]["num_feature"] = "2000000000"
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UnsupportedModelError, match="2000000000 features; serving is limited"):
+        load_treelite(read_source(path))
