@@ -17,12 +17,14 @@ The engine helpers here (`connect_engine`, `build_image`, `start_container`, `pu
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
 import tarfile
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ CONTAINER_PORT = "8080/tcp"
 # Where a podman API socket is looked for when no Docker daemon answers: this project's CI
 # socket, then rootful and rootless podman's standard ones.
 PODMAN_SOCKETS = ("/run/rtb-podman/podman.sock", "/run/podman/podman.sock")
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 BUILD_TIMEOUT_S = 1800
 TARGETS_S = {"baked": 2.0, "compiled": 2.0, "raw": 10.0}
 
@@ -101,26 +104,28 @@ class ColdStart:
         return statistics.median(run.started_s for run in self.runs)
 
 
-def connect_engine(*, env: Mapping[str, str] | None = None) -> Any:
+def connect_engine(
+    *, env: Mapping[str, str] | None = None, podman_sockets: Sequence[str] = PODMAN_SOCKETS
+) -> Any:
     """A docker SDK client: Docker if a daemon answers, else a podman API socket.
 
+    Docker is asked first through `DOCKER_HOST` (or its default socket); then `RTB_PODMAN_SOCKET`,
+    `podman_sockets` and rootless podman's `$XDG_RUNTIME_DIR/podman/podman.sock`, those that exist.
     Raises EngineUnavailableError, naming every endpoint tried, when nothing answers.
     """
     import docker
 
     environ = os.environ if env is None else env
-    sockets = [environ.get("RTB_PODMAN_SOCKET", ""), *PODMAN_SOCKETS]
+    sockets = [environ.get("RTB_PODMAN_SOCKET", ""), *podman_sockets]
     if runtime_dir := environ.get("XDG_RUNTIME_DIR"):
         sockets.append(f"{runtime_dir}/podman/podman.sock")
 
     def podman_client(path: str) -> Callable[[], Any]:
         return lambda: docker.DockerClient(f"unix://{path}", timeout=120)
 
+    docker_host = environ.get("DOCKER_HOST", DEFAULT_DOCKER_HOST)
     attempts: list[tuple[str, Callable[[], Any]]] = [
-        (
-            environ.get("DOCKER_HOST", "the default Docker socket"),
-            lambda: docker.from_env(environment=dict(environ), timeout=120),
-        )
+        (docker_host, lambda: docker.from_env(environment=dict(environ), timeout=120))
     ]
     attempts += [
         (f"unix://{path}", podman_client(path))
@@ -129,13 +134,25 @@ def connect_engine(*, env: Mapping[str, str] | None = None) -> Any:
     ]
     failures = []
     for endpoint, connect in attempts:
-        try:
-            client = connect()
-            client.ping()
-        except Exception as exc:  # the SDK raises DockerException or requests' errors
-            failures.append(f"{endpoint}: {exc}")
+        if endpoint.startswith("unix://") and not Path(endpoint[len("unix://") :]).is_socket():
+            failures.append(f"{endpoint}: no socket there")
             continue
-        return client
+        # docker-py leaves the socket of a refused connection for the garbage collector, which
+        # warns (ResourceWarning); a refusal is an expected answer here, not a leak of ours.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            client = None
+            try:
+                client = connect()
+                client.ping()
+            except Exception as exc:  # the SDK raises DockerException or requests' errors
+                failures.append(f"{endpoint}: {exc}")
+                if client is not None:
+                    client.close()
+                client = None
+            gc.collect()
+        if client is not None:
+            return client
     raise EngineUnavailableError(
         "no container engine answered ("
         + "; ".join(failures)

@@ -55,13 +55,15 @@ RunServer = Callable[..., Any]
 
 
 @pytest.fixture(scope="session")
-def engine() -> Any:
+def engine() -> Iterator[Any]:
     try:
-        return connect_engine()
+        client = connect_engine()
     except EngineUnavailableError as exc:
         if os.environ.get("RTB_REQUIRE_CONTAINER") == "1":
             pytest.fail(f"RTB_REQUIRE_CONTAINER=1 but {exc}", pytrace=False)
         pytest.skip(str(exc))
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

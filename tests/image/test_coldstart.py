@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
 
-from benchmark.coldstart import CASE_TITLES, main
+from benchmark.coldstart import (
+    CASE_TITLES,
+    PODMAN_SOCKETS,
+    EngineUnavailableError,
+    connect_engine,
+    main,
+)
 
 pytestmark = pytest.mark.container
 
@@ -37,3 +44,32 @@ def test_coldstart_refuses_a_missing_seed_model_and_bad_counts(tmp_path: Path) -
     assert main(["--seed-model", str(tmp_path / "absent.tar.gz")]) == 2
     assert main(["--repeat", "0", "--cases", "baked"]) == 2
     assert main(["--workers", "0", "--cases", "baked"]) == 2
+
+
+def test_no_engine_is_an_error_naming_every_endpoint_tried(tmp_path: Path) -> None:
+    dead = tmp_path / "docker.sock"
+    with pytest.raises(EngineUnavailableError) as raised:
+        connect_engine(env={"DOCKER_HOST": f"unix://{dead}"}, podman_sockets=())
+    assert f"unix://{dead}" in str(raised.value)
+    assert "10-containers.sh" in str(raised.value)
+
+
+def test_a_socket_nobody_listens_on_is_an_answer_not_a_leak(tmp_path: Path) -> None:
+    """A stale socket file refuses the connection; nothing is left open (filterwarnings=error)."""
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(stale))  # bound, never listening, then closed: the file stays
+    with pytest.raises(EngineUnavailableError, match="stale.sock"):
+        connect_engine(env={"DOCKER_HOST": f"unix://{stale}"}, podman_sockets=(str(stale),))
+
+
+def test_a_dead_docker_host_falls_back_to_a_podman_socket(tmp_path: Path) -> None:
+    """Where podman's socket answers (as in CI), a DOCKER_HOST that does not is passed over."""
+    if not any(Path(path).is_socket() for path in PODMAN_SOCKETS):
+        pytest.skip("no podman API socket on this machine")
+    client = connect_engine(env={"DOCKER_HOST": f"unix://{tmp_path / 'dead.sock'}"})
+    try:
+        assert client.ping()
+        assert "podman" in str(client.version()).lower()
+    finally:
+        client.close()
