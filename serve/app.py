@@ -301,6 +301,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.invocation_handler = handler
     app.state.settings = settings
     _add_routes(app, handler, settings)
+    _add_openapi(app, handler, settings)
     _add_error_handlers(app)
     return app
 
@@ -317,6 +318,8 @@ def _load(model_dir: Path, settings: Settings) -> tuple[Predictor, OutputSelecti
     )
     return loaded.predictor, selection
 
+
+_FLOAT32_MAX = 3.4028234663852886e38
 
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -379,10 +382,62 @@ _INVOCATIONS_OPENAPI: dict[str, Any] = {
 }
 
 
+def _request_schemas(num_features: int, max_rows: int) -> dict[str, dict[str, Any]]:
+    """Request body schemas that describe exactly what the loaded model accepts."""
+    # What float() reads, bounded so that every match fits in float32 (the server also takes
+    # larger finite numbers, and refuses inf and overflows).
+    number = r"[ ]*[+-]?([0-9]{1,18}(\.[0-9]*)?|\.[0-9]{1,18})([eE][+-]?1?[0-9])?[ ]*|[nN][aA][nN]"
+    json_number = r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?([eE][+-]?1?[0-9])?"
+    csv_row = rf"({number})?(,({number})?){{{num_features - 1}}}"
+    json_row = rf"\[({json_number}|null)(,({json_number}|null)){{{num_features - 1}}}\]"
+    row: dict[str, Any] = {
+        "type": "array",
+        "items": {"type": ["number", "null"], "minimum": -_FLOAT32_MAX, "maximum": _FLOAT32_MAX},
+        "minItems": num_features,
+        "maxItems": num_features,
+    }
+    rows = {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
+    return {
+        "text/csv": {"type": "string", "pattern": rf"^{csv_row}(\n{csv_row})*\n?$"},
+        JSON: {
+            "oneOf": [
+                {"type": "object", "required": ["instances"], "properties": {"instances": rows}},
+                rows,
+                row,
+            ]
+        },
+        "application/jsonlines": {"type": "string", "pattern": rf"^{json_row}(\n{json_row})*\n?$"},
+    }
+
+
+def _add_openapi(app: FastAPI, handler: InvocationHandler, settings: Settings) -> None:
+    """The schema, with the request bodies narrowed to the model's feature count once known."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        predictor = handler.predictor
+        if predictor is None:
+            app.openapi_schema = None  # rebuild once the model is loaded
+            return schema
+        content = schema["paths"]["/invocations"]["post"]["requestBody"]["content"]
+        for media_type, body_schema in _request_schemas(
+            predictor.num_features, settings.max_rows
+        ).items():
+            content[media_type]["schema"] = body_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _add_routes(app: FastAPI, handler: InvocationHandler, settings: Settings) -> None:
     @app.get(
         "/ping",
         summary="Health: 200 once the model is loaded and verified, 503 before.",
+        response_class=Response,
         responses={
             200: {"description": "Ready."},
             503: {"description": "Not ready.", **_ERROR_RESPONSE},

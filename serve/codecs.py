@@ -36,6 +36,7 @@ Decoder = Callable[..., FeatureMatrix]
 Encoder = Callable[[Probabilities, OutputSelection], bytes]
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_JSON_KINDS = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
 _ORJSON_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -227,7 +228,7 @@ def _rows_to_matrix(rows: list[Any], *, num_features: int, max_rows: int) -> Fea
         for column, value in enumerate(row, start=1):
             if value.__class__ not in _NUMBER_TYPES:
                 raise MalformedPayloadError(
-                    f"Row {index}, column {column}: {orjson.dumps(value)[:40].decode()} "
+                    f"Row {index}, column {column}: {_JSON_KINDS.get(type(value), 'a value')} "
                     "is not a number or null."
                 )
     try:

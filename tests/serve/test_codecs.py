@@ -223,3 +223,17 @@ def test_wildcard_prefers_the_default() -> None:
 
 def test_parse_media_type_ignores_parameters_and_case() -> None:
     assert parse_media_type(" Text/CSV ; charset=utf-8") == CSV
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[[" + b"[" * 300 + b"]" * 300 + b", 1, 2]]",  # deeper than orjson can serialize
+        b'[["\xc3\xa9' + "é".encode() * 30 + b'", 1, 2]]',  # multi-byte text in the message
+        b'[[{"\\ud86f\\ude00": 1}, 1, 2]]',
+    ],
+)
+def test_json_error_messages_never_fail(body: bytes) -> None:
+    with pytest.raises(InferenceError) as caught:
+        decode_json(body, num_features=3, max_rows=10)
+    assert caught.value.code == "malformed_payload"
