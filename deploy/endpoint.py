@@ -152,6 +152,21 @@ def check_environment(environment: Mapping[str, str]) -> None:
             )
 
 
+def check_release(release: Release, settings: Settings) -> None:
+    """The local half of the checks: artifact file, S3 URIs, environment, data capture."""
+    if release.artifact is not None:
+        check_artifact(release.artifact)
+    if release.model_data_url is not None:
+        validation.check_s3_uri(release.model_data_url)
+    model_environment(settings, release.environment)
+    if release.data_capture is not None:
+        validation.check_s3_uri(release.data_capture.destination_s3_uri)
+        if not 1 <= release.data_capture.sampling_percent <= 100:
+            raise DeployError(
+                f"--capture-percent must be 1-100, got {release.data_capture.sampling_percent}"
+            )
+
+
 def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
     """Check names and credentials before anything is created; return the caller's account id."""
     require(settings, "region", "endpoint_name", "role_arn", "image_uri")
@@ -375,6 +390,7 @@ def create(
 ) -> Outcome:
     """Deploy a new endpoint; fail before creating anything if it already exists."""
     err = err or sys.stderr
+    check_release(release, settings)
     preflight(gateway, settings, err=err)
     assert settings.endpoint_name and settings.image_uri
     if describe_endpoint(gateway, settings.endpoint_name) is not None:
@@ -476,6 +492,7 @@ def update(
     """
     err = err or sys.stderr
     deployment.validate()
+    check_release(release, settings)
     require(settings, "endpoint_name", "region")
     assert settings.endpoint_name
     running = current_release(gateway, settings.endpoint_name, settings.variant_name)

@@ -897,3 +897,34 @@ def test_delete_finds_leftovers_of_a_create_that_never_made_its_endpoint(
     assert result.code == 0, result.err
     assert json.loads(result.out)["deleted"] == [f"endpoint config {name}", f"model {name}"]
     assert_account_empty()
+
+
+def test_local_problems_are_found_before_any_aws_call(
+    aws: str, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", "http://127.0.0.1:9"
+    )  # any AWS call would fail to connect
+    missing = cli(
+        "create", *deploy_flags("--image-uri", IMAGE_URI, "--model", str(tmp_path / "none.tar.gz"))
+    )
+    assert missing.code == 1 and "does not exist or is not a file" in missing.err
+    capture = cli(
+        "create",
+        *deploy_flags(
+            "--image-uri",
+            IMAGE_URI,
+            "--model-data-url",
+            f"s3://{BUCKET}/m.tar.gz",
+            "--capture-s3-uri",
+            "s3://x",
+        ),
+    )
+    assert capture.code == 1 and "S3 bucket name 'x' breaks S3's rules" in capture.err
+    percent = cli(
+        "update",
+        *deploy_flags("--capture-s3-uri", f"s3://{BUCKET}/capture", "--capture-percent", "0"),
+    )
+    assert percent.code == 1 and "--capture-percent must be 1-100" in percent.err
+    for result in (missing, capture, percent):
+        assert "cannot reach AWS" not in result.err
