@@ -185,6 +185,11 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error("give exactly one of --host URL or --endpoint-name NAME")
     if args.host and not args.host.startswith(("http://", "https://")):
         parser.error(f"--host must be an http:// or https:// URL, got {args.host!r}")
+    if args.endpoint_name and not args.region:
+        import boto3
+
+        if boto3.session.Session().region_name is None:
+            parser.error("--endpoint-name needs --region (or AWS_REGION / an AWS profile region)")
     if args.payloads * args.batch_size > MAX_PAYLOAD_ROWS:
         parser.error(
             f"--payloads x --batch-size is {args.payloads * args.batch_size:,} rows; every Locust "
@@ -480,6 +485,10 @@ def run_from_args(argv: Sequence[str]) -> Path | None:
     if run.total.failures:
         failures = plan_.output / "locust_failures.csv"
         print(f"{run.total.failures} request(s) failed; see {failures}", file=sys.stderr)
+    if not run.total.requests and not run.total.failures:
+        log = plan_.output / ("locust-master.log" if args.workers else "locust.log")
+        print(f"error: no request completed; the users could not start, see {log}", file=sys.stderr)
+        return None
     return plan_.output
 
 

@@ -192,11 +192,19 @@ def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
         (["--host", "http://x", "--workers", "-1"], "must be >= 0"),
         (["--host", "http://x", "--reference", "/nonexistent.csv"], "--reference"),
         (["--host", "http://x", "--batch-size", "10000", "--payloads", "1000"], "up front"),
+        (["--endpoint-name", "e"], "needs --region"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     with pytest.raises(SystemExit) as exit_info:
         locust.main(argv)
     assert exit_info.value.code == 2
