@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmark.payloads import make_rows
+from model.errors import ArtifactError
 
 BATCH_SIZES: Final = (1, 10, 100, 1000)
 DISTINCT_ROWS: Final = 8192
@@ -97,12 +98,15 @@ def candidates(
     *, model_dir: Path, xgboost_model: Path | None, threads: int
 ) -> tuple[list[Candidate], list[str]]:
     """The predictors that can be built here, and notes on the ones that cannot."""
+    from model.artifact import read_manifest, resolve_member, verify_files
+
     found: list[Candidate] = []
     notes: list[str] = []
-    manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    num_features = int(manifest["model"]["num_features"])
-    compiled = manifest.get("compiled")
-    library = model_dir / compiled["library"] if compiled else None
+    manifest = read_manifest(model_dir)
+    verify_files(model_dir, manifest)  # the bytes timed are the bytes the manifest names
+    num_features = manifest.model.num_features
+    compiled = manifest.compiled
+    library = resolve_member(model_dir, compiled.library) if compiled else None
     if xgboost_model is not None:
         import xgboost
 
@@ -138,7 +142,7 @@ def candidates(
     except ImportError as exc:
         notes.append(f"serve.predictor is not importable ({exc}): its rows are left out")
         return found, notes
-    checkpoint = model_dir / manifest["fallback"]["checkpoint"]
+    checkpoint = resolve_member(model_dir, manifest.fallback.checkpoint)
     if checkpoint.exists():
         gtil = GtilPredictor(checkpoint, num_features=num_features)
         found.append(Candidate("treelite GTIL (serve fallback)", gtil.predict))
@@ -322,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, args.model_dir, args.xgboost_model, progress)
     except subprocess.CalledProcessError as exc:
         print(f"error: training the default model failed (exit {exc.returncode})", file=sys.stderr)
+        return 1
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 

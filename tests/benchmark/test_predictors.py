@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,14 @@ def test_a_directory_without_manifest_is_an_error(
     assert predictors.main(["--model-dir", str(tmp_path)]) == 1
     assert "no manifest.json" in capsys.readouterr().err
     assert predictors.main(["--threads", "0", "--model-dir", str(tmp_path)]) == 2
+
+
+def test_a_tampered_artifact_is_refused(
+    default_model: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = tmp_path / "artifact"
+    shutil.copytree(default_model[0], artifact)
+    with (artifact / "model.tl").open("ab") as handle:
+        handle.write(b"tampered")
+    assert predictors.main(["--model-dir", str(artifact), "--batch-sizes", "1"]) == 1
+    assert "model.tl" in capsys.readouterr().err
