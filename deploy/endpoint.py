@@ -167,17 +167,28 @@ def check_release(release: Release, settings: Settings) -> None:
             )
 
 
-def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
-    """Check names and credentials before anything is created; return the caller's account id."""
-    require(settings, "region", "endpoint_name", "role_arn", "image_uri")
-    assert settings.region and settings.endpoint_name and settings.role_arn and settings.image_uri
-    validation.check_region(settings.region)
-    validation.check_endpoint_name(settings.endpoint_name)
+def check_settings(settings: Settings, *, required: Sequence[str]) -> None:
+    """The rules each given setting must follow (no AWS call); ``required`` must be given."""
+    require(settings, *required)
+    if settings.region is not None:
+        validation.check_region(settings.region)
+    if settings.endpoint_name is not None:
+        validation.check_endpoint_name(settings.endpoint_name)
     validation.check_variant_name(settings.variant_name)
     validation.check_instance_type(settings.instance_type)
     validation.check_instance_count(settings.instance_count)
-    validation.check_role_arn(settings.role_arn)
-    validation.check_image_uri(settings.image_uri, region=settings.region)
+    if settings.role_arn is not None:
+        validation.check_role_arn(settings.role_arn)
+    if settings.image_uri is not None:
+        validation.check_image_uri(settings.image_uri, region=settings.region)
+    if settings.bucket is not None:
+        validation.check_bucket(settings.bucket)
+
+
+def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
+    """Check names and credentials before anything is created; return the caller's account id."""
+    check_settings(settings, required=("region", "endpoint_name", "role_arn", "image_uri"))
+    assert settings.role_arn and settings.image_uri
     if validation.ecr_host_parts(settings.image_uri.split("/", 1)[0]) is None:
         print(
             f"warning: {settings.image_uri} is not in ECR; SageMaker pulls other registries only "
@@ -185,15 +196,12 @@ def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
             "does not set up",
             file=err,
         )
-    if settings.bucket is not None:
-        validation.check_bucket(settings.bucket)
     identity = gateway.call("sts", "get_caller_identity")
     account = str(identity.get("Account", ""))
     if account and validation.role_account(settings.role_arn) != account:
         print(
             f"warning: role {settings.role_arn} belongs to another account than the caller "
-            f"({account}); "
-            "it must trust sagemaker.amazonaws.com and allow this account",
+            f"({account}); it must trust sagemaker.amazonaws.com and allow this account",
             file=err,
         )
     return account
@@ -460,6 +468,7 @@ def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> 
     return {
         **container,
         "status": description.get("EndpointStatus"),
+        "role_arn": model.get("ExecutionRoleArn"),
         "instance_type": variant.get("InstanceType"),
         "instance_count": variant.get("InitialInstanceCount"),
         "data_capture": config.get("DataCaptureConfig") or {},
@@ -479,11 +488,11 @@ def update(
 ) -> Outcome:
     """Blue/green redeploy: new model + endpoint config, then UpdateEndpoint; keeps the rest.
 
-    The image defaults to the one running now, and so does the artifact when neither ``--model``
-    nor ``--model-data-url`` is given (e.g. a new instance type only); so does the container
-    environment, where ``--env`` and ``--workers`` change single variables, and so do the
-    instance type and count and the data capture settings unless given (``explicit`` names the
-    settings given by flag, environment or file rather than by default).
+    Whatever is not given is what runs now: the image, the role, the artifact (when neither
+    ``--model`` nor ``--model-data-url`` is given, e.g. a new instance type only), the container
+    environment (``--env`` and ``--workers`` change single variables), the instance type and
+    count, and the data capture settings (``explicit`` names the settings given by flag,
+    environment or file rather than by default).
 
     An autoscaled variant keeps the instance count autoscaling chose (RetainAllVariantProperties).
     SageMaker refuses to change the instance type of an autoscaled variant; with
@@ -493,7 +502,7 @@ def update(
     err = err or sys.stderr
     deployment.validate()
     check_release(release, settings)
-    require(settings, "endpoint_name", "region")
+    check_settings(settings, required=("endpoint_name", "region"))
     assert settings.endpoint_name
     running = current_release(gateway, settings.endpoint_name, settings.variant_name)
     if running["status"] not in {"InService"} and not gateway.dry_run:
@@ -503,6 +512,8 @@ def update(
         )
     if settings.image_uri is None:
         settings = replace(settings, image_uri=str(running.get("Image", "")))
+    if settings.role_arn is None and running.get("role_arn"):
+        settings = replace(settings, role_arn=str(running["role_arn"]))
     if "instance_type" not in explicit and running.get("instance_type"):
         settings = replace(settings, instance_type=str(running["instance_type"]))
     if "instance_count" not in explicit and running.get("instance_count"):

@@ -928,3 +928,29 @@ def test_local_problems_are_found_before_any_aws_call(
     assert percent.code == 1 and "--capture-percent must be 1-100" in percent.err
     for result in (missing, capture, percent):
         assert "cannot reach AWS" not in result.err
+
+
+def test_update_needs_only_the_endpoint_and_region(
+    aws: str, cli: Cli, seed_model: Path, router: Router
+) -> None:
+    first = created(cli, seed_model)
+    stub_update(router, previous=first["endpoint_config_name"])
+    router.stubber.add_response("update_endpoint", {"EndpointArn": ENDPOINT_ARN})
+    result = cli(
+        "update",
+        "--region",
+        REGION,
+        "--endpoint-name",
+        ENDPOINT,
+        "--poll-interval",
+        "0",
+        "--instance-count",
+        "3",
+    )
+    assert result.code == 0, result.err
+    model = sm().describe_model(ModelName=json.loads(result.out)["model_name"])
+    assert model["ExecutionRoleArn"] == ROLE_ARN and model["PrimaryContainer"]["Image"] == IMAGE_URI
+    (variant,) = sm().describe_endpoint_config(
+        EndpointConfigName=json.loads(result.out)["endpoint_config_name"]
+    )["ProductionVariants"]
+    assert variant["InitialInstanceCount"] == 3
