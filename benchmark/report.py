@@ -291,7 +291,7 @@ def markdown(run: Run, *, extra: dict[str, Any] | None = None) -> str:
         "",
         "Latency is measured by the load generator in µs (HDR histogram, 3 significant digits),",
         "from sending the request to reading the whole response; it includes the client's own",
-        "overhead (a few hundred µs for Locust's FastHttpUser).",
+        "overhead (a few hundred µs for Locust's FastHttpUser, more for boto3).",
         "",
         "| window | req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | failures |",
         "|---|---|---|---|---|---|---|---|",
