@@ -225,6 +225,7 @@ def delete(
     if found.endpoint and _delete(gateway, "delete_endpoint", EndpointName=endpoint_name):
         removed.append(f"endpoint {endpoint_name}")
         if not gateway.dry_run:
+            print(f"waiting for endpoint {endpoint_name} to be gone", file=err, flush=True)
             _wait_deleted(
                 gateway,
                 endpoint_name,
