@@ -82,6 +82,19 @@ def image(engine: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+def image_without_compiler(engine: Any, image: str) -> str:
+    """The `RUNTIME_COMPILER=none` variant; shares every stage but the last with `image`."""
+    tag = "rtb-inference:test-no-compiler"
+    build_image(
+        engine,
+        tag=tag,
+        base_image=os.environ.get("RTB_BASE_IMAGE"),
+        build_args={"RUNTIME_COMPILER": "none"},
+    )
+    return tag
+
+
+@pytest.fixture(scope="session")
 def seed_tarball() -> Path:
     path = default_seed_model()
     if not path.is_file():
@@ -118,12 +131,16 @@ def seed_artifact_dir(
 
 @pytest.fixture
 def run_server(engine: Any, image: str) -> Iterator[RunServer]:
-    """`with run_server(model_dir=..., **options) as server:` a ready container, always removed."""
+    """`with run_server(model_dir=..., **options) as server:` a ready container, always removed.
+
+    `image=` runs another image than the one under test (e.g. a build variant)."""
     started: list[Any] = []
+    default_image = image
 
     @contextmanager
     def run(
         *,
+        image: str = default_image,
         model_dir: Path | None = None,
         command: tuple[str, ...] | None = ("serve",),
         environment: dict[str, str] | None = None,
