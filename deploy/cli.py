@@ -336,34 +336,7 @@ def _run_push(args: argparse.Namespace, settings: Settings, gateway: Gateway) ->
         target = registry.ecr_target(
             gateway, repository=settings.repository, tag=tag, immutable=args.immutable_tags
         )
-    local = image.prepare(runner, source, tag=tag)
-    pushed = image.publish(runner, source=local, target=target)
-    if args.dry_run:
-        _print_json({"image_uri": pushed.reference, "dry_run": True})
-        return 0
-    manifest = registry.fetch_manifest(target.reference, credentials=target.credentials)
-    registry.check_sagemaker_media_type(manifest, target.reference)
-    if manifest.digest != pushed.digest:
-        raise DeployError(
-            f"the registry holds {manifest.digest} for {pushed.reference}, but the push reported "
-            f"{pushed.digest}"
-        )
-    if target.ecr:
-        in_ecr = registry.ecr_digest(gateway, repository=target.reference.repository, tag=tag)
-        if in_ecr != manifest.digest:
-            raise DeployError(
-                f"ECR lists {in_ecr} for {pushed.reference}, but the registry served "
-                f"{manifest.digest}"
-            )
-    _print_json(
-        {
-            "image_uri": pushed.reference,
-            "image_uri_by_digest": target.reference.by_digest(manifest.digest),
-            "digest": manifest.digest,
-            "media_type": manifest.media_type,
-            "engine": runner.engine,
-        }
-    )
+    _print_json(image.push(runner, gateway, source=source, target=target))
     return 0
 
 

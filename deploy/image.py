@@ -20,9 +20,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
+from deploy import registry
 from deploy.errors import DeployError
+from deploy.gateway import Gateway
 from deploy.registry import Target, is_loopback
 
 Engine = Literal["docker", "podman"]
@@ -320,3 +322,38 @@ def prepare(runner: Runner, source: Source, *, tag: str) -> str:
         platform=source.platform,
         build_args=source.build_args,
     )
+
+
+def push(runner: Runner, gateway: Gateway, *, source: Source, target: Target) -> dict[str, Any]:
+    """Build (or take) the image, push it, and check what the registry now serves.
+
+    The manifest the registry serves must be a Docker v2 schema 2 manifest whose sha256 is the
+    digest the engine reported, and for ECR, DescribeImages must list that same digest.
+    """
+    local = prepare(runner, source, tag=target.reference.tag)
+    pushed = publish(runner, source=local, target=target)
+    if runner.dry_run:
+        return {"image_uri": pushed.reference, "dry_run": True}
+    manifest = registry.fetch_manifest(target.reference, credentials=target.credentials)
+    registry.check_sagemaker_media_type(manifest, target.reference)
+    if manifest.digest != pushed.digest:
+        raise DeployError(
+            f"the registry holds {manifest.digest} for {pushed.reference}, but the push reported "
+            f"{pushed.digest}"
+        )
+    if target.ecr:
+        listed = registry.ecr_digest(
+            gateway, repository=target.reference.repository, tag=target.reference.tag
+        )
+        if listed != manifest.digest:
+            raise DeployError(
+                f"ECR lists {listed} for {pushed.reference}, but the registry served "
+                f"{manifest.digest}"
+            )
+    return {
+        "image_uri": pushed.reference,
+        "image_uri_by_digest": target.reference.by_digest(manifest.digest),
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "engine": runner.engine,
+    }
