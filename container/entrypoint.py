@@ -91,9 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         settings.port,
         settings.workers,
     )
-    import uvicorn
+    return run_server(settings)
 
-    uvicorn.run(WORKER_APP, **uvicorn_options(settings))
+
+def run_server(settings: Settings, *, app: str = WORKER_APP) -> int:
+    """uvicorn, in this process (one worker) or under its multiprocess supervisor.
+
+    Returns 0 after a normal shutdown and 3 when a worker failed to start (for example its
+    model failed verification): `uvicorn.run` would return 0 from the supervisor then.
+    """
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, **uvicorn_options(settings))
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        return 0 if server.started else STARTUP_FAILURE
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        logger.error("a worker failed to start; the server stopped (see the worker's log above)")
+        return STARTUP_FAILURE
     return 0
 
 

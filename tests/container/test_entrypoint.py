@@ -180,3 +180,26 @@ def test_a_killed_worker_is_replaced_and_ping_stays_truthful(tmp_path: Path) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_that_fails_to_start_stops_the_server_with_exit_3(tmp_path: Path) -> None:
+    script = tmp_path / "serve_broken.py"
+    script.write_text(
+        "import sys\n"
+        "from container.entrypoint import run_server\n"
+        "from serve.settings import Settings\n"
+        "if __name__ == '__main__':\n"
+        "    settings = Settings(host='127.0.0.1', port=int(sys.argv[1]), workers=2)\n"
+        "    sys.exit(run_server(settings, app='no_such_module:app'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script), str(free_port())],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "a worker failed to start" in result.stderr
