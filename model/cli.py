@@ -86,7 +86,12 @@ def _parser() -> argparse.ArgumentParser:
             "content; a pickle is never executed."
         ),
     )
-    build.add_argument("source", type=Path, metavar="SOURCE")
+    build.add_argument(
+        "source",
+        type=Path,
+        metavar="SOURCE",
+        help="a SageMaker model.tar.gz, a directory holding a model, or a model file",
+    )
     build.add_argument("--output", type=Path, required=True, help="PATH.tar.gz or a directory")
     build.add_argument(
         "--feature-names",
@@ -115,7 +120,12 @@ def _parser() -> argparse.ArgumentParser:
             "what `build` would do with it."
         ),
     )
-    inspect.add_argument("path", type=Path, metavar="PATH")
+    inspect.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="a serving model.tar.gz or directory, or any source `build` accepts",
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON for machines")
     inspect.set_defaults(run=_run_inspect)
     return parser
