@@ -395,3 +395,29 @@ def test_opt_level_reaches_the_compiler_last(
     assert compiles, "the wrapper saw no compile command"
     for args in compiles:
         assert [a for a in args if a.startswith("-O")][-1] == f"-O{level}"
+
+
+def test_build_works_without_xgboost(seed_tarball: Path, tmp_path: Path) -> None:
+    """The serving image has no xgboost: building and inspecting must never import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['xgboost'] = None\n"  # any `import xgboost` now fails
+        "from model.build import build_artifact, package_artifact\n"
+        "from model.inspection import describe\n"
+        f"build_artifact({str(seed_tarball)!r}, output_dir={str(tmp_path / 'a')!r})\n"
+        f"package_artifact({str(tmp_path / 'a')!r}, output={str(tmp_path / 'a.tar.gz')!r})\n"
+        f"print(describe({str(tmp_path / 'a.tar.gz')!r}).kind)\n"
+        f"print(describe({str(seed_tarball)!r}).kind)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["artifact", "source"]
