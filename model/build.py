@@ -76,6 +76,7 @@ __all__ = [
     "default_bid_threshold",
     "package_artifact",
     "resolve_source",
+    "sole_archive",
 ]
 
 Progress = Callable[[str], None]
@@ -172,7 +173,11 @@ def build_artifact(
 
 @contextmanager
 def resolve_source(source: Path | str) -> Iterator[Path]:
-    """The model file behind `source`; a tar archive is extracted (checked) into a temp dir."""
+    """The model file behind `source`; a tar archive is extracted (checked) into a temp dir.
+
+    A directory that holds only a tar archive (SageMaker's `model.tar.gz`, not unpacked) stands
+    for that archive.
+    """
     path = Path(source)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
@@ -182,8 +187,11 @@ def resolve_source(source: Path | str) -> Iterator[Path]:
                 f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
                 "serve it as it is, or build from the original XGBoost model"
             )
-        yield find_model_file(path)
-        return
+        archive = sole_archive(path)
+        if archive is None:
+            yield find_model_file(path)
+            return
+        path = archive
     if is_tar_archive(path):
         with tempfile.TemporaryDirectory(prefix="rtb-extract-") as tmp:
             extract_archive(path, tmp)
@@ -195,6 +203,14 @@ def resolve_source(source: Path | str) -> Iterator[Path]:
             yield find_model_file(tmp)
         return
     yield path
+
+
+def sole_archive(directory: Path) -> Path | None:
+    """The tar archive a directory holds when it holds nothing else (an upload not unpacked)."""
+    entries = [entry for entry in directory.iterdir() if not entry.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_file() and is_tar_archive(entries[0]):
+        return entries[0]
+    return None
 
 
 def package_artifact(artifact_dir: Path | str, *, output: Path | str) -> Path:

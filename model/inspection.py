@@ -18,6 +18,7 @@ from model.artifact import (
     read_manifest,
     verify_files,
 )
+from model.build import sole_archive
 from model.errors import IntegrityError, SourceError
 from model.source import SourceModel, find_model_file, read_source
 
@@ -49,7 +50,10 @@ def describe(path: Path | str) -> Description:
     if path.is_dir():
         if is_artifact_dir(path):
             return _describe_artifact(path, path)
-        return _describe_source(path, find_model_file(path))
+        archive = sole_archive(path)
+        if archive is None:
+            return _describe_source(path, find_model_file(path))
+        path = archive
     if is_tar_archive(path):
         with tempfile.TemporaryDirectory(prefix="rtb-inspect-") as tmp:
             extract_archive(path, tmp)

@@ -421,3 +421,16 @@ def test_build_works_without_xgboost(seed_tarball: Path, tmp_path: Path) -> None
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["artifact", "source"]
+
+
+def test_a_directory_holding_only_the_uploaded_tarball_is_that_tarball(
+    seed_tarball: Path, tmp_path: Path
+) -> None:
+    from model.inspection import describe
+
+    upload = tmp_path / "opt-ml-model"
+    upload.mkdir()
+    shutil.copy(seed_tarball, upload / "model.tar.gz")
+    manifest = build_artifact(upload, output_dir=tmp_path / "a", compile=False)
+    assert manifest.model.source_file == "xgboost-model"
+    assert describe(upload).details["source_format"] == "sagemaker-pickle"
