@@ -82,6 +82,8 @@ class SoakReport:
     outcomes: dict[str, int]
     errors: int
     send_lag_p99_ms: float
+    sent_late: int
+    """Requests that left more than a second after they were due (the generator fell behind)."""
     first: WindowFigures
     last: WindowFigures
     memory: list[WorkerMemory]
@@ -208,6 +210,7 @@ def run_soak(options: SoakOptions, *, log_dir: Path, progress: Any = None) -> So
         outcomes=result.counts(),
         errors=result.total - int(result.ok().sum()),
         send_lag_p99_ms=result.lag_p99_ms(),
+        sent_late=int(((result.sent - result.due) > 1.0).sum()),
         first=_window(result, start=origin, end=origin + window, origin=origin),
         last=_window(result, start=result.finished - window, end=result.finished, origin=origin),
         memory=[
@@ -236,6 +239,7 @@ def render(report: SoakReport) -> str:
         f"| target rate | {report.target_rps:,.0f} req/s |",
         f"| achieved rate | {report.achieved_rps:,.0f} req/s |",
         f"| send lag p99 | {report.send_lag_p99_ms:,.1f} ms |",
+        f"| sent over 1 s late | {report.sent_late:,} |",
         f"| requests | {report.requests:,} |",
         f"| outcomes | {', '.join(f'{k}: {v:,}' for k, v in sorted(report.outcomes.items()))} |",
         f"| errors | {report.errors:,} |",
