@@ -219,8 +219,9 @@ def read_reference(path: Path) -> tuple[list[list[float]], list[float]]:
 def check_seed_reference(
     base_url: str, reference_csv: Path, *, tolerance: float = 1e-6, batch: int = 1000
 ) -> float:
-    """Every row of the seed model's reference.csv, sent as CSV in batches (and the first 200
-    one row per request, as a bidder sends them), within `tolerance`. Returns the max error."""
+    """Every row of the seed model's reference.csv, sent as CSV in batches (and the first 300
+    one row per request, as a bidder sends them, CSV and JSON in turn), within `tolerance`.
+    Returns the max error."""
     rows, expected = read_reference(reference_csv)
     got: list[float] = []
     with httpx.Client(base_url=base_url, timeout=30.0) as client:
@@ -232,11 +233,12 @@ def check_seed_reference(
             )
             assert response.status_code == 200, response.text
             got.extend(decode_scores(response))
-        for index in range(min(200, len(rows))):
+        for index in range(min(300, len(rows))):
+            content_type = ("text/csv", "application/json")[index % 2]
             response = client.post(
                 "/invocations",
-                content=encode_rows([rows[index]], "application/json"),
-                headers={"content-type": "application/json", "accept": "application/json"},
+                content=encode_rows([rows[index]], content_type),
+                headers={"content-type": content_type, "accept": "application/json"},
             )
             assert response.status_code == 200, response.text
             (single,) = decode_scores(response)
