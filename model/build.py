@@ -19,6 +19,7 @@ import platform
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
@@ -105,6 +106,7 @@ def build_artifact(
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
     source_format: str | None = None,
+    created_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> Manifest:
     """Build the serving artifact for `source` into `output_dir` and return its manifest.
@@ -127,6 +129,8 @@ def build_artifact(
       gave (e.g. XGBoost itself); those rows are checked and kept in the verification set.
     - `verification_rows`, `tolerance`, `seed`: the generated verification sample.
     - `source_format`: record this instead of the detected format (training passes "trained").
+    - `created_at`: the build time to record (default now); with it fixed, the same source and
+      options give byte-identical files.
     - `progress`: called with a line per step, timings included.
 
     Raises a `model.errors.ModelError` subclass naming the file at fault.
@@ -165,6 +169,7 @@ def build_artifact(
             tolerance=tolerance,
             seed=seed,
             source_format=source_format,
+            created_at=created_at,
             say=say,
         )
     say(f"artifact built in {time.perf_counter() - started:.2f} s")
@@ -249,6 +254,7 @@ def _build_from_source(
     tolerance: float,
     seed: int,
     source_format: str | None,
+    created_at: dt.datetime | None,
     say: Progress,
 ) -> Manifest:
     import treelite
@@ -339,14 +345,16 @@ def _build_from_source(
             )
 
     verification = output_dir / VERIFICATION_FILE
-    np.savez(verification, features=features, expected=expected)
+    _write_npz(verification, features=features, expected=expected)
     files = {
         name: sha256_file(output_dir / name)
         for name in (CHECKPOINT_FILE, VERIFICATION_FILE, LIBRARY_FILE)
         if name != LIBRARY_FILE or compiled is not None
     }
     manifest = Manifest(
-        created_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=(created_at or dt.datetime.now(dt.UTC))
+        .astimezone(dt.UTC)
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
         model=ModelInfo(
             source_format=source_format or src.format,
             source_file=src.path.name,
@@ -375,6 +383,15 @@ def _build_from_source(
     )
     write_manifest(output_dir, manifest)
     return manifest
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """`np.savez` with fixed zip timestamps, so the same arrays give the same bytes."""
+    with zipfile.ZipFile(path, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _base_score(src: SourceModel, model: treelite.Model) -> float:

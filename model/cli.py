@@ -7,6 +7,7 @@ failed (the message names the file and what to fix), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -185,6 +186,7 @@ def _run_build(args: argparse.Namespace) -> int:
             opt_level=args.opt_level,
             reference=args.reference,
             verification_rows=args.verification_rows,
+            created_at=_source_date(),
             progress=None if args.quiet else _progress,
         )
         written = _finish_output(directory, args.output)
@@ -216,6 +218,7 @@ def _run_train(args: argparse.Namespace) -> int:
             units=args.units,
             opt_level=args.opt_level,
             verification_rows=args.verification_rows,
+            created_at=_source_date(),
             progress=None if args.quiet else _progress,
         )
         written = _finish_output(directory, args.output)
@@ -264,6 +267,17 @@ def _finish_output(directory: Path, output: Path) -> Path:
 
 def _is_archive_name(path: Path) -> bool:
     return path.name.endswith((".tar.gz", ".tgz"))
+
+
+def _source_date() -> dt.datetime | None:
+    """`SOURCE_DATE_EPOCH` (reproducible-builds.org) as the build time, when set."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(raw), tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ModelError(f"SOURCE_DATE_EPOCH={raw!r} is not a Unix time in seconds") from None
 
 
 def _progress(line: str) -> None:

@@ -11,6 +11,7 @@ xgboost is imported only inside the functions that train (it is not in the servi
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import time
 from collections.abc import Mapping
@@ -174,6 +175,7 @@ def train_artifact(
     opt_level: int = DEFAULT_OPT_LEVEL,
     verification_rows: int = DEFAULT_ROWS,
     tolerance: float = 1e-6,
+    created_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
     """Train, save as XGBoost JSON, build the serving artifact, check it against XGBoost.
@@ -215,6 +217,7 @@ def train_artifact(
             tolerance=tolerance,
             seed=seed,
             source_format="trained",
+            created_at=created_at,
             progress=progress,
         )
     matrix = xgboost.DMatrix(held_out.features, feature_names=list(FEATURE_NAMES))

@@ -156,3 +156,29 @@ def test_inspect_refuses_a_tampered_artifact(
     assert main(["inspect", str(directory)]) == 1
     err = capsys.readouterr().err
     assert "verification.npz: sha256 is" in err and "rebuild the artifact" in err
+
+
+@requires_gcc
+def test_builds_are_reproducible_with_source_date_epoch(
+    seed_tarball: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764072000")
+    first, second = tmp_path / "one.tar.gz", tmp_path / "two.tar.gz"
+    assert main(["build", str(seed_tarball), "--output", str(first), "--quiet"]) == 0
+    assert main(["build", str(seed_tarball), "--output", str(second), "--quiet"]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        manifest_file = tar.extractfile("manifest.json")
+        assert manifest_file is not None
+        assert json.loads(manifest_file.read())["created_at"] == "2025-11-25T12:00:00Z"
+
+
+def test_a_bad_source_date_epoch_is_reported(
+    seed_tarball: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    assert main(["build", str(seed_tarball), "--output", str(tmp_path / "o"), "--no-compile"]) == 1
+    assert "SOURCE_DATE_EPOCH='yesterday'" in capsys.readouterr().err
