@@ -76,8 +76,8 @@ YAML
     # shellcheck disable=SC2064
     trap "kill $RTB_REGISTRY_PID 2>/dev/null || true; rm -rf $dir${previous_trap:+; $previous_trap}" EXIT
 
-    local attempt
-    for attempt in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
         rtb_registry_answers "127.0.0.1:$port" && break
         sleep 0.2
     done
