@@ -4,6 +4,7 @@ as an arbitrary non-root user and on a read-only root file system."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,19 @@ from tests.contract import (
 from .conftest import RunServer
 
 pytestmark = pytest.mark.container
+
+
+def process_uid(container: Any) -> str:
+    """The real uid of the container's PID 1, read from the host's /proc where the engine runs
+    on this kernel (rootful podman, Docker on Linux), else through `exec id -u`."""
+    container.reload()
+    status = Path(f"/proc/{container.attrs['State']['Pid']}/status")
+    try:
+        text = status.read_text()
+    except OSError:
+        output: bytes = container.exec_run(["id", "-u"]).output
+        return output.decode().strip()
+    return next(line.split()[1] for line in text.splitlines() if line.startswith("Uid:"))
 
 
 @pytest.mark.parametrize("command", [None, ("serve",)], ids=["docker-run-IMAGE", "IMAGE-serve"])
@@ -63,8 +77,8 @@ def test_arbitrary_non_root_user_imports_a_raw_model(
 ) -> None:
     with run_server(model_dir=seed_raw_dir, user="12345:12345") as server:
         check_content_types(server.base_url, expected=SEED_SCORE)
-        identity = server.container.exec_run(["id", "-u"]).output.decode().strip()
-    assert identity == "12345"
+        uid = process_uid(server.container)
+    assert uid == "12345"
 
 
 def test_read_only_root_file_system_serves_a_compiled_artifact(
