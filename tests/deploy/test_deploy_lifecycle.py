@@ -954,3 +954,25 @@ def test_update_needs_only_the_endpoint_and_region(
         EndpointConfigName=json.loads(result.out)["endpoint_config_name"]
     )["ProductionVariants"]
     assert variant["InitialInstanceCount"] == 3
+
+
+def test_create_no_wait_returns_once_accepted(aws: str, cli: Cli, seed_model: Path) -> None:
+    result = cli(
+        "create",
+        *deploy_flags(
+            "--image-uri", IMAGE_URI, "--model", str(seed_model), "--create-bucket", "--no-wait"
+        ),
+    )
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["status"] == "Creating"
+    assert f"endpoint {ENDPOINT}:" not in result.err  # no waiting line
+    assert sm().describe_endpoint(EndpointName=ENDPOINT)["EndpointName"] == ENDPOINT
+
+
+def test_invoke_raw_prints_the_body_as_it_came(aws: str, cli: Cli, seed_model: Path) -> None:
+    created(cli, seed_model)
+    body = json.dumps({"predictions": [{"score": 0.5}]}, indent=1)
+    queue_answers(aws, (body, "application/json"))
+    result = cli("invoke", *deploy_flags("--row", "1,2,3", "--accept", "application/json", "--raw"))
+    assert result.code == 0, result.err
+    assert result.out == body
