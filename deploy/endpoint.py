@@ -590,13 +590,19 @@ def update(
                 settings.endpoint_name,
                 poll_interval=settings.poll_interval,
                 timeout=settings.wait_timeout,
+                expect_config=config_name,
                 err=err,
             )
             if final.get("EndpointConfigName") != config_name:
-                reason = final.get("FailureReason") or "no FailureReason given"
+                serving = final.get("EndpointConfigName")
+                if final.get("FailureReason"):
+                    raise DeployError(
+                        f"update of {settings.endpoint_name} was rolled back; it still serves "
+                        f"{serving}: {final['FailureReason']}"
+                    )
                 raise DeployError(
-                    f"update of {settings.endpoint_name} was rolled back; it still serves "
-                    f"{final.get('EndpointConfigName')}: {reason}"
+                    f"update of {settings.endpoint_name} did not take effect: it still serves "
+                    f"{serving} and SageMaker gives no FailureReason"
                 )
             status = str(final["EndpointStatus"])
     finally:

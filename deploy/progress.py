@@ -13,6 +13,8 @@ from deploy.gateway import Gateway
 # States an endpoint passes through on its way to InService (create, update, rollback).
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 FAILED = frozenset({"Failed", "OutOfService", "UpdateRollbackFailed"})
+# How long an InService answer naming the old config may be DescribeEndpoint lagging an update.
+STALE_GRACE = 60.0
 
 
 def elapsed_text(seconds: float) -> str:
@@ -27,6 +29,7 @@ def wait_for_endpoint(
     poll_interval: float,
     timeout: float,
     err: TextIO | None = None,
+    expect_config: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
@@ -34,12 +37,17 @@ def wait_for_endpoint(
 
     Raises DeployError with SageMaker's FailureReason when the endpoint ends Failed, and when
     ``timeout`` seconds pass first (the endpoint keeps going in AWS; the message says so).
+
+    With ``expect_config`` (after UpdateEndpoint), an InService answer that still names the old
+    config, without a FailureReason and before any transitional state was seen, is taken as not
+    yet updated (DescribeEndpoint can lag the update) for up to ``STALE_GRACE`` seconds.
     """
     err = err or sys.stderr
     interactive = err.isatty()
     start = clock()
     last_status = ""
     last_line = start
+    moved = False  # seen a transitional state since the request
     while True:
         description = gateway.call("sagemaker", "describe_endpoint", EndpointName=endpoint_name)
         status = str(description.get("EndpointStatus", "Unknown"))
@@ -53,8 +61,19 @@ def wait_for_endpoint(
             print(line, file=err, flush=True)
             last_line = clock()
         last_status = status
+        moved = moved or status in TRANSITIONAL
         if status == "InService":
-            return description
+            stale = (
+                expect_config is not None
+                and description.get("EndpointConfigName") != expect_config
+                and not description.get("FailureReason")
+                and not moved
+                and elapsed < STALE_GRACE
+            )
+            if not stale:
+                return description
+            sleep(min(poll_interval, STALE_GRACE - elapsed))
+            continue
         if status in FAILED:
             reason = description.get("FailureReason") or "SageMaker gave no FailureReason"
             raise DeployError(

@@ -44,7 +44,7 @@ class Clock:
 
 
 def wait(
-    answers: list[dict[str, Any]], *, timeout: float = 600
+    answers: list[dict[str, Any]], *, timeout: float = 600, expect_config: str | None = None
 ) -> tuple[dict[str, Any], str, Clock]:
     clock, err = Clock(), io.StringIO()
     final = progress.wait_for_endpoint(
@@ -52,11 +52,38 @@ def wait(
         "ep",
         poll_interval=30,
         timeout=timeout,
+        expect_config=expect_config,
         err=err,
         clock=clock.time,
         sleep=clock.sleep,
     )
     return final, err.getvalue(), clock
+
+
+def test_after_an_update_a_lagging_in_service_answer_is_not_taken_as_done() -> None:
+    old = {"EndpointStatus": "InService", "EndpointConfigName": "ep-old"}
+    answers = [old, {"EndpointStatus": "Updating", "EndpointConfigName": "ep-old"},
+               {"EndpointStatus": "InService", "EndpointConfigName": "ep-new"}]  # fmt: skip
+    final, _, clock = wait(answers, expect_config="ep-new")
+    assert final["EndpointConfigName"] == "ep-new"
+    assert clock.slept == [30, 30]
+
+
+def test_an_update_that_never_starts_ends_after_the_grace_period() -> None:
+    old = {"EndpointStatus": "InService", "EndpointConfigName": "ep-old"}
+    final, _, clock = wait([old] * 10, expect_config="ep-new")
+    assert final["EndpointConfigName"] == "ep-old"  # update() then reports it as not applied
+    assert sum(clock.slept) == progress.STALE_GRACE
+
+
+def test_a_rollback_with_a_reason_is_final_at_once() -> None:
+    rolled = {
+        "EndpointStatus": "InService",
+        "EndpointConfigName": "ep-old",
+        "FailureReason": "alarm",
+    }
+    final, _, clock = wait([rolled], expect_config="ep-new")
+    assert final["FailureReason"] == "alarm" and clock.slept == []
 
 
 def test_waiting_polls_until_in_service_and_shows_status_and_elapsed() -> None:
