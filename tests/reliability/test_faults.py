@@ -45,7 +45,10 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
     assert report.failed_later == 0
     assert report.server_errors == 0
     assert set(report.outcomes) <= {"200", "CLOSED_BEFORE_RESPONSE", "CLOSED_MID_RESPONSE"}
-    assert report.ping["pings"] > 0 and report.ping["not_ok"] == 0, report.ping
+    # /ping stays truthful: 200 throughout, since the other worker serves; a probe that the
+    # dying worker had just accepted may be reset (at most one, within a second of the kill).
+    assert report.ping["pings"] > 0, report.ping
+    assert report.ping_failed_otherwise == 0 and report.ping_failed_at_kill <= 1, report
     assert report.passed
 
 
