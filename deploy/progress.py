@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from deploy.errors import DeployError
+from botocore.exceptions import ClientError
+
+from deploy.errors import DeployError, is_not_found
 from deploy.gateway import Gateway
 
 # States an endpoint passes through on its way to InService (create, update, rollback).
@@ -49,9 +51,16 @@ def wait_for_endpoint(
     last_line = start
     moved = False  # seen a transitional state since the request
     while True:
-        description = gateway.call("sagemaker", "describe_endpoint", EndpointName=endpoint_name)
-        status = str(description.get("EndpointStatus", "Unknown"))
         elapsed = clock() - start
+        try:
+            description = gateway.call("sagemaker", "describe_endpoint", EndpointName=endpoint_name)
+        except ClientError as exc:
+            # Right after CreateEndpoint, DescribeEndpoint may not know the endpoint yet.
+            if not is_not_found(exc) or elapsed >= STALE_GRACE:
+                raise
+            sleep(min(poll_interval, STALE_GRACE - elapsed) or 1.0)
+            continue
+        status = str(description.get("EndpointStatus", "Unknown"))
         line = f"endpoint {endpoint_name}: {status} ({elapsed_text(elapsed)})"
         if interactive:
             print(

@@ -19,7 +19,7 @@ from deploy.gateway import Gateway, is_read_only
 class FakeEndpoint(Gateway):
     """DescribeEndpoint answers from a script; every other call is a bug in these tests."""
 
-    def __init__(self, answers: list[dict[str, Any]]) -> None:
+    def __init__(self, answers: list[Any]) -> None:
         super().__init__(region="us-east-1")
         self.answers = answers
         self.calls = 0
@@ -27,7 +27,10 @@ class FakeEndpoint(Gateway):
     def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
         assert (service, operation) == ("sagemaker", "describe_endpoint")
         self.calls += 1
-        return self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 class Clock:
@@ -44,7 +47,7 @@ class Clock:
 
 
 def wait(
-    answers: list[dict[str, Any]], *, timeout: float = 600, expect_config: str | None = None
+    answers: list[Any], *, timeout: float = 600, expect_config: str | None = None
 ) -> tuple[dict[str, Any], str, Clock]:
     clock, err = Clock(), io.StringIO()
     final = progress.wait_for_endpoint(
@@ -372,3 +375,18 @@ def test_engine_failures_carry_the_end_of_the_output(
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     with pytest.raises(DeployError, match="failed with status 125: Error: unauthorized"):
         image.Runner("podman", err=io.StringIO()).run(["push", "x"])
+
+
+def test_an_endpoint_not_yet_visible_after_create_is_waited_for() -> None:
+    missing = client_error("ValidationException", "Could not find endpoint", "DescribeEndpoint")
+    final, shown, clock = wait(
+        [missing, {"EndpointStatus": "Creating"}, {"EndpointStatus": "InService"}]
+    )
+    assert final["EndpointStatus"] == "InService"
+    assert clock.slept == [30, 30]
+
+
+def test_an_endpoint_that_never_appears_is_an_error_after_the_grace_period() -> None:
+    missing = client_error("ValidationException", "Could not find endpoint", "DescribeEndpoint")
+    with pytest.raises(ClientError):
+        wait([missing] * 10)
