@@ -396,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model_dir.is_dir():
         parser.error(f"{args.model_dir} is not a model directory (run `make model` first)")
-    if args.workers < 2:
-        parser.error("--workers must be at least 2 (one worker keeps serving while one dies)")
+    if args.workers < 2 and args.scenario != "sigterm":
+        parser.error("kill-worker needs --workers 2 or more (one keeps serving while one dies)")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.rate <= 0 or args.connections < 1:
         parser.error("--rate and --connections must be positive")
 

@@ -72,6 +72,19 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
     assert report.passed
 
 
+def test_faults_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["--model-dir", "/nonexistent"],
+        ["--model-dir", ".", "--workers", "1"],
+        ["--model-dir", ".", "--rate", "0"],
+        ["--model-dir", ".", "--scenario", "reboot"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            faults.main(argv)
+        assert exited.value.code == 2, argv
+    assert "kill-worker needs --workers 2" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------
 # Read-only model directory, full disk.
 
