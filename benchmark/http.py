@@ -110,6 +110,9 @@ class XGBoostPredictor:
     def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return np.asarray(self._booster.inplace_predict(features), dtype=np.float32)
 
+    def predict_row(self, values: list[float]) -> npt.NDArray[np.float32]:
+        return self.predict(np.array((values,), dtype=np.float32))
+
 
 def serve_one(kind: str, *, port: int, model_dir: Path | None, xgboost_model: Path | None) -> int:
     """Run one benchmark server in this process (the `--serve` mode of this module)."""

@@ -29,7 +29,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve.codecs import DECODERS, ENCODERS, JSON, Decoder, negotiate_accept, parse_media_type
+from serve.codecs import (
+    CSV,
+    DECODERS,
+    ENCODERS,
+    JSON,
+    Decoder,
+    negotiate_accept,
+    parse_csv_row,
+    parse_media_type,
+)
 from serve.errors import (
     INTERNAL_ERROR_BODY,
     EmptyBodyError,
@@ -53,6 +62,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+CSV_DECODER = DECODERS[CSV]
 _JSON_BYTES = JSON.encode()
 _MAX_CUSTOM_ATTRIBUTES = 1024
 _CACHE_LIMIT = 64  # distinct Content-Type / Accept header values remembered per worker
@@ -126,8 +136,10 @@ class InvocationHandler:
                 raise ModelNotReadyError(
                     "The model is not loaded yet; retry after /ping answers 200."
                 )
-            decoder = self._decoder(content_type)
-            media_type, media_type_bytes = self._accept(accept)
+            # Cache hits inline; the methods parse, validate and fill the caches.
+            decoder = self._decoders.get(content_type or b"") or self._decoder(content_type)
+            chosen = self._accepts.get(accept or b"") or self._accept(accept)
+            media_type, media_type_bytes = chosen
             settings = self.settings
             if length is not None and _declared_too_large(length, settings.max_body_bytes):
                 raise PayloadTooLargeError(
@@ -149,10 +161,15 @@ class InvocationHandler:
                     )
             if not body:
                 raise EmptyBodyError("The body is empty; send one or more rows.")
-            features = decoder(
-                body, num_features=predictor.num_features, max_rows=settings.max_rows
+            num_features = predictor.num_features
+            values = (
+                parse_csv_row(body, num_features=num_features) if decoder is CSV_DECODER else None
             )
-            probabilities = predictor.predict(features)
+            if values is not None:
+                probabilities = predictor.predict_row(values)
+            else:
+                features = decoder(body, num_features=num_features, max_rows=settings.max_rows)
+                probabilities = predictor.predict(features)
             return 200, media_type_bytes, ENCODERS[media_type](probabilities, self.selection)
         except InferenceError as exc:
             logger.debug("invocation refused: %s %s", exc.code, exc.message)

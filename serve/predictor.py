@@ -51,6 +51,11 @@ class Predictor(Protocol):
 
     def predict(self, features: FeatureMatrix) -> Probabilities: ...
 
+    def predict_row(self, values: list[float]) -> Probabilities:
+        """One row given as Python floats (NaN is missing): the hot path of a single-row
+        request. The returned 1-element array may be reused by the next call."""
+        ...
+
 
 class CompiledPredictor:
     """Calls the tl2cgen-compiled `predict()` once per row, with reused buffers for one row."""
@@ -90,13 +95,25 @@ class CompiledPredictor:
         self._row = np.zeros(num_features, dtype=np.float32)
         self._row_bits = self._row.view(np.int32)
         self._row_pointer = ctypes.c_void_p(self._row.ctypes.data)
+        # ctypes views of the same memory: Python floats go in without a numpy call.
+        self._row_cells: Any = (ctypes.c_float * num_features).from_buffer(self._row.data)
         self._result = np.zeros(1, dtype=np.float32)
         self._result_pointer = ctypes.c_void_p(self._result.ctypes.data)
+        self._result_cell = ctypes.c_float.from_buffer(self._result.data)
         self._no_margin = ctypes.c_int(0)
 
     @property
     def num_features(self) -> int:
         return self._num_features
+
+    def predict_row(self, values: list[float]) -> Probabilities:
+        total = sum(values)
+        if total != total:  # a missing value: it needs the bit pattern, done in numpy
+            return self.predict(np.array((values,), dtype=np.float32))
+        self._row_cells[:] = values  # straight into the reused row buffer, no numpy call
+        self._result_cell.value = 0.0
+        self._predict(self._row_pointer, self._no_margin, self._result_pointer)
+        return self._result
 
     def predict(self, features: FeatureMatrix) -> Probabilities:
         rows = features.shape[0]
@@ -146,6 +163,9 @@ class GtilPredictor:
     @property
     def num_features(self) -> int:
         return self._num_features
+
+    def predict_row(self, values: list[float]) -> Probabilities:
+        return self.predict(np.array((values,), dtype=np.float32))
 
     def predict(self, features: FeatureMatrix) -> Probabilities:
         output = self._gtil.predict(self._model, features, nthread=1)

@@ -31,9 +31,15 @@ class FakePredictor:
         self.calls.append(features)
         return (np.nan_to_num(features).sum(axis=1) / 100).astype(np.float32)
 
+    def predict_row(self, values: list[float]) -> np.ndarray:
+        return self.predict(np.array((values,), dtype=np.float32))
+
 
 class BrokenPredictor(FakePredictor):
     def predict(self, features: np.ndarray) -> np.ndarray:
+        raise RuntimeError("secret internal detail")
+
+    def predict_row(self, values: list[float]) -> np.ndarray:
         raise RuntimeError("secret internal detail")
 
 

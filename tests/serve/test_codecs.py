@@ -19,6 +19,7 @@ from serve.codecs import (
     decode_jsonlines,
     decode_npy,
     negotiate_accept,
+    parse_csv_row,
     parse_media_type,
 )
 from serve.errors import InferenceError, NotAcceptableError
@@ -237,3 +238,26 @@ def test_json_error_messages_never_fail(body: bytes) -> None:
     with pytest.raises(InferenceError) as caught:
         decode_json(body, num_features=3, max_rows=10)
     assert caught.value.code == "malformed_payload"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"1,2,3", [1.0, 2.0, 3.0]),
+        (b" 1,-2.5e3 ,3\r", [1.0, -2500.0, 3.0]),
+        (b"1,,3", None),
+        (b"1,nan,3", None),
+        (b"nan,1,3", None),
+        (b"1,inf,3", None),
+        (b"1,3e38,3e38", [1.0, 3e38, 3e38]),
+        (b"1,1e39,3", None),
+        (b"1,2,3\n", None),
+        (b"1,2", None),
+        (b"1,x,3", None),
+        (b"1_0,2,3", None),
+    ],
+)
+def test_parse_csv_row_takes_only_complete_finite_rows(
+    body: bytes, expected: list[float] | None
+) -> None:
+    assert parse_csv_row(body, num_features=3) == expected

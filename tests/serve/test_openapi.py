@@ -26,6 +26,9 @@ class FakePredictor:
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.full(features.shape[0], 0.5, dtype=np.float32)
 
+    def predict_row(self, values: list[float]) -> np.ndarray:
+        return np.full(1, 0.5, dtype=np.float32)
+
 
 # schemathesis drives ASGI apps through starlette's TestClient, which warns about httpx.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -114,3 +114,20 @@ def test_a_verification_mismatch_is_refused(tiny_artifact: Path, tmp_path: Path)
     copy = corrupt_expected(tiny_artifact, tmp_path / "artifact")
     with pytest.raises(PredictorError, match="fails verification"):
         load_model(copy)
+
+
+def test_predict_row_matches_predict_with_and_without_missing_values(tiny_artifact: Path) -> None:
+    predictor = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    features, _ = training_data(60, seed=5)
+    expected = predictor.predict(features)
+    got = [float(predictor.predict_row(row.tolist())[0]) for row in features]
+    np.testing.assert_array_equal(np.array(got, dtype=np.float32), expected)
+    assert np.isnan(features).any()  # both paths were exercised
+
+
+def test_gtil_predict_row(tiny_gtil_artifact: Path) -> None:
+    predictor = GtilPredictor(tiny_gtil_artifact / "model.tl", num_features=NUM_FEATURES)
+    features, _ = training_data(5, seed=5)
+    np.testing.assert_array_equal(
+        predictor.predict_row(features[0].tolist()), predictor.predict(features[:1])
+    )
