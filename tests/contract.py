@@ -262,3 +262,16 @@ def free_port() -> int:
 def host_and_port(base_url: str) -> tuple[str, int]:
     parts = urlsplit(base_url)
     return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def check_all(base_url: str, *, reference_csv: Path | None = None) -> None:
+    """The whole contract against a server that serves the seed model (e.g. the image with the
+    unpacked seed `model.tar.gz` mounted at /opt/ml/model). For another model, call the checks
+    one by one with `check_content_types(base_url, row=..., expected=None)`."""
+    check_ping(base_url)
+    check_content_types(base_url)
+    check_bad_inputs(base_url)
+    check_custom_attributes(base_url)
+    check_payload_limit(base_url)
+    if reference_csv is not None:
+        check_seed_reference(base_url, reference_csv)

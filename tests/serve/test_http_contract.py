@@ -22,6 +22,7 @@ from server_process import ROOT, ServerProcess, running_server, stop
 
 from tests.contract import (
     SEED_ROW,
+    check_all,
     SEED_SCORE,
     check_bad_inputs,
     check_content_types,
@@ -64,6 +65,10 @@ def seed_server(
 
 def test_ping(seed_server: ServerProcess) -> None:
     check_ping(seed_server.base_url)
+
+
+def test_check_all_passes_against_the_seed_server(seed_server: ServerProcess) -> None:
+    check_all(seed_server.base_url, reference_csv=REFERENCE)
 
 
 def test_every_content_type_and_accept_pair(seed_server: ServerProcess) -> None:
