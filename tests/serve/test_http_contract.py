@@ -22,8 +22,8 @@ from server_process import ROOT, ServerProcess, running_server, stop
 
 from tests.contract import (
     SEED_ROW,
-    check_all,
     SEED_SCORE,
+    check_all,
     check_bad_inputs,
     check_content_types,
     check_custom_attributes,
