@@ -82,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # every load or import failure: say what, exit non-zero
         logger.error("cannot serve the model in %s: %s", settings.model_dir, exc)
         return 1
-    # Workers are separate processes that rebuild Settings from the environment.
+    # Workers are separate processes that rebuild Settings from the environment: hand them the
+    # resolved model directory and the command line's choices.
     os.environ["RTB_MODEL_DIR"] = str(model_dir)
+    os.environ["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(settings.workers)
+    os.environ["SAGEMAKER_BIND_TO_PORT"] = str(settings.port)
     logger.info(
         "serving %s on %s:%d with %d worker(s)",
         model_dir,

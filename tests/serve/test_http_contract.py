@@ -309,3 +309,8 @@ def test_slow_or_silent_clients_are_disconnected(seed_raw_dir: Path, tmp_path: P
         for connection in (silent, slow_head, slow_body):
             connection.close()
         check_ping(server.base_url)
+
+
+def test_workers_see_the_command_line_settings(seed_server: ServerProcess) -> None:
+    parameters = httpx.get(f"{seed_server.base_url}/execution-parameters", timeout=5).json()
+    assert parameters["MaxConcurrentTransforms"] == 2  # --workers 2, not the environment's default
