@@ -175,10 +175,11 @@ def test_default_model_dir_is_used_when_the_model_dir_is_empty(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with running_server(
-        empty, tmp_path=tmp_path, env={"RTB_DEFAULT_MODEL_DIR": str(seed_raw_dir)}
-    ) as server:
+    env = {"RTB_DEFAULT_MODEL_DIR": str(seed_raw_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "3"}
+    with running_server(empty, tmp_path=tmp_path, env=env) as server:  # --workers 1 wins
         check_content_types(server.base_url)
+        parameters = httpx.get(f"{server.base_url}/execution-parameters", timeout=5).json()
+    assert parameters["MaxConcurrentTransforms"] == 1
 
 
 def test_restart_reuses_the_cached_artifact(seed_raw_dir: Path, tmp_path: Path) -> None:
@@ -309,8 +310,3 @@ def test_slow_or_silent_clients_are_disconnected(seed_raw_dir: Path, tmp_path: P
         for connection in (silent, slow_head, slow_body):
             connection.close()
         check_ping(server.base_url)
-
-
-def test_workers_see_the_command_line_settings(seed_server: ServerProcess) -> None:
-    parameters = httpx.get(f"{seed_server.base_url}/execution-parameters", timeout=5).json()
-    assert parameters["MaxConcurrentTransforms"] == 2  # --workers 2, not the environment's default
