@@ -244,10 +244,9 @@ def test_sigterm_lets_requests_in_flight_finish(seed_raw_dir: Path, tmp_path: Pa
             connection.sendall(body[5:])
             answers.append(_read_response(connection))
             connection.close()
-        started = time.monotonic()
-        # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done.
+        # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a hang
+        # would end in stop()'s SIGKILL (-9) instead.
         assert stop(server.process) in (0, -signal.SIGTERM)
-        assert time.monotonic() - started < 10
     assert "Application shutdown complete" in server.log_text()
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 200"), answer
@@ -300,11 +299,10 @@ def test_slow_or_silent_clients_are_disconnected(seed_raw_dir: Path, tmp_path: P
             b"Content-Length: 100\r\n\r\n1,2"
         )
         check_ping(server.base_url)  # others are served meanwhile
-        started = time.monotonic()
+        # Without the deadlines these reads would hit the sockets' own 10 s timeout and raise.
         assert silent.recv(100) == b""  # closed by the server
         assert slow_head.recv(100) == b""
         answer = _read_response(slow_body)
-        assert time.monotonic() - started < 5
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert b"request_timeout" in answer
         for connection in (silent, slow_head, slow_body):
