@@ -90,7 +90,7 @@ def test_ping_answers_within_2_s_under_overload(flood: Flood) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="defect (container/server_config.py limit_concurrency): uvicorn's bound covers "
+    reason="defect (container/server_config.py:35 limit_concurrency): uvicorn's bound covers "
     "/ping too, so under overload /ping answers 503 and SageMaker would mark the instance "
     "unhealthy; the bound belongs on /invocations only",
 )
