@@ -1,9 +1,10 @@
 """`python -m benchmark faults`: kill -9 a worker and SIGTERM the server under load, count losses.
 
-kill-worker: two workers under paced load; one is killed with SIGKILL. The supervisor must start
-a replacement, /ping (probed every 100 ms with SageMaker's 2 s timeout) must keep answering 200
-while the other worker serves, and the only failed requests must be the ones that were on the
-killed worker's connections at that instant (at most one per connection).
+kill-worker: two workers under paced load; each original worker in turn is killed with SIGKILL,
+3 s apart. The supervisor must start a replacement each time, /ping (probed every 100 ms with
+SageMaker's 2 s timeout) must keep answering 200, the only failed requests must be the ones on
+the killed worker's connections at that instant (at most one per connection), and once both
+originals are dead the replacements alone must answer every request.
 
 sigterm: the same load, then SIGTERM to the supervisor (what `docker stop` and SageMaker send).
 A probe request is half-sent before the signal and finished after it: it must still get its 200.
@@ -97,35 +98,53 @@ class KillReport:
     workers: int
     connections: int
     rate: float
-    killed_pid: int
-    replacement_pid: int | None
-    replacement_s: float | None
-    """From the kill until the supervisor had a new worker process running."""
+    killed_pids: list[int]
+    """The original workers, killed one after the other."""
+    replacement_pids: list[int]
+    """The process the supervisor started after each kill (missing: not replaced in time)."""
+    replacement_s: list[float]
+    """From each kill until the supervisor had a new worker process running."""
     requests: int
     outcomes: dict[str, int]
     failed: int
     failed_connections: int
-    """Distinct client connections that saw a failure: each was on the killed worker."""
+    """Distinct client connections that saw a failure, summed over the kills."""
     failed_later: int
-    """Failures more than a second after the kill: must be zero."""
+    """Failures more than a second after every kill: must be zero."""
+    served_by_replacements: int
+    """Requests answered 200 after every original worker was dead: proof the replacements serve."""
     server_errors: int
     ping: dict[str, Any]
     ping_failed_at_kill: int
-    """Probes that failed within a second of the kill (one accepted by the dying worker)."""
+    """Probes that failed within a second of a kill (accepted by the dying worker): one per kill
+    at most."""
     ping_failed_otherwise: int
     """Probes that failed at any other time: must be zero."""
 
     @property
     def passed(self) -> bool:
         return (
-            self.replacement_pid is not None
-            and self.failed <= self.failed_connections <= self.connections
+            len(self.replacement_pids) == len(self.killed_pids)
+            and self.failed <= self.failed_connections <= self.connections * len(self.killed_pids)
             and self.failed_later == 0
+            and self.served_by_replacements > 0
             and self.server_errors == 0
-            and self.ping_failed_at_kill <= 1
+            and self.ping_failed_at_kill <= len(self.killed_pids)
             and self.ping_failed_otherwise == 0
             and self.ping["worst_ms"] < 2000
         )
+
+
+def _await_replacement(
+    server: ServerProcess, *, victim: int, known: set[int], workers: int, until: float
+) -> int | None:
+    while time.monotonic() < until:
+        now = server.worker_pids()
+        fresh = [pid for pid in now if pid not in known]
+        if len(now) == workers and victim not in now and fresh:
+            return fresh[0]
+        time.sleep(0.02)
+    return None
 
 
 def kill_worker(
@@ -136,10 +155,12 @@ def kill_worker(
     connections: int = 16,
     rate: float = 400.0,
     before_s: float = 3.0,
-    after_s: float = 7.0,
+    between_s: float = 3.0,
+    after_s: float = 4.0,
     progress: Progress | None = None,
 ) -> KillReport:
-    """SIGKILL one worker after `before_s` of paced load; watch for `after_s` more."""
+    """Under paced load, SIGKILL every original worker in turn (`between_s` apart), so that in
+    the end only replacements are left to serve; watch for `after_s` after the last kill."""
     say = progress or (lambda message: None)
     if workers < 2:
         raise ValueError("kill-worker needs at least 2 workers (one must keep serving)")
@@ -147,49 +168,61 @@ def kill_worker(
         model_dir=model_dir, workers=workers, log_path=log_dir / "kill-worker.log"
     ) as server:
         server.wait_healthy(timeout=120)
+        originals = server.worker_pids()
         plan = TrafficPlan(
             port=server.port,
             requests=soak_requests(200),
             connections=connections,
-            duration_s=before_s + after_s,
+            duration_s=before_s + between_s * (len(originals) - 1) + after_s,
             rate=rate,
             timeout_s=5.0,
         )
-        before = server.worker_pids()
-        victim = before[0]
-        replacement_pid: int | None = None
-        replacement_s: float | None = None
+        known = set(originals)
+        kills: list[float] = []
+        replacements: list[int] = []
+        replacement_s: list[float] = []
         with PingMonitor(server.port) as pings, start_traffic(plan) as traffic:
             time.sleep(before_s)
-            say(f"kill -9 worker {victim} (workers {before})")
-            killed_at = time.monotonic()
-            os.kill(victim, signal.SIGKILL)
-            deadline = killed_at + after_s
-            while time.monotonic() < deadline:
-                now = server.worker_pids()
-                fresh = [pid for pid in now if pid not in before]
-                if len(now) == workers and victim not in now and fresh:
-                    replacement_pid = fresh[0]
-                    replacement_s = time.monotonic() - killed_at
-                    say(f"replaced by {replacement_pid} after {replacement_s:.2f} s")
+            for turn, victim in enumerate(originals):
+                if turn:
+                    time.sleep(max(0.0, kills[-1] + between_s - time.monotonic()))
+                say(f"kill -9 worker {victim} (workers {server.worker_pids()})")
+                kills.append(time.monotonic())
+                os.kill(victim, signal.SIGKILL)
+                fresh = _await_replacement(
+                    server, victim=victim, known=known, workers=workers, until=kills[-1] + 10
+                )
+                if fresh is None:
+                    say(f"worker {victim} was not replaced within 10 s")
                     break
-                time.sleep(0.02)
+                known.add(fresh)
+                replacements.append(fresh)
+                replacement_s.append(time.monotonic() - kills[-1])
+                say(f"replaced by {fresh} after {replacement_s[-1]:.2f} s")
             result = traffic.result()
     failed = ~result.ok()
+    near_a_kill = np.zeros(result.total, dtype=bool)
+    failed_connections = 0
+    for killed_at in kills:
+        window = (result.sent >= killed_at - 0.05) & (result.sent <= killed_at + 1.0)
+        near_a_kill |= window
+        failed_connections += int(np.unique(result.connection[failed & window]).size)
     bad_pings = [r.at for r in pings.records if r.status != 200]
-    at_kill = sum(1 for at in bad_pings if killed_at - 0.1 <= at <= killed_at + 1.0)
+    at_kill = sum(1 for at in bad_pings if any(k - 0.1 <= at <= k + 1.0 for k in kills))
+    last_kill = kills[-1]
     return KillReport(
         workers=workers,
         connections=connections,
         rate=rate,
-        killed_pid=victim,
-        replacement_pid=replacement_pid,
+        killed_pids=originals[: len(kills)],
+        replacement_pids=replacements,
         replacement_s=replacement_s,
         requests=result.total,
         outcomes=result.counts(),
         failed=int(failed.sum()),
-        failed_connections=int(np.unique(result.connection[failed]).size),
-        failed_later=int((failed & (result.sent > killed_at + 1.0)).sum()),
+        failed_connections=failed_connections,
+        failed_later=int((failed & ~near_a_kill).sum()),
+        served_by_replacements=int((result.ok() & (result.sent > last_kill + 1.0)).sum()),
         server_errors=int((result.outcome >= 500).sum()),
         ping=pings.summary(),
         ping_failed_at_kill=at_kill,
@@ -315,27 +348,28 @@ def sigterm(
 
 
 def render_kill(report: KillReport) -> str:
-    replaced = (
-        "no"
-        if report.replacement_pid is None
-        else f"yes, pid {report.replacement_pid} after {report.replacement_s:.2f} s"
+    replaced = ", ".join(
+        f"{old} -> {new} after {seconds:.2f} s"
+        for old, new, seconds in zip(
+            report.killed_pids, report.replacement_pids, report.replacement_s, strict=False
+        )
     )
     return "\n".join(
         [
-            f"kill -9 one of {report.workers} workers under {report.rate:,.0f} req/s "
+            f"kill -9 each of {report.workers} workers in turn under {report.rate:,.0f} req/s "
             f"on {report.connections} connections",
             "",
             "| figure | value |",
             "|---|---|",
-            f"| killed worker | {report.killed_pid} |",
-            f"| replaced | {replaced} |",
+            f"| killed -> replaced | {replaced or 'none replaced'} |",
             f"| requests | {report.requests:,} |",
             f"| outcomes | {_outcomes(report.outcomes)} |",
             f"| failed (connections) | {report.failed} ({report.failed_connections}) |",
-            f"| failed more than 1 s after the kill | {report.failed_later} |",
+            f"| failed more than 1 s after a kill | {report.failed_later} |",
+            f"| answered by replacements alone | {report.served_by_replacements:,} |",
             f"| /ping 200 / probes, worst | {report.ping['ok']} / {report.ping['pings']}, "
             f"{report.ping['worst_ms']:.0f} ms |",
-            f"| /ping failed at the kill / otherwise | {report.ping_failed_at_kill} / "
+            f"| /ping failed at a kill / otherwise | {report.ping_failed_at_kill} / "
             f"{report.ping_failed_otherwise} |",
             "",
             f"{'PASS' if report.passed else 'FAIL'}",
