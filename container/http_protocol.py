@@ -5,7 +5,7 @@ then sends its request line and headers slowly (or never): such connections woul
 worker's `limit_concurrency` slots forever, and every later client would get 503s. Here a
 connection must deliver each complete request head within `head_timeout_s` of the connection
 being made or of the request's first byte, or it is closed. Bodies have their own deadline in
-the app (`serve.app.read_body`).
+the app (`serve.app.read_body`), which also times a body that never starts.
 """
 
 from __future__ import annotations

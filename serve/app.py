@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from time import perf_counter
@@ -145,14 +145,18 @@ class InvocationHandler:
                 raise PayloadTooLargeError(
                     f"The body is larger than the {settings.max_body_bytes}-byte limit."
                 )
-            message = await receive()
-            if message.get("more_body", False) or message["type"] != "http.request":
-                body = await read_body(
-                    receive,
-                    limit=settings.max_body_bytes,
-                    timeout_s=settings.request_timeout_s,
-                    first=message,
-                )
+            # The first receive() is stepped by hand: when the body is already here (nearly
+            # always) it completes at once and no deadline is armed; see read_body.
+            step = receive().__await__()
+            message: Message | None = None
+            try:
+                waiting = step.send(None)
+            except StopIteration as received:
+                message = received.value
+            if message is None:
+                body = await _read_rest(receive, settings, pending=(step, waiting))
+            elif message.get("more_body", False) or message["type"] != "http.request":
+                body = await _read_rest(receive, settings, first=message)
             else:
                 body = message["body"]
                 if len(body) > settings.max_body_bytes:
@@ -223,42 +227,109 @@ def _is_visible_ascii(value: bytes) -> bool:
     return 0 < len(value) <= _MAX_CUSTOM_ATTRIBUTES and all(32 <= byte < 127 for byte in value)
 
 
-async def read_body(
-    receive: Receive, *, limit: int, timeout_s: float, first: Message | None = None
-) -> bytes:
+Pending = tuple[Generator[Any, None, Message], Any]
+"""A receive() stepped once that did not complete: its iterator and what it yielded."""
+
+
+async def read_body(receive: Receive, *, limit: int, timeout_s: float) -> bytes:
     """The request body, refusing more than `limit` bytes without buffering past it.
 
-    A body in one message (the common case) costs one `receive()`. A streamed body must
-    arrive within `timeout_s`, so a slow client cannot hold the worker's memory forever.
-    `first` is a message already received.
+    The whole body must arrive within `timeout_s` of the first receive() that has to wait for
+    it, so a client that sends headers and then nothing (or a trickle) cannot hold the worker
+    forever. A body that is already here when asked for (the common case: one message that
+    arrived with the headers) costs one receive() and arms no timer: the first receive() is
+    stepped by hand and the deadline is armed only if it suspends.
     """
-    message = await receive() if first is None else first
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnectedError
+    step = receive().__await__()
+    message: Message | None = None
+    try:
+        waiting = step.send(None)
+    except StopIteration as received:
+        message = received.value
+    if message is None:
+        pending = (step, waiting)
+        return await read_remaining(receive, limit=limit, timeout_s=timeout_s, pending=pending)
+    if message["type"] != "http.request" or message.get("more_body", False):
+        return await read_remaining(receive, limit=limit, timeout_s=timeout_s, first=message)
     body: bytes = message.get("body", b"")
     if len(body) > limit:
         raise PayloadTooLargeError(f"The body is larger than the {limit}-byte limit.")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    size = len(body)
+    return body
+
+
+async def _read_rest(
+    receive: Receive,
+    settings: Settings,
+    *,
+    first: Message | None = None,
+    pending: Pending | None = None,
+) -> bytes:
+    return await read_remaining(
+        receive,
+        limit=settings.max_body_bytes,
+        timeout_s=settings.request_timeout_s,
+        first=first,
+        pending=pending,
+    )
+
+
+async def read_remaining(
+    receive: Receive,
+    *,
+    limit: int,
+    timeout_s: float,
+    first: Message | None = None,
+    pending: Pending | None = None,
+) -> bytes:
+    """The body after its first message (`first`), or after a first receive() that is still
+    waiting (`pending`), all within `timeout_s`: the slow path of `read_body`."""
     try:
         async with asyncio.timeout(timeout_s):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnectedError
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(f"The body is larger than the {limit}-byte limit.")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
+            if first is None:
+                assert pending is not None
+                first = await _finish(*pending)
+            return await _read_chunks(receive, limit=limit, first=first)
     except TimeoutError:
         raise RequestTimeoutError(
             f"The body did not arrive within {timeout_s:g} s; send it faster or smaller."
         ) from None
+
+
+async def _finish(step: Generator[Any, None, Message], waiting: Any) -> Message:
+    """Drive a stepped receive() to its message from this task, as the task itself would:
+    wait until what it yielded is done (a future, or None for a bare yield), then resume it,
+    so its result or exception is delivered inside it. If this task is cancelled (by the
+    deadline), the receive() is closed, running its cleanup."""
+    try:
+        while True:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait((waiting,))
+            waiting = step.send(None)
+    except StopIteration as received:
+        message: Message = received.value
+        return message
+    except BaseException:
+        step.close()
+        raise
+
+
+async def _read_chunks(receive: Receive, *, limit: int, first: Message) -> bytes:
+    message = first
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnectedError
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The body is larger than the {limit}-byte limit.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+        message = await receive()
 
 
 class ServingApp(FastAPI):

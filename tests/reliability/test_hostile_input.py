@@ -470,11 +470,6 @@ def test_an_endless_header_is_refused_without_buffering(http_server: ServerProce
     assert ping(http_server.port) == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (serve/app.py:146): the first `await receive()` of /invocations is outside "
-    "any timeout (read_body covers only later chunks): a body that never comes is awaited forever",
-)
 def test_a_body_that_never_arrives_times_out(http_server: ServerProcess) -> None:
     """Headers announce 22 bytes and none follow: the server must not wait forever
     (SAGEMAKER_MODEL_SERVER_TIMEOUT=3 here): 408 or a close, well before 15 s."""

@@ -334,3 +334,72 @@ def test_read_body_times_out_a_slow_client() -> None:
     receive = receiver([chunk(b"1,", True)] + [chunk(b"2", True)] * 100, delay=0.05)
     with pytest.raises(RequestTimeoutError):
         run(read_body(receive, limit=1000, timeout_s=0.2))
+
+
+def test_read_body_times_out_a_body_that_never_arrives() -> None:
+    """The first receive() waits and nothing ever comes: 408, and the receive is cleaned up."""
+    cleaned: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()  # never set
+        finally:
+            cleaned.append(True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    with pytest.raises(RequestTimeoutError):
+        run(read_body(receive, limit=1000, timeout_s=0.2))
+    assert cleaned == [True]
+
+
+def test_read_body_waits_for_a_late_first_message_and_delivers_its_errors() -> None:
+    """A first receive() that has to wait still returns its message, or raises inside it."""
+    late = receiver([chunk(b"1,", True), chunk(b"2", False)], delay=0.01)
+    assert run(read_body(late, limit=10, timeout_s=5)) == b"1,2"
+
+    async def failing() -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        run(read_body(failing, limit=10, timeout_s=5))
+
+
+def raw_invocation(app: Any, receive: Any) -> list[dict[str, Any]]:
+    """Drive the ASGI app directly (no client library in between); returns the sent messages."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "headers": [(b"content-type", b"text/csv"), (b"content-length", b"5")],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    run(app(scope, receive, send))
+    return sent
+
+
+def test_a_body_that_never_arrives_is_answered_408_and_the_connection_closed(
+    predictor: FakePredictor,
+) -> None:
+    app = create_app(Settings(request_timeout_s=0.2), predictor=predictor)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # headers came, the body never does
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    start, body = raw_invocation(app, receive)
+    assert start["status"] == 408
+    assert (b"connection", b"close") in start["headers"]
+    assert orjson.loads(body["body"])["error"] == "request_timeout"
+
+
+def test_a_body_in_one_late_message_is_served(predictor: FakePredictor) -> None:
+    app = create_app(Settings(request_timeout_s=5), predictor=predictor)
+    receive = receiver([chunk(b"1,2,3", False)], delay=0.01)
+    start, body = raw_invocation(app, receive)
+    assert start["status"] == 200
+    assert body["body"] == b"0.06"
