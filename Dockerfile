@@ -96,11 +96,14 @@ COPY model /opt/rtb/app/model
 COPY serve /opt/rtb/app/serve
 COPY container /opt/rtb/app/container
 # `serve` as pip would write it for pyproject's [project.scripts]; byte-compiled ahead of time
-# because a read-only root file system cannot cache bytecode at start-up.
+# because a read-only root file system cannot cache bytecode at start-up. Nothing installs
+# packages at run time: ensurepip's bundled wheels (Debian: /usr/share/python-wheels) go too.
 RUN printf '%s\n' '#!/opt/venv/bin/python' 'import sys' 'from container.entrypoint import main' \
         'if __name__ == "__main__":' '    sys.exit(main())' >/opt/venv/bin/serve \
  && chmod 0755 /opt/venv/bin/serve \
- && /opt/venv/bin/python -m compileall -q /opt/rtb/app
+ && /opt/venv/bin/python -m compileall -q /opt/rtb/app \
+ && rm -rf /usr/share/python-wheels /usr/lib/python3*/ensurepip/_bundled \
+           /usr/local/lib/python3*/ensurepip/_bundled
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/rtb/app \

@@ -207,12 +207,6 @@ def test_the_image_carries_no_build_tool_cache_or_installer_it_does_not_use(
 
 
 @pytest.mark.container
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (Dockerfile runtime stage): ensurepip's bundled pip wheel stays in the image "
-    "(Debian: /usr/share/python-wheels from python3-pip-whl; python:slim: ensurepip/_bundled), "
-    "so `python -m ensurepip` can still install an installer",
-)
 def test_the_image_cannot_install_an_installer(engine: Any, built_image: str) -> None:
     assert not probe(engine, built_image)["ensurepip_can_install_pip"]
 
