@@ -135,6 +135,7 @@ def create_worker_app() -> FastAPI:
 
     settings = Settings.from_env()
     GuardedHttpToolsProtocol.head_timeout_s = settings.header_timeout_s
+    GuardedHttpToolsProtocol.max_head_bytes = settings.max_header_bytes
     return create_app(settings)
 
 

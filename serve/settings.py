@@ -40,6 +40,8 @@ class Settings:
     """Worker processes, one predictor each (`SAGEMAKER_MODEL_SERVER_WORKERS`)."""
     header_timeout_s: float = 10.0
     """Longest time a client may take to send a request head (`RTB_HEADER_TIMEOUT`)."""
+    max_header_bytes: int = 64 * 1024
+    """Largest request line + headers; a larger head gets 431 (`RTB_MAX_HEADER_BYTES`)."""
     request_timeout_s: float = 60.0
     """Longest time a client may take to send its body (`SAGEMAKER_MODEL_SERVER_TIMEOUT`)."""
     default_accept: str = "text/csv"
@@ -65,7 +67,14 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port {self.port} is not between 1 and 65535")
-        for name in ("workers", "max_body_bytes", "max_rows", "max_concurrency", "backlog"):
+        for name in (
+            "workers",
+            "max_header_bytes",
+            "max_body_bytes",
+            "max_rows",
+            "max_concurrency",
+            "backlog",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("header_timeout_s", "request_timeout_s", "keep_alive_s", "graceful_timeout_s"):
@@ -112,6 +121,7 @@ class Settings:
         read("SAGEMAKER_MODEL_SERVER_WORKERS", "workers", int)
         read("SAGEMAKER_MODEL_SERVER_TIMEOUT", "request_timeout_s", float)
         read("RTB_HEADER_TIMEOUT", "header_timeout_s", float)
+        read("RTB_MAX_HEADER_BYTES", "max_header_bytes", int)
         read("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "default_accept", parse_media_type)
         read("SAGEMAKER_INFERENCE_OUTPUT", "inference_output", _parse_keys)
         read("SAGEMAKER_MAX_PAYLOAD_IN_MB", "max_body_bytes", _parse_megabytes)

@@ -442,11 +442,6 @@ def test_a_gigabyte_body_is_refused_early_without_buffering(
     assert after - before < 32 * MIB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (container/http_protocol.py): the head deadline bounds a header's time, not "
-    "its size; httptools buffers it all (64 MiB header: worker RSS +60 MiB before the close)",
-)
 def test_an_endless_header_is_refused_without_buffering(http_server: ServerProcess) -> None:
     """A header value that never ends must not be buffered without bound: the server answers
     431/400 or closes after a bounded size (a head deadline alone is not a bound: a fast client
