@@ -151,12 +151,16 @@ def built_image(engine: Any, request: pytest.FixtureRequest) -> str:
 PROBE = r"""
 import glob, importlib.util, json, os, shutil
 import container.entrypoint, serve.app  # the server's code is readable by whoever runs it
-def _ensurepip_version():
-    try:
-        import ensurepip
-        return ensurepip.version()  # needs the bundled pip wheel (Debian: python3-pip-whl)
-    except Exception:
-        return None
+def _ensurepip_installs_pip():
+    # ensurepip.version() answers from a constant even with no wheel to install, and Debian
+    # refuses `python -m ensurepip` for its system Python but still seeds `python -m venv`
+    # with pip from /usr/share/python-wheels: try both for real.
+    import subprocess, sys, tempfile
+    with tempfile.TemporaryDirectory() as root:
+        for command in ([sys.executable, "-m", "ensurepip", "--root", root + "/e"],
+                        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", root + "/v"]):
+            subprocess.run(command, capture_output=True)
+        return bool(glob.glob(root + "/**/pip/__init__.py", recursive=True))
 
 tools = ["pip", "pip3", "g++", "c++", "clang", "make", "cmake", "git", "curl", "wget", "ld.gold",
          "gcov", "gdb"]
@@ -169,7 +173,7 @@ found = {
                          if os.path.exists(p)),
     "apt_lists": sorted(os.listdir(lists)) if os.path.isdir(lists := "/var/lib/apt/lists") else [],
     "leftover_requirements": sorted(glob.glob("/tmp/requirements*")),
-    "ensurepip_can_install_pip": _ensurepip_version() is not None,
+    "ensurepip_can_install_pip": _ensurepip_installs_pip(),
     "uid": os.getuid(),
 }
 found["apt_lists"] = [f for f in found["apt_lists"] if f not in ("partial", "lock", "auxfiles")]
