@@ -157,8 +157,9 @@ def _ensurepip_installs_pip():
     # with pip from /usr/share/python-wheels: try both for real.
     import subprocess, sys, tempfile
     with tempfile.TemporaryDirectory() as root:
+        base = getattr(sys, "_base_executable", sys.executable)
         for command in ([sys.executable, "-m", "ensurepip", "--root", root + "/e"],
-                        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", root + "/v"]):
+                        [base, "-m", "venv", root + "/v"]):
             subprocess.run(command, capture_output=True)
         return bool(glob.glob(root + "/**/pip/__init__.py", recursive=True))
 
