@@ -2,7 +2,8 @@
 
 `load_model(model_dir)` reads the artifact's manifest, checks every file's sha256, loads the
 compiled library (or, when the manifest has `compiled: null` or the library cannot be loaded,
-the treelite checkpoint through GTIL, with a WARNING), runs the verification set and refuses
+the treelite checkpoint through GTIL, with a WARNING; the library's ELF structure is checked
+before dlopen, which would fault on a truncated file), runs the verification set and refuses
 the model when any prediction differs by more than the manifest's tolerance.
 
 The compiled library is tl2cgen 1.0's C code: `predict(union Entry* row, int pred_margin,
@@ -27,6 +28,7 @@ import numpy.typing as npt
 
 from model.artifact import Manifest, load_verification, read_manifest, resolve_member, verify_files
 from model.errors import ArtifactError
+from serve.shared_library import SharedLibraryError, check_shared_library
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +66,15 @@ class CompiledPredictor:
 
     def __init__(self, library: Path, *, num_features: int) -> None:
         try:
+            check_shared_library(library)  # dlopen of a truncated ELF dies of SIGBUS, unlogged
             lib = ctypes.CDLL(str(library))
             lib.get_num_feature.restype = ctypes.c_int32
             lib.get_num_target.restype = ctypes.c_int32
             lib.get_threshold_type.restype = ctypes.c_char_p
             lib.get_leaf_output_type.restype = ctypes.c_char_p
             predict = lib.predict
+        except SharedLibraryError as exc:
+            raise PredictorError(f"cannot load the compiled model: {exc}") from exc
         except (OSError, AttributeError) as exc:
             raise PredictorError(f"{library}: cannot load the compiled model: {exc}") from exc
         library_features = int(lib.get_num_feature())

@@ -174,11 +174,6 @@ def test_a_hostile_archive_is_refused_by_model_build(
         assert not path.exists(), f"{case.name}: {path} was written outside the target"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (serve/predictor.py:67): ctypes.CDLL on a truncated ELF whose hash matches "
-    "dies of SIGBUS in the supervisor's check_model, with nothing in the log",
-)
 def test_a_corrupt_library_whose_hash_matches_is_refused_or_bypassed_with_a_log_line(
     artifact_dir: Path, hostile_root: Path, start_server: StartServer
 ) -> None:

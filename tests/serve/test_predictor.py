@@ -131,3 +131,24 @@ def test_gtil_predict_row(tiny_gtil_artifact: Path) -> None:
     np.testing.assert_array_equal(
         predictor.predict_row(features[0].tolist()), predictor.predict(features[:1])
     )
+
+
+def test_a_truncated_library_whose_hash_matches_falls_back_to_gtil_without_dlopen(
+    tiny_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dlopen of a truncated ELF dies of SIGBUS; the structural check must refuse it first
+    (this test would kill the test process without it)."""
+    copy = Path(shutil.copytree(tiny_artifact, tmp_path / "artifact"))
+    library = copy / "model.so"
+    content = library.read_bytes()
+    library.write_bytes(content[: len(content) // 3])
+    manifest = json.loads((copy / "manifest.json").read_text())
+    from model.artifact import sha256_file
+
+    manifest["files"]["model.so"] = sha256_file(library)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING):
+        loaded = load_model(copy)
+    assert loaded.predictor.kind == "gtil"
+    assert "model.so" in caplog.text
+    assert "not a loadable shared library" in caplog.text
