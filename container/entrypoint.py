@@ -136,6 +136,7 @@ def create_worker_app() -> FastAPI:
     settings = Settings.from_env()
     GuardedHttpToolsProtocol.head_timeout_s = settings.header_timeout_s
     GuardedHttpToolsProtocol.max_head_bytes = settings.max_header_bytes
+    GuardedHttpToolsProtocol.max_concurrency = settings.max_concurrency
     return create_app(settings)
 
 

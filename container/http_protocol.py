@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with a deadline and a size bound on the request head.
+"""uvicorn's httptools protocol with a deadline and a size bound on the request head, and an
+overload bound that leaves /ping alone.
 
 uvicorn times out idle keep-alive connections, but not a client that opens a connection and
 then sends its request line and headers slowly (or never): such connections would hold the
@@ -12,6 +13,14 @@ does not bound memory: a fast client sends hundreds of MiB before it fires. A re
 larger than `max_head_bytes` is answered 431 (JSON, `Connection: close`) and the connection
 closed. The count is kept per `data_received` call (the read in which a head begins is not
 counted), so at most two reads (uvloop reads up to 256 KiB) beyond the bound are ever parsed.
+
+uvicorn's `limit_concurrency` answers every path with a plain-text 503 once a worker has that
+many connections or unfinished requests, `/ping` included, so SageMaker would pull the instance
+exactly when it is busiest. It is left off; this protocol applies the same test
+(`max_concurrency`) but only marks the request's scope (`serve.errors.OVERLOADED_SCOPE_KEY`), and
+the app sheds `/invocations` with a JSON 503 `overloaded` while `/ping` is answered as usual.
+The queue it bounds is the worker's unfinished request tasks, visible here and not in the app
+(a request's task runs to its end without yielding, so the app alone never sees two at once).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serve.errors import error_body
+from serve.errors import OVERLOADED_SCOPE_KEY, error_body
 
 IMPORT_PATH = "container.http_protocol:GuardedHttpToolsProtocol"
 
@@ -43,6 +52,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """Set per worker from `Settings.header_timeout_s` (`RTB_HEADER_TIMEOUT`)."""
     max_head_bytes: ClassVar[int] = 64 * 1024
     """Set per worker from `Settings.max_header_bytes` (`RTB_MAX_HEADER_BYTES`)."""
+    max_concurrency: ClassVar[int | None] = None
+    """Set per worker from `Settings.max_concurrency` (`RTB_MAX_CONCURRENCY`); None: no bound."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,6 +89,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm_head_deadline()
+        limit = self.max_concurrency
+        if limit is not None and (
+            len(self.connections) >= limit or len(self.tasks) >= limit
+        ):  # uvicorn's own bound (limit_concurrency), but marked for the app, not applied
+            self.scope[OVERLOADED_SCOPE_KEY] = True  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def _arm_head_deadline(self) -> None:

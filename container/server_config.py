@@ -13,8 +13,10 @@ from serve.settings import Settings
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run(app, **options)`.
 
-    - `limit_concurrency`: beyond this many connections plus in-flight requests per worker,
-      uvicorn answers 503 at once instead of queueing without bound.
+    - `limit_concurrency` is off: uvicorn would apply it to /ping too. The same bound
+      (`RTB_MAX_CONCURRENCY` connections or unfinished requests per worker) is applied by
+      `container.http_protocol` to /invocations only, answered with a JSON 503 at once instead
+      of queueing without bound.
     - `timeout_graceful_shutdown`: on SIGTERM, requests in flight get this long to finish
       (SageMaker sends SIGKILL 30 s after SIGTERM).
     - `timeout_keep_alive`: above the 60 s idle timeout of the usual front-end proxies.
@@ -32,7 +34,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "interface": "asgi3",
         "timeout_keep_alive": math.ceil(settings.keep_alive_s),
         "timeout_graceful_shutdown": math.ceil(settings.graceful_timeout_s),
-        "limit_concurrency": settings.max_concurrency,
+        "limit_concurrency": None,
         "backlog": settings.backlog,
         "access_log": settings.access_log,
         "server_header": False,

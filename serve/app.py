@@ -8,8 +8,10 @@ goes through FastAPI.
 
 Per request, in this order: model ready (503), Content-Type (415), Accept (406), Content-Length
 (413), the body read with a byte cap and a deadline (413, 408), decode (400, 413), predict,
-encode. The response carries `Server-Timing: app;dur=<ms>` (server time, µs resolution) and
-echoes `X-Amzn-SageMaker-Custom-Attributes`.
+encode. Under overload (the HTTP protocol marks the scope with `OVERLOADED_SCOPE_KEY`) it is
+answered 503 `overloaded` at once, with `Retry-After`; `/ping` never is. The response carries
+`Server-Timing: app;dur=<ms>` (server time, µs resolution) and echoes
+`X-Amzn-SageMaker-Custom-Attributes`.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ from serve.codecs import (
 )
 from serve.errors import (
     INTERNAL_ERROR_BODY,
+    OVERLOADED_SCOPE_KEY,
     EmptyBodyError,
     InferenceError,
     ModelNotReadyError,
     NotAcceptableError,
+    OverloadedError,
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaTypeError,
@@ -341,6 +345,9 @@ class ServingApp(FastAPI):
         if scope["type"] == "http":
             path = scope["path"]
             if path == "/invocations" and scope["method"] == "POST":
+                if OVERLOADED_SCOPE_KEY in scope:
+                    await _send_overloaded(send)
+                    return
                 await self.invocation_handler(scope, receive, send)
                 return
             if path == "/ping" and scope["method"] == "GET":
@@ -350,6 +357,22 @@ class ServingApp(FastAPI):
 
 
 _NOT_READY_BODY = error_body("model_not_ready", "The model is not loaded yet.")
+
+
+_OVERLOADED_BODY = OverloadedError(
+    "The worker is over its concurrency bound (RTB_MAX_CONCURRENCY); retry shortly."
+).body()
+_OVERLOADED_HEADERS = [
+    (b"content-type", _JSON_BYTES),
+    (b"content-length", b"%d" % len(_OVERLOADED_BODY)),
+    (b"retry-after", b"1"),
+    (b"connection", b"close"),  # shed the connection too, as uvicorn's own bound does
+]
+
+
+async def _send_overloaded(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": _OVERLOADED_HEADERS})
+    await send({"type": "http.response.body", "body": _OVERLOADED_BODY})
 
 
 async def _send_ping(ready: bool, send: Send) -> None:

@@ -72,6 +72,16 @@ class ModelNotReadyError(InferenceError):
     code = "model_not_ready"
 
 
+class OverloadedError(InferenceError):
+    status_code = 503
+    code = "overloaded"
+
+
+OVERLOADED_SCOPE_KEY = "rtb.overloaded"
+"""Set (to True) in a request's ASGI scope by the HTTP protocol when the worker is over its
+concurrency bound: `/invocations` then answers 503 `overloaded` at once (`/ping` ignores it)."""
+
+
 INTERNAL_ERROR_BODY = (
     b'{"error":"internal_error","message":"The server failed to handle the request."}'
 )

@@ -76,7 +76,7 @@ def test_uvicorn_options_are_accepted_by_uvicorn() -> None:
     options = uvicorn_options(settings)
     config = uvicorn.Config("container.entrypoint:create_worker_app", **options)
     assert config.workers == 3
-    assert config.limit_concurrency == 100
+    assert config.limit_concurrency is None  # container.http_protocol applies it, not to /ping
     assert config.timeout_graceful_shutdown == 21
     assert config.timeout_keep_alive == 75
     assert (config.loop, config.access_log) == ("uvloop", False)

@@ -1,4 +1,5 @@
-"""The guarded httptools protocol, fed bytes directly: the request head's size bound."""
+"""The guarded httptools protocol, fed bytes directly: the request head's size bound and the
+overload mark."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
 from container.http_protocol import GuardedHttpToolsProtocol
+from serve.errors import OVERLOADED_SCOPE_KEY
 
 KIB = 1024
 
@@ -60,12 +63,12 @@ async def answer(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def feed(pieces: list[bytes]) -> tuple[RecordingTransport, int]:
+def feed(pieces: list[bytes], *, app: Any = answer) -> tuple[RecordingTransport, int]:
     """Feed `pieces` to a fresh protocol until it closes; returns the transport and the bytes
     fed."""
 
     async def scenario() -> tuple[RecordingTransport, int]:
-        config = uvicorn.Config(answer, http="httptools", lifespan="off", log_config=None)
+        config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None)
         config.load()
         protocol = GuardedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
         transport = RecordingTransport()
@@ -128,3 +131,23 @@ def test_a_pipelined_head_after_a_large_body_in_one_read_is_not_refused() -> Non
     transport, _ = feed([first + second[:10], second[10:]])
     assert bytes(transport.written).count(b"HTTP/1.1 200 ") == 2, bytes(transport.written)
     assert not transport.closed
+
+
+def test_over_the_concurrency_bound_the_scope_is_marked_not_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvicorn's own bound would answer 503 to every path; ours only marks the scope, and the
+    app decides (it sheds /invocations and answers /ping)."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await answer(scope, receive, send)
+
+    ping = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    monkeypatch.setattr(GuardedHttpToolsProtocol, "max_concurrency", None)
+    feed([request(b"1,2,3"), ping], app=record)
+    monkeypatch.setattr(GuardedHttpToolsProtocol, "max_concurrency", 1)  # this connection
+    transport, _ = feed([request(b"1,2,3"), ping], app=record)
+    assert [OVERLOADED_SCOPE_KEY in scope for scope in seen] == [False, False, True, True]
+    assert bytes(transport.written).count(b"HTTP/1.1 200 ") == 2  # the app answered both

@@ -16,6 +16,7 @@ from serve.errors import PayloadTooLargeError, RequestTimeoutError
 from serve.settings import Settings
 
 CSV = {"content-type": "text/csv"}
+CSV_HEADERS = [(b"content-type", b"text/csv")]
 
 
 class FakePredictor:
@@ -403,3 +404,34 @@ def test_a_body_in_one_late_message_is_served(predictor: FakePredictor) -> None:
     start, body = raw_invocation(app, receive)
     assert start["status"] == 200
     assert body["body"] == b"0.06"
+
+
+def test_an_overloaded_invocation_is_shed_with_json_and_ping_still_answers(
+    predictor: FakePredictor,
+) -> None:
+    """The HTTP protocol marks the scope when the worker is over its bound: /invocations
+    answers 503 `overloaded` at once (Retry-After, connection closed), /ping stays 200."""
+    from serve.errors import OVERLOADED_SCOPE_KEY
+
+    app = create_app(Settings(), predictor=predictor)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("an overloaded request must not be read")
+
+    for path, method in (("/invocations", "POST"), ("/ping", "GET")):
+        scope = {"type": "http", "method": method, "path": path, "headers": list(CSV_HEADERS)}
+        scope[OVERLOADED_SCOPE_KEY] = True
+        run(app(scope, never, send))
+    (shed, shed_body, ping, _) = sent
+    assert shed["status"] == 503
+    headers = dict(shed["headers"])
+    assert headers[b"retry-after"] == b"1"
+    assert headers[b"connection"] == b"close"
+    assert headers[b"content-type"] == b"application/json"
+    assert orjson.loads(shed_body["body"])["error"] == "overloaded"
+    assert ping["status"] == 200
+    assert not predictor.calls
