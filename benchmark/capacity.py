@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from benchmark.arguments import fraction, positive_float, positive_int
 from benchmark.report import ResultsError, Run, Window, load_run
 
 CAPACITY_FILE: Final = "capacity.json"
@@ -206,36 +207,6 @@ def instance_table() -> str:
     return "\n".join(lines + ["", PRICES_NOTE])
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark capacity",
@@ -253,33 +224,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", type=Path, metavar="DIR", help="an existing results directory")
     parser.add_argument(
         "--p99-bound",
-        type=_positive,
+        type=positive_float,
         default=DEFAULT_P99_BOUND_MS,
         metavar="MS",
         help=f"p99 latency bound in ms (default {DEFAULT_P99_BOUND_MS:g})",
     )
     parser.add_argument(
         "--max-error-rate",
-        type=_rate,
+        type=fraction,
         default=0.0,
         metavar="FRACTION",
         help="failed fraction allowed at the knee (default 0)",
     )
     parser.add_argument(
         "--server-workers",
-        type=_count,
+        type=positive_int,
         default=1,
         metavar="N",
         help="worker processes of the measured server (default 1)",
     )
     price = parser.add_mutually_exclusive_group()
-    price.add_argument("--price-per-hour", type=_positive, metavar="USD", help="instance price")
+    price.add_argument(
+        "--price-per-hour", type=positive_float, metavar="USD", help="instance price"
+    )
     price.add_argument(
         "--instance-type", choices=sorted(INSTANCES), help="take the example price from the table"
     )
     parser.add_argument(
         "--workers-per-instance",
-        type=_count,
+        type=positive_int,
         metavar="N",
         help="server workers on the priced instance (default: its vCPUs, or --server-workers)",
     )

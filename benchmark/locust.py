@@ -34,6 +34,7 @@ from typing import IO, Final
 
 from benchmark import capacity as capacity_module
 from benchmark import plots, report
+from benchmark.arguments import non_negative_int, positive_float, positive_int
 from benchmark.payloads import CONTENT_TYPES, load_reference
 from benchmark.schedule import Schedule, parse_duration
 
@@ -48,36 +49,6 @@ MAX_PAYLOAD_ROWS: Final = 2_000_000
 
 class RunError(Exception):
     """The Locust run did not produce results."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
 
 
 def _duration(text: str) -> float:
@@ -102,16 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--endpoint-url", help="sagemaker-runtime URL override (e.g. moto)")
     target.add_argument(
         "--server-workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="worker processes of the server under test, for capacity per worker (default 1)",
     )
     load = parser.add_argument_group("load")
-    load.add_argument("--users", type=_positive_int, default=8, help="(maximum) users (default 8)")
+    load.add_argument("--users", type=positive_int, default=8, help="(maximum) users (default 8)")
     load.add_argument(
         "--spawn-rate",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="users per second (default: --users)",
     )
@@ -122,28 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run time: 90, 90s, 2m, 1h30m (default {DEFAULT_DURATION}; step runs: split evenly)",
     )
     load.add_argument(
-        "--step-users", type=_positive_int, metavar="S", help="step load: add S users per step"
+        "--step-users", type=positive_int, metavar="S", help="step load: add S users per step"
     )
     load.add_argument("--step-duration", type=_duration, metavar="D", help="time per step (10s)")
     load.add_argument(
         "--rate-per-user",
-        type=_positive_float,
+        type=positive_float,
         metavar="RPS",
         help="open loop: each user sends at this rate (latency corrected for coordinated omission);"
         " default: closed loop, back to back",
     )
     load.add_argument(
         "--workers",
-        type=_count,
+        type=non_negative_int,
         default=0,
         metavar="K",
         help="Locust worker processes (distributed mode; default 0: one process)",
     )
     request = parser.add_argument_group("requests")
-    request.add_argument("--batch-size", type=_positive_int, default=1, help="rows per request")
+    request.add_argument("--batch-size", type=positive_int, default=1, help="rows per request")
     request.add_argument("--content-type", choices=CONTENT_TYPES, default="text/csv")
     request.add_argument("--accept", default="text/csv", help="Accept header (default text/csv)")
-    request.add_argument("--payloads", type=_positive_int, default=1024, help="distinct bodies")
+    request.add_argument("--payloads", type=positive_int, default=1024, help="distinct bodies")
     request.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
     request.add_argument("--reference", type=Path, help="draw rows from a reference.csv-like file")
     request.add_argument(
@@ -155,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     results.add_argument(
         "--p99-bound",
-        type=_positive_float,
+        type=positive_float,
         default=capacity_module.DEFAULT_P99_BOUND_MS,
         metavar="MS",
         help=f"p99 bound for the knee (default {capacity_module.DEFAULT_P99_BOUND_MS:g} ms)",

@@ -31,12 +31,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from benchmark.arguments import bounded_float
 from benchmark.payloads import make_rows
 from model.errors import ArtifactError
 
@@ -256,16 +258,6 @@ def default_model(progress: Callable[[str], None]) -> Iterator[tuple[Path, Path]
         yield artifact, xgboost_json
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (0 < value <= 60):
-        raise argparse.ArgumentTypeError(f"must be within (0, 60], got {text!r}")
-    return value
-
-
 def _batch_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -291,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-sizes", type=_batch_sizes, default=BATCH_SIZES, help="default 1,10,100,1000"
     )
     parser.add_argument(
-        "--seconds", type=_seconds, default=0.5, help="time per cell, seconds (default 0.5)"
+        "--seconds",
+        type=partial(bounded_float, upper=60),
+        default=0.5,
+        help="time per cell, seconds (default 0.5)",
     )
     parser.add_argument(
         "--threads", type=int, default=1, help="threads for xgboost and tl2cgen (default 1)"
