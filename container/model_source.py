@@ -7,6 +7,8 @@ or nothing, in which case the image's baked model (`RTB_DEFAULT_MODEL_DIR`) is s
 A raw model is built into an artifact once, in the supervisor before any worker starts, under
 the system temporary directory (SageMaker's model directory is read-only) in a directory named
 by the sha256 of the source files, so a restarted container reuses it instead of compiling again.
+The cache is private: created 0700, and reused only if this user owns it and no one else can
+write to it (see `build_cached_artifact`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -53,36 +56,56 @@ def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Pat
 
 
 def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Path:
-    """Build (or reuse) the artifact for a raw model directory; returns the artifact directory."""
+    """Build (or reuse) the artifact for a raw model directory; returns the artifact directory.
+
+    The cache is trusted only if this process's user owns it and no one else can write to it:
+    its root is created 0700, and a root or entry that another user owns or can write (another
+    local user can plant a self-consistent artifact under a shared temp dir, and the digest
+    is predictable) is never loaded; the model is then built into a fresh private directory,
+    with a WARNING. Entries are built in a private staging directory and renamed into place.
+    """
     root = Path(tempfile.gettempdir()) / CACHE_DIR_NAME if cache_root is None else cache_root
     digest = source_digest(source)
+    root = _private_root(root)
     target = root / digest[:32]
-    if is_artifact_dir(target):
-        try:
-            verify_files(target, read_manifest(target))
-        except ArtifactError as exc:
-            logger.warning("cached artifact %s is unusable (%s); rebuilding it", target, exc)
-            shutil.rmtree(target, ignore_errors=True)
+    if os.path.lexists(target):
+        problem = _untrusted(target)
+        if problem is None:
+            reused = _reuse(target)
+            if reused:
+                logger.info("%s holds a raw model; reusing its cached artifact %s", source, target)
+                return target
         else:
-            logger.info("%s holds a raw model; reusing its cached artifact %s", source, target)
-            return target
+            logger.warning(
+                "refusing the cached artifact %s: %s; building the model into a private "
+                "directory instead",
+                target,
+                problem,
+            )
+            root = _fresh_private_dir()
+            target = root / digest[:32]
     logger.info(
         "%s holds a raw SageMaker model; building the serving artifact into %s", source, target
     )
     from model.build import build_artifact  # treelite and tl2cgen load only when needed
 
     try:
-        root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}.", dir=root))
     except OSError as exc:
         raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
     try:
         build_artifact(source, output_dir=staging, progress=lambda line: logger.info("%s", line))
         manifest = read_manifest(staging)
-        os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    try:
+        os.replace(staging, target)
+    except OSError as exc:  # another process put an entry there meanwhile: serve our own build
+        logger.info(
+            "cannot move %s to %s (%s); serving it from where it was built", staging, target, exc
+        )
+        target = staging
     if manifest.compiled is None:
         logger.warning(
             "no C compiler could build %s: the model is served through treelite GTIL, "
@@ -90,6 +113,72 @@ def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Pa
             source,
         )
     return target
+
+
+def _private_root(root: Path) -> Path:
+    """`root`, created 0700 if absent; a fresh private directory if `root` is not ours alone."""
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
+    problem = _unsafe(root)
+    if problem is None:
+        return root
+    logger.warning(
+        "refusing the artifact cache %s: %s; building the model into a private directory",
+        root,
+        problem,
+    )
+    return _fresh_private_dir()
+
+
+def _fresh_private_dir() -> Path:
+    """A new 0700 directory with an unpredictable name under the temp dir (no reuse)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=f"{CACHE_DIR_NAME}-"))
+    except OSError as exc:
+        raise ModelSourceError(f"cannot create a private artifact directory: {exc}") from exc
+
+
+def _untrusted(entry: Path) -> str | None:
+    """Why a cache entry (or anything in it) must not be loaded, or None."""
+    problem = _unsafe(entry)
+    if problem is not None:
+        return problem
+    for path in sorted(entry.rglob("*")):
+        problem = _unsafe(path)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _unsafe(path: Path) -> str | None:
+    """Why `path` could have been written by someone else, or None: a symlink, another owner,
+    or group/world write permission."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"cannot inspect {path}: {exc}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if info.st_uid != os.getuid():
+        return f"{path} is owned by uid {info.st_uid}, not this server's uid {os.getuid()}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+def _reuse(target: Path) -> bool:
+    """True if the (trusted) entry is a complete artifact; removes it if it is not."""
+    if is_artifact_dir(target):
+        try:
+            verify_files(target, read_manifest(target))
+        except ArtifactError as exc:
+            logger.warning("cached artifact %s is unusable (%s); rebuilding it", target, exc)
+        else:
+            return True
+    shutil.rmtree(target, ignore_errors=True)
+    return False
 
 
 def source_digest(source: Path) -> str:

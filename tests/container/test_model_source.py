@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -122,3 +123,46 @@ def test_source_digest_follows_names_and_contents(tmp_path: Path) -> None:
     (directory / "xgboost-model").write_bytes(b"a")
     (directory / "xgboost-model").rename(directory / "other")
     assert source_digest(directory) != first
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@needs_seed
+def test_the_cache_is_private_and_an_entry_others_can_write_is_never_loaded(
+    raw_seed: Path, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An artifact planted where another user could have written it (a cache root or entry
+    that is group/world-writable) is not reused: the model is built into a fresh private
+    directory instead, with a WARNING, and the planted entry is left as it was."""
+    first = resolve_model_dir(raw_seed, default_model_dir=None)
+    assert (_mode(cache), cache.stat().st_uid) == (0o700, os.getuid())
+    planted_file = first / "model.tl"
+    planted_file.chmod(0o666)  # anyone could have replaced it
+    with caplog.at_level(logging.WARNING):
+        second = resolve_model_dir(raw_seed, default_model_dir=None)
+    assert second.parent != cache
+    assert "refusing the cached artifact" in caplog.text and "writable by others" in caplog.text
+    assert _mode(second.parent) == 0o700
+    assert is_artifact_dir(second) and _mode(planted_file) == 0o666
+
+    cache.chmod(0o777)  # the root itself
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        third = resolve_model_dir(raw_seed, default_model_dir=None)
+    assert third.parent not in (cache, second.parent)
+    assert "refusing the artifact cache" in caplog.text
+
+
+@needs_seed
+@pytest.mark.skipif(os.getuid() != 0, reason="chown to another user needs root")
+def test_an_entry_owned_by_another_user_is_never_loaded(
+    raw_seed: Path, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = resolve_model_dir(raw_seed, default_model_dir=None)
+    os.chown(first / "manifest.json", 65534, 65534)
+    with caplog.at_level(logging.WARNING):
+        second = resolve_model_dir(raw_seed, default_model_dir=None)
+    assert second != first
+    assert "owned by uid 65534" in caplog.text

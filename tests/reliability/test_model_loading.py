@@ -207,12 +207,6 @@ def test_a_hostile_model_tar_gz_in_the_model_dir_is_refused_by_the_server(
     assert_refused(server, case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (container/model_source.py build_cached_artifact): the import cache under "
-    "the shared temp dir is reused without checking its owner or mode, so a planted artifact "
-    "runs its library's code in the server",
-)
 def test_an_artifact_planted_in_the_import_cache_by_another_user_is_not_loaded(
     artifact_dir: Path, hostile_root: Path, tmp_path: Path, start_server: StartServer
 ) -> None:
