@@ -22,15 +22,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-FEATURE_NAMES: Final = (
-    "dow",
-    "hour",
-    "IndexAdvertiserID",
-    "IndexDomain",
-    "IndexRegionID",
-    "IndexCityID",
-    "device_type_id",
-)
+from model.training import FEATURE_NAMES
+
 NUM_FEATURES: Final = len(FEATURE_NAMES)
 
 CSV: Final = "text/csv"
