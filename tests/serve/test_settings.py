@@ -37,6 +37,7 @@ def test_environment_is_read() -> None:
             "RTB_MAX_CONCURRENCY": "64",
             "RTB_BACKLOG": "128",
             "RTB_GRACEFUL_TIMEOUT": "10",
+            "RTB_MAX_HEADER_BYTES": "8192",
         }
     )
     assert settings.model_dir == Path("/models/a")
@@ -49,6 +50,7 @@ def test_environment_is_read() -> None:
     assert settings.access_log is True
     assert (settings.keep_alive_s, settings.max_concurrency, settings.backlog) == (90.0, 64, 128)
     assert settings.graceful_timeout_s == 10.0
+    assert settings.max_header_bytes == 8192
 
 
 def test_empty_values_count_as_unset_and_overrides_win() -> None:
