@@ -252,9 +252,9 @@ async def read_body(receive: Receive, *, limit: int, timeout_s: float) -> bytes:
         message = received.value
     if message is None:
         pending = (step, waiting)
-        return await read_remaining(receive, limit=limit, timeout_s=timeout_s, pending=pending)
+        return await _read_remaining(receive, limit=limit, timeout_s=timeout_s, pending=pending)
     if message["type"] != "http.request" or message.get("more_body", False):
-        return await read_remaining(receive, limit=limit, timeout_s=timeout_s, first=message)
+        return await _read_remaining(receive, limit=limit, timeout_s=timeout_s, first=message)
     body: bytes = message.get("body", b"")
     if len(body) > limit:
         raise PayloadTooLargeError(f"The body is larger than the {limit}-byte limit.")
@@ -268,7 +268,7 @@ async def _read_rest(
     first: Message | None = None,
     pending: Pending | None = None,
 ) -> bytes:
-    return await read_remaining(
+    return await _read_remaining(
         receive,
         limit=settings.max_body_bytes,
         timeout_s=settings.request_timeout_s,
@@ -277,7 +277,7 @@ async def _read_rest(
     )
 
 
-async def read_remaining(
+async def _read_remaining(
     receive: Receive,
     *,
     limit: int,
