@@ -10,7 +10,8 @@ Times, for batches of 1, 10, 100 and 1000 rows (the same realistic rows for ever
 - `xgboost inplace_predict`: `Booster.inplace_predict(rows)`, xgboost's fastest path;
 - `tl2cgen Predictor`: `tl2cgen.DMatrix` + `tl2cgen.Predictor.predict` on the compiled model.so;
 - `treelite GTIL`: the server's portable fallback (`serve.predictor.GtilPredictor`);
-- `serve compiled (ctypes)`: the server's own predictor (`serve.predictor.CompiledPredictor`).
+- `serve compiled (ctypes)`: the server's own predictor (`serve.predictor.CompiledPredictor`: ctypes
+  per row, tl2cgen's C loop from `BATCH_ROWS` rows on).
 
 Each cell is the median over many calls (each call timed with `perf_counter_ns`, for at least
 `--seconds` per cell), reported per call and per row, with p99 per call and the speed-up over the
@@ -150,6 +151,7 @@ def candidates(
         found.append(Candidate("treelite GTIL (serve fallback)", gtil.predict))
     if library is not None and library.exists():
         ctypes_predictor = CompiledPredictor(library, num_features=num_features)
+        ctypes_predictor.load_batch_path()  # as the server does: tl2cgen's C loop for batches
         found.append(Candidate("serve compiled (ctypes)", ctypes_predictor.predict))
     return found, notes
 

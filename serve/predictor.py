@@ -60,7 +60,16 @@ class Predictor(Protocol):
 
 
 class CompiledPredictor:
-    """Calls the tl2cgen-compiled `predict()` once per row, with reused buffers for one row."""
+    """Calls the tl2cgen-compiled `predict()` directly, with reused buffers for one row.
+
+    Small batches loop over the rows from Python (about 0.8 µs a row of ctypes overhead on top
+    of the model). From `BATCH_ROWS` rows on, tl2cgen's own runtime loops in C over the same
+    library instead: about 30 µs fixed, then 0.2 µs a row. `load_model` loads it before the
+    verification set (which checks it too), so no request pays for importing it; where it
+    cannot be loaded, every batch takes the loop.
+    """
+
+    BATCH_ROWS = 64
 
     kind = "compiled"
 
@@ -96,6 +105,9 @@ class CompiledPredictor:
         predict.restype = None
         self._predict = predict
         self._library = lib  # keeps the library loaded as long as the predictor lives
+        self._library_path = library
+        self._batch: Any = None  # tl2cgen.Predictor on the same library, see load_batch_path
+        self._batch_matrix: Any = None  # tl2cgen.DMatrix
         self._num_features = num_features
         self._row = np.zeros(num_features, dtype=np.float32)
         self._row_bits = self._row.view(np.int32)
@@ -110,6 +122,10 @@ class CompiledPredictor:
     @property
     def num_features(self) -> int:
         return self._num_features
+
+    @property
+    def batch_path_loaded(self) -> bool:
+        return self._batch is not None
 
     def predict_row(self, values: list[float]) -> Probabilities:
         total = sum(values)
@@ -129,6 +145,12 @@ class CompiledPredictor:
             self._result[0] = 0.0
             self._predict(self._row_pointer, self._no_margin, self._result_pointer)
             return self._result.copy()
+        if rows >= self.BATCH_ROWS and self._batch is not None:
+            matrix = self._batch_matrix(
+                np.ascontiguousarray(features, dtype=np.float32), dtype="float32", missing=np.nan
+            )
+            output = self._batch.predict(matrix)
+            return np.ascontiguousarray(output.reshape(rows), dtype=np.float32)
         entries = np.array(features, dtype=np.float32, order="C", copy=True)
         entries.view(np.int32)[np.isnan(entries)] = _MISSING
         result = np.zeros(rows, dtype=np.float32)
@@ -141,6 +163,25 @@ class CompiledPredictor:
         for index in range(rows):
             predict(pointer(address + index * stride), no_margin, pointer(out + 4 * index))
         return result
+
+    def load_batch_path(self) -> None:
+        """Load tl2cgen's runtime for batches of `BATCH_ROWS` rows or more (single-threaded,
+        as one worker process owns one core). Without it batches still work, more slowly."""
+        if self._batch is not None:
+            return
+        try:
+            import tl2cgen
+
+            self._batch = tl2cgen.Predictor(str(self._library_path), nthread=1)
+            self._batch_matrix = tl2cgen.DMatrix
+        except Exception as exc:  # an optional speed-up: never a reason not to serve
+            logger.warning(
+                "%s: tl2cgen's batch runtime is unavailable, batches are predicted row by row "
+                "(%s: %s)",
+                self._library_path,
+                type(exc).__name__,
+                exc,
+            )
 
 
 class GtilPredictor:
@@ -210,6 +251,7 @@ def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
         try:
             library = resolve_member(model_dir, manifest.compiled.library)
             predictor = CompiledPredictor(library, num_features=num_features)
+            predictor.load_batch_path()  # before the verification set, which checks it too
         except (PredictorError, ArtifactError) as exc:
             logger.warning("%s; serving through treelite GTIL, which is much slower", exc)
     if predictor is None:
@@ -259,6 +301,8 @@ def verify_predictor(predictor: Predictor, *, model_dir: Path, manifest: Manifes
 
 def warm_up(predictor: Predictor, *, rounds: int = 100) -> None:
     """Touch every code path once so the first request pays no first-call costs."""
+    if isinstance(predictor, CompiledPredictor):
+        predictor.predict(np.zeros((predictor.BATCH_ROWS, predictor.num_features), np.float32))
     zeros = np.zeros((1, predictor.num_features), dtype=np.float32)
     missing = np.full((2, predictor.num_features), np.nan, dtype=np.float32)
     for _ in range(rounds):

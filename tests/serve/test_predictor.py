@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,43 @@ def test_compiled_matches_xgboost_row_by_row_and_in_batches(tiny_artifact: Path)
     np.testing.assert_allclose(predictor.predict(features), expected, atol=1e-6)
     single = np.concatenate([predictor.predict(features[i : i + 1]) for i in range(50)])
     np.testing.assert_allclose(single, expected[:50], atol=1e-6)
+
+
+def test_batches_from_batch_rows_on_run_in_tl2cgen_and_match_the_row_loop(
+    tiny_artifact: Path,
+) -> None:
+    looping = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    batching = CompiledPredictor(tiny_artifact / "model.so", num_features=NUM_FEATURES)
+    batching.load_batch_path()
+    assert batching.batch_path_loaded and not looping.batch_path_loaded
+    features, _ = training_data(CompiledPredictor.BATCH_ROWS * 3, seed=5)
+    features[::3, 2] = np.nan  # missing values go down the default branch on both paths
+    expected = reference(tiny_artifact, features)
+    batched = batching.predict(features)
+    assert batched.shape == (len(features),) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, expected, atol=1e-6)
+    np.testing.assert_array_equal(batched, looping.predict(features))
+    just_below = features[: CompiledPredictor.BATCH_ROWS - 1]
+    np.testing.assert_array_equal(batching.predict(just_below), looping.predict(just_below))
+
+
+def test_load_model_loads_and_verifies_the_batch_path(tiny_artifact: Path) -> None:
+    predictor = load_model(tiny_artifact).predictor
+    assert isinstance(predictor, CompiledPredictor) and predictor.batch_path_loaded
+
+
+def test_without_tl2cgen_batches_still_work_row_by_row(
+    tiny_artifact: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "tl2cgen", None)  # `import tl2cgen` raises ImportError
+    with caplog.at_level(logging.WARNING, logger="serve.predictor"):
+        predictor = load_model(tiny_artifact).predictor
+    assert isinstance(predictor, CompiledPredictor) and not predictor.batch_path_loaded
+    assert "batches are predicted row by row" in caplog.text
+    features, _ = training_data(CompiledPredictor.BATCH_ROWS * 2, seed=6)
+    np.testing.assert_allclose(
+        predictor.predict(features), reference(tiny_artifact, features), atol=1e-6
+    )
 
 
 def test_compiled_treats_nan_as_missing_not_as_a_value(tiny_artifact: Path) -> None:
