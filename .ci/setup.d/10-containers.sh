@@ -11,6 +11,9 @@
 # Knobs (environment): RTB_BASE_IMAGE (default localhost/rtb-base:bookworm), RTB_PODMAN_SOCKET
 # (default /run/rtb-podman/podman.sock), RTB_DEBIAN_MIRROR (default: this machine's apt mirror).
 
+# shellcheck source=.ci/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
+
 rtb_containers_setup() {
     local base_image="${RTB_BASE_IMAGE:-localhost/rtb-base:bookworm}"
     local socket="${RTB_PODMAN_SOCKET:-/run/rtb-podman/podman.sock}"
@@ -18,18 +21,7 @@ rtb_containers_setup() {
         fuse-overlayfs catatonit debootstrap ca-certificates curl)
 
     # 1. Packages: podman with runc (crun is not needed), netavark for port publishing, debootstrap.
-    local missing=()
-    local package
-    for package in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
-            || missing+=("$package")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "installing ${missing[*]}"
-        local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
-        DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
-    fi
+    rtb_apt_install "${packages[@]}" || return 1
 
     # 2. Engine configuration. The CA bundle is mounted into every container, including the
     #    RUN steps of a build, so that pip inside a build trusts this network's certificate authority.

@@ -12,20 +12,12 @@
 # Knobs (environment): RTB_REGISTRY_PORT (default: a free port), RTB_REGISTRY_DIR (default: a new
 # temporary directory). The registry stops when the sourcing shell exits.
 
+# shellcheck source=.ci/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
+
 rtb_registry_setup() {
     local packages=(docker-registry apache2-utils curl python3)
-    local missing=()
-    local package
-    for package in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
-            || missing+=("$package")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "installing ${missing[*]}"
-        local install=(apt-get install -y -qq --no-install-recommends "${missing[@]}")
-        DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${install[@]}" >/dev/null; }
-    fi
+    rtb_apt_install "${packages[@]}" || return 1
 
     # Reuse a registry this shell already started (a developer sourcing the script twice).
     if [ -n "${RTB_REGISTRY:-}" ] && [ -n "${RTB_REGISTRY_PASSWORD:-}" ] \
