@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from model.errors import ModelError
 
@@ -168,6 +168,20 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def _build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `build_artifact` that `_add_build_options` parsed."""
+    return {
+        "bid_threshold": args.bid_threshold,
+        "compile": not args.no_compile,
+        "toolchain": args.toolchain,
+        "units": args.units,
+        "opt_level": args.opt_level,
+        "verification_rows": args.verification_rows,
+        "created_at": _source_date(),
+        "progress": None if args.quiet else _progress,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -179,15 +193,8 @@ def _run_build(args: argparse.Namespace) -> int:
             args.source,
             output_dir=directory,
             feature_names=args.feature_names,
-            bid_threshold=args.bid_threshold,
-            compile=False if args.no_compile else True,
-            toolchain=args.toolchain,
-            units=args.units,
-            opt_level=args.opt_level,
             reference=args.reference,
-            verification_rows=args.verification_rows,
-            created_at=_source_date(),
-            progress=None if args.quiet else _progress,
+            **_build_options(args),
         )
         written = _finish_output(directory, args.output)
     from model.inspection import format_manifest
@@ -212,14 +219,7 @@ def _run_train(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             parity_rows=args.parity_rows,
             save_json=save_json,
-            bid_threshold=args.bid_threshold,
-            compile=False if args.no_compile else True,
-            toolchain=args.toolchain,
-            units=args.units,
-            opt_level=args.opt_level,
-            verification_rows=args.verification_rows,
-            created_at=_source_date(),
-            progress=None if args.quiet else _progress,
+            **_build_options(args),
         )
         written = _finish_output(directory, args.output)
     print(f"wrote {written}")
