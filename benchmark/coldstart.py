@@ -323,15 +323,11 @@ def build_artifact_in_image(client: Any, image: str, *, source: Path, output_dir
 
 
 def default_seed_model(env: Mapping[str, str] | None = None) -> Path:
-    """The reference SageMaker artifact: `RTB_SEED_MODEL`, else the shared copy beside the repo."""
+    """The reference SageMaker artifact: `RTB_SEED_MODEL`, else the copy in the test data."""
     environ = os.environ if env is None else env
     if override := environ.get("RTB_SEED_MODEL"):
         return Path(override)
-    for shared in (REPO_ROOT.parent / "shared", Path("/work/shared")):
-        candidate = shared / "seed-model" / "model.tar.gz"
-        if candidate.is_file():
-            return candidate
-    return REPO_ROOT.parent / "shared" / "seed-model" / "model.tar.gz"
+    return REPO_ROOT / "tests" / "data" / "seed-model" / "model.tar.gz"
 
 
 @contextmanager
@@ -393,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-model",
         type=Path,
         default=default_seed_model(),
-        help="raw SageMaker model.tar.gz (default: $RTB_SEED_MODEL or ../shared/seed-model)",
+        help="raw SageMaker model.tar.gz (default: $RTB_SEED_MODEL or tests/data/seed-model)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="starts per case (%(default)s)")
     parser.add_argument(

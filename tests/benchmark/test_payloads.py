@@ -15,8 +15,7 @@ from benchmark.payloads import (
     load_reference,
     make_rows,
 )
-
-SEED_REFERENCE = Path("/work/shared/seed-model/reference.csv")
+from tests.seed import SEED_REFERENCE
 
 
 def test_rows_are_float32_with_the_model_features_and_reproducible() -> None:
@@ -54,7 +53,6 @@ def test_rows_can_be_drawn_from_reference_data(tmp_path: Path) -> None:
     }
 
 
-@pytest.mark.skipif(not SEED_REFERENCE.exists(), reason="seed model reference data not present")
 def test_seed_reference_loads() -> None:
     reference = load_reference(SEED_REFERENCE)
     assert reference.shape == (5000, 7)

@@ -21,9 +21,9 @@ from container.logging_config import JsonFormatter, logging_config
 from container.server_config import uvicorn_options
 from serve.settings import Settings
 from tests.contract import free_port, wait_until_ready
+from tests.seed import SEED_TARBALL
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_TARBALL = Path("/work/shared/seed-model/model.tar.gz")
 
 
 def run_serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -120,7 +120,6 @@ def _workers(pid: int) -> set[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SEED_TARBALL.is_file(), reason="seed model not available")
 def test_a_killed_worker_is_replaced_and_ping_stays_truthful(tmp_path: Path) -> None:
     import tarfile
 

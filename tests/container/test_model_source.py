@@ -18,9 +18,7 @@ from container.model_source import (
     source_digest,
 )
 from model.artifact import is_artifact_dir, read_manifest
-
-SEED_TARBALL = Path("/work/shared/seed-model/model.tar.gz")
-needs_seed = pytest.mark.skipif(not SEED_TARBALL.is_file(), reason="seed model not available")
+from tests.seed import SEED_TARBALL
 
 
 @pytest.fixture
@@ -68,7 +66,6 @@ def test_nothing_to_serve_is_a_clear_error(tmp_path: Path) -> None:
         resolve_model_dir(tmp_path / "absent", default_model_dir=tmp_path / "also-absent")
 
 
-@needs_seed
 def test_a_raw_model_is_built_once_then_reused(
     raw_seed: Path, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -84,7 +81,6 @@ def test_a_raw_model_is_built_once_then_reused(
     assert [p.name for p in cache.iterdir()] == [first.name]  # no staging directory left over
 
 
-@needs_seed
 def test_a_damaged_cache_is_rebuilt(raw_seed: Path, cache: Path) -> None:
     first = resolve_model_dir(raw_seed, default_model_dir=None)
     (first / "model.tl").write_bytes(b"damaged")
@@ -94,7 +90,6 @@ def test_a_damaged_cache_is_rebuilt(raw_seed: Path, cache: Path) -> None:
     assert (again / "model.tl").read_bytes() != b"damaged"
 
 
-@needs_seed
 def test_a_model_dir_holding_the_tarball_is_imported(tmp_path: Path, cache: Path) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
@@ -129,7 +124,6 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-@needs_seed
 def test_the_cache_is_private_and_an_entry_others_can_write_is_never_loaded(
     raw_seed: Path, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -155,7 +149,6 @@ def test_the_cache_is_private_and_an_entry_others_can_write_is_never_loaded(
     assert "refusing the artifact cache" in caplog.text
 
 
-@needs_seed
 @pytest.mark.skipif(os.getuid() != 0, reason="chown to another user needs root")
 def test_an_entry_owned_by_another_user_is_never_loaded(
     raw_seed: Path, cache: Path, caplog: pytest.LogCaptureFixture

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -87,18 +86,9 @@ def cli() -> Callable[..., Result]:
 
 
 @pytest.fixture
-def seed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real SageMaker artifact from shared/, else a stand-in with the same layout.
-
-    moto never opens the artifact; the deploy tests need a file SageMaker would accept."""
-    if SEED_MODEL.is_file():
-        return SEED_MODEL
-    directory = tmp_path_factory.mktemp("stand-in-model")
-    (directory / "xgboost-model").write_bytes(b"stand-in for shared/seed-model/model.tar.gz")
-    artifact = directory / "model.tar.gz"
-    with tarfile.open(artifact, "w:gz") as archive:
-        archive.add(directory / "xgboost-model", arcname="xgboost-model")
-    return artifact
+def seed_model() -> Path:
+    """The real SageMaker artifact, from the repository's test data."""
+    return SEED_MODEL
 
 
 # --- container engine and registry ---------------------------------------------------------

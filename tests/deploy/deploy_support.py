@@ -14,8 +14,10 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
+from tests.seed import SEED_TARBALL
+
 REPO = Path(__file__).resolve().parents[2]
-SEED_MODEL = REPO.parent / "shared" / "seed-model" / "model.tar.gz"
+SEED_MODEL = SEED_TARBALL
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/rtb-inference-execution"

@@ -9,34 +9,27 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from model_testdata import SEED_DIR, SEED_FEATURES, SEED_REFERENCE, SEED_TARBALL
+from model_testdata import SEED_FEATURES
 
 from model.artifact import Manifest
 from model.build import build_artifact
 from model.verification import read_reference_csv
-
-
-def _require_seed() -> None:
-    if not SEED_TARBALL.is_file() or not SEED_REFERENCE.is_file():
-        pytest.skip(f"the seed model is not available at {SEED_DIR}")
+from tests.seed import SEED_REFERENCE, SEED_TARBALL
 
 
 @pytest.fixture(scope="session")
 def seed_tarball() -> Path:
-    _require_seed()
     return SEED_TARBALL
 
 
 @pytest.fixture(scope="session")
 def seed_reference() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-    _require_seed()
     return read_reference_csv(SEED_REFERENCE, num_features=7)
 
 
 @pytest.fixture(scope="session")
 def seed_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seed's `xgboost-model` (the pickled Booster) as a bare file."""
-    _require_seed()
     target = tmp_path_factory.mktemp("seed-raw")
     with tarfile.open(SEED_TARBALL) as tar:
         member = tar.getmember("xgboost-model")
@@ -49,7 +42,6 @@ def seed_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def seed_artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest]:
     """The seed built once (compiled, without reference rows): (artifact dir, manifest)."""
-    _require_seed()
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc")
     output = tmp_path_factory.mktemp("seed-artifact") / "artifact"

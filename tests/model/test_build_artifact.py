@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from model_testdata import SEED_FEATURES, SEED_REFERENCE, requires_gcc
+from model_testdata import SEED_FEATURES, requires_gcc
 
 from model import build as build_module
 from model.artifact import (
@@ -25,6 +25,7 @@ from model.artifact import (
 from model.build import build_artifact, package_artifact
 from model.errors import BuildError, ParityError, SourceError
 from model.verification import predict_compiled, predict_gtil
+from tests.seed import SEED_REFERENCE
 
 Reference = tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from model.artifact import sha256_file
+from tests.seed import SEED_TARBALL
 
-SEED_MODEL = Path("/work/shared/seed-model/model.tar.gz")
+SEED_MODEL = SEED_TARBALL
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,14 +33,12 @@ from tests.contract import (
     free_port,
     host_and_port,
 )
+from tests.seed import SEED_REFERENCE, SEED_TARBALL
 
-SEED_DIR = Path("/work/shared/seed-model")
-SEED_TARBALL = SEED_DIR / "model.tar.gz"
-REFERENCE = SEED_DIR / "reference.csv"
+REFERENCE = SEED_REFERENCE
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not SEED_TARBALL.is_file(), reason="the seed model is not available"),
 ]
 
 
