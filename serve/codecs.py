@@ -25,20 +25,22 @@ from serve.errors import (
     TooManyRowsError,
 )
 from serve.outputs import OutputSelection, Probabilities
+from serve.predictor import FeatureMatrix
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 NPY = "application/x-npy"
 
-FeatureMatrix = npt.NDArray[np.float32]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""The largest finite float32: a value beyond it is refused as `invalid_value`."""
+
 Decoder = Callable[..., FeatureMatrix]
 Encoder = Callable[[Probabilities, OutputSelection], bytes]
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _JSON_KINDS = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
 _ORJSON_NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def parse_media_type(value: str) -> str:
@@ -64,7 +66,7 @@ def parse_csv_row(body: bytes, *, num_features: int) -> list[float] | None:
     except ValueError:
         return None
     total = sum(values)  # NaN or inf anywhere (or an overflowing sum) makes this non-finite
-    if total - total != 0.0 or min(values) < -_FLOAT32_MAX or max(values) > _FLOAT32_MAX:
+    if total - total != 0.0 or min(values) < -FLOAT32_MAX or max(values) > FLOAT32_MAX:
         return None
     return values
 
@@ -251,7 +253,7 @@ def _rows_to_matrix(rows: list[Any], *, num_features: int, max_rows: int) -> Fea
 
 def _to_float32(matrix: npt.NDArray[np.float64]) -> FeatureMatrix:
     """Refuse infinities and values float32 cannot hold (NaN is a missing value), then cast."""
-    outside = np.abs(matrix) > _FLOAT32_MAX
+    outside = np.abs(matrix) > FLOAT32_MAX
     if outside.any():
         row, column = (int(i) + 1 for i in np.argwhere(outside)[0])
         raise _infinite_error(row, column)

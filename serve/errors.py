@@ -1,15 +1,21 @@
-"""Every failure a client can cause, as one exception hierarchy carrying its HTTP status and code.
+"""Every failure a client can cause, as one exception hierarchy carrying its HTTP status and code,
+and the one mapping from an exception to the response that answers it.
 
-Each bad input raises a subclass of `InferenceError`; one handler turns it into
-`{"error": code, "message": ...}` with the subclass's status. Anything else is a bug and
-becomes a generic 500 that leaks nothing.
+Each bad input raises a subclass of `InferenceError`; `error_response` turns it into
+`{"error": code, "message": ...}` with the subclass's status, for the `/invocations` hot path and
+FastAPI's exception handlers alike. Anything else is a bug and becomes a generic 500 that leaks
+nothing (the traceback goes to the log).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
+
+logger = logging.getLogger(__name__)
 
 
 class InferenceError(Exception):
@@ -17,6 +23,11 @@ class InferenceError(Exception):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+
+    def __init_subclass__(cls, *, code: str, status_code: int = 400) -> None:
+        super().__init_subclass__()
+        cls.code = code
+        cls.status_code = status_code
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,55 +37,50 @@ class InferenceError(Exception):
         return error_body(self.code, self.message)
 
 
-class UnsupportedMediaTypeError(InferenceError):
-    status_code = 415
-    code = "unsupported_media_type"
+class UnsupportedMediaTypeError(InferenceError, code="unsupported_media_type", status_code=415):
+    """Content-Type is missing, or names no decoder."""
 
 
-class NotAcceptableError(InferenceError):
-    status_code = 406
-    code = "not_acceptable"
+class NotAcceptableError(InferenceError, code="not_acceptable", status_code=406):
+    """Accept admits none of the encoders."""
 
 
-class EmptyBodyError(InferenceError):
-    code = "empty_body"
+class EmptyBodyError(InferenceError, code="empty_body"):
+    """No body, or a body without a single row."""
 
 
-class PayloadTooLargeError(InferenceError):
-    status_code = 413
-    code = "payload_too_large"
+class PayloadTooLargeError(InferenceError, code="payload_too_large", status_code=413):
+    """The body is over the byte limit, by its Content-Length or while it is read."""
 
 
-class TooManyRowsError(InferenceError):
-    status_code = 413
-    code = "too_many_rows"
+class TooManyRowsError(InferenceError, code="too_many_rows", status_code=413):
+    """More rows than `RTB_MAX_ROWS` in one request."""
 
 
-class MalformedPayloadError(InferenceError):
-    code = "malformed_payload"
+class MalformedPayloadError(InferenceError, code="malformed_payload"):
+    """A body that is not the declared format: not a number, bad JSON or npy, a wrong shape,
+    strings or booleans in JSON."""
 
 
-class FeatureCountMismatchError(InferenceError):
-    code = "feature_count_mismatch"
+class FeatureCountMismatchError(InferenceError, code="feature_count_mismatch"):
+    """A row with another number of values than the model's features (exact: no label column
+    is tolerated)."""
 
 
-class InvalidValueError(InferenceError):
-    code = "invalid_value"
+class InvalidValueError(InferenceError, code="invalid_value"):
+    """A value that is infinite, or does not fit in float32."""
 
 
-class RequestTimeoutError(InferenceError):
-    status_code = 408
-    code = "request_timeout"
+class RequestTimeoutError(InferenceError, code="request_timeout", status_code=408):
+    """The body did not arrive within the deadline; the connection is closed after the answer."""
 
 
-class ModelNotReadyError(InferenceError):
-    status_code = 503
-    code = "model_not_ready"
+class ModelNotReadyError(InferenceError, code="model_not_ready", status_code=503):
+    """The model is not loaded and verified yet; `/ping` answers 503 too."""
 
 
-class OverloadedError(InferenceError):
-    status_code = 503
-    code = "overloaded"
+class OverloadedError(InferenceError, code="overloaded", status_code=503):
+    """The worker is over its concurrency bound; answered at once, with `Retry-After`."""
 
 
 OVERLOADED_SCOPE_KEY = "rtb.overloaded"
@@ -90,3 +96,22 @@ INTERNAL_ERROR_BODY = (
 def error_body(code: str, message: str) -> bytes:
     """The JSON body of every error response."""
     return orjson.dumps({"error": code, "message": message})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """What answers a failed request: a status and a JSON error body."""
+
+    status_code: int
+    body: bytes
+
+
+def error_response(exc: Exception) -> ErrorResponse:
+    """The response to a request that raised `exc`, logged: an `InferenceError` is the client's
+    (its status and body, at DEBUG without a traceback); anything else is a bug (500 with a body
+    that leaks nothing, the traceback at ERROR)."""
+    if isinstance(exc, InferenceError):
+        logger.debug("request refused: %s %s", exc.code, exc.message)
+        return ErrorResponse(exc.status_code, exc.body())
+    logger.error("request failed: bug in the server", exc_info=exc)
+    return ErrorResponse(500, INTERNAL_ERROR_BODY)

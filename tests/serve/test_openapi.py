@@ -1,4 +1,5 @@
-"""The OpenAPI schema describes the loaded model's requests, and schemathesis finds no 5xx."""
+"""The OpenAPI schema declares the hot paths, describes the loaded model's requests, and
+schemathesis finds no 5xx."""
 
 from __future__ import annotations
 
@@ -73,6 +74,28 @@ def test_request_schemas_follow_the_model() -> None:
     assert pattern.search("2,,0.0,7.0,3.0,20.0,2\n1,2,3,4,5,6,7\n")
     assert not pattern.search("2,0,0.0,7.0,3.0,20.0")
     assert "content" not in document["paths"]["/ping"]["get"]["responses"]["200"]
+
+
+def test_the_hot_paths_are_declared_beside_fastapis_routes() -> None:
+    paths = asyncio.run(fetch_schema())["paths"]
+    assert list(paths) == ["/ping", "/invocations", "/execution-parameters"]
+    assert set(paths["/ping"]) == {"get"}
+    assert set(paths["/invocations"]) == {"post"}
+    assert paths["/ping"]["get"]["operationId"] == "ping_ping_get"
+    assert paths["/invocations"]["post"]["operationId"] == "invocations_invocations_post"
+    assert set(paths["/ping"]["get"]["responses"]) == {"200", "503"}
+    responses = paths["/invocations"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "406", "408", "413", "415", "500", "503"}
+
+
+def test_the_schema_is_narrowed_once_the_model_is_loaded() -> None:
+    app = create_app(Settings(workers=1), None)
+    before = app.openapi()["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert before["text/csv"]["schema"] == {"type": "string"}
+    app.invocation_handler.predictor = FakePredictor()  # type: ignore[attr-defined]
+    after = app.openapi()["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert "pattern" in after["text/csv"]["schema"]
+    assert app.openapi() is app.openapi()  # built once from then on
 
 
 @SCHEMA.parametrize()

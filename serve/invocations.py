@@ -1,0 +1,198 @@
+"""`POST /invocations` as a raw ASGI callable, answered before FastAPI's routing and middleware:
+on a single-row request those cost more than the prediction.
+
+Per request, in this order: overload mark (503 `overloaded` at once, with `Retry-After`), model
+ready (503), Content-Type (415), Accept (406), Content-Length (413), the body (`serve.body`: a
+byte cap and a deadline, 413 and 408), decode (400, 413), predict, encode. Failures are answered
+through `serve.errors.error_response`. The response carries `Server-Timing: app;dur=<ms>` (server
+time, µs resolution) and echoes `X-Amzn-SageMaker-Custom-Attributes`. Of a header sent twice, the
+last one counts.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from serve.body import BodyReader, ClientDisconnectedError
+from serve.codecs import (
+    CSV,
+    DECODERS,
+    ENCODERS,
+    JSON,
+    Decoder,
+    negotiate_accept,
+    parse_csv_row,
+    parse_media_type,
+)
+from serve.errors import (
+    OVERLOADED_SCOPE_KEY,
+    EmptyBodyError,
+    ModelNotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    error_response,
+)
+from serve.outputs import OutputSelection
+from serve.predictor import Predictor
+from serve.settings import Settings
+
+CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+CSV_DECODER = DECODERS[CSV]
+JSON_BYTES = JSON.encode()
+_MAX_CUSTOM_ATTRIBUTES = 1024
+_CACHE_LIMIT = 64  # distinct Content-Type / Accept header values remembered per worker
+
+
+class InvocationHandler:
+    """Answers `POST /invocations`; holds the worker's predictor (None until it is loaded)."""
+
+    def __init__(self, settings: Settings, predictor: Predictor | None, selection: OutputSelection):
+        self.settings = settings
+        self.predictor = predictor
+        self.selection = selection
+        self._body = BodyReader(limit=settings.max_body_bytes, timeout_s=settings.request_timeout_s)
+        self._decoders: dict[bytes, Decoder] = {}
+        self._accepts: dict[bytes, tuple[str, bytes]] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self.predictor is not None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if OVERLOADED_SCOPE_KEY in scope:
+            await _send_overloaded(send)
+            return
+        started = perf_counter()
+        content_type = accept = length = attributes = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"content-length":
+                length = value
+            elif name == CUSTOM_ATTRIBUTES:
+                attributes = value
+        try:
+            status, media_type, body = await self._respond(content_type, accept, length, receive)
+        except ClientDisconnectedError:
+            return
+        headers = [
+            (b"content-type", media_type),
+            (b"content-length", b"%d" % len(body)),
+            (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3)),
+        ]
+        if status in (408, 413):  # the rest of the body may still be on the wire
+            headers.append((b"connection", b"close"))
+        if attributes is not None and _is_visible_ascii(attributes):
+            headers.append((CUSTOM_ATTRIBUTES, attributes))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _respond(
+        self,
+        content_type: bytes | None,
+        accept: bytes | None,
+        length: bytes | None,
+        receive: Receive,
+    ) -> tuple[int, bytes, bytes]:
+        """(status, content type, body) for one request; raises only ClientDisconnectedError."""
+        try:
+            predictor = self.predictor
+            if predictor is None:
+                raise ModelNotReadyError(
+                    "The model is not loaded yet; retry after /ping answers 200."
+                )
+            # Cache hits inline; the methods parse, validate and fill the caches.
+            decoder = self._decoders.get(content_type or b"") or self._decoder(content_type)
+            chosen = self._accepts.get(accept or b"") or self._accept(accept)
+            media_type, media_type_bytes = chosen
+            settings = self.settings
+            if length is not None and _declared_too_large(length, settings.max_body_bytes):
+                raise PayloadTooLargeError(
+                    f"The body is larger than the {settings.max_body_bytes}-byte limit."
+                )
+            body = self._body.read(receive)
+            if not isinstance(body, bytes):  # not all here yet: read under the deadline
+                body = await body
+            if not body:
+                raise EmptyBodyError("The body is empty; send one or more rows.")
+            num_features = predictor.num_features
+            values = (
+                parse_csv_row(body, num_features=num_features) if decoder is CSV_DECODER else None
+            )
+            if values is not None:
+                probabilities = predictor.predict_row(values)
+            else:
+                features = decoder(body, num_features=num_features, max_rows=settings.max_rows)
+                probabilities = predictor.predict(features)
+            return 200, media_type_bytes, ENCODERS[media_type](probabilities, self.selection)
+        except ClientDisconnectedError:
+            raise
+        except Exception as exc:
+            error = error_response(exc)
+            return error.status_code, JSON_BYTES, error.body
+
+    def _decoder(self, header: bytes | None) -> Decoder:
+        if header is None:
+            raise UnsupportedMediaTypeError(
+                f"Content-Type is missing; send one of {', '.join(DECODERS)}."
+            )
+        decoder = self._decoders.get(header)
+        if decoder is None:
+            found = DECODERS.get(parse_media_type(header.decode("latin-1")))
+            if found is None:
+                raise UnsupportedMediaTypeError(
+                    f"Content-Type {header[:100].decode('latin-1')!r} is not supported; "
+                    f"send one of {', '.join(DECODERS)}."
+                )
+            decoder = _remember(self._decoders, header, found)
+        return decoder
+
+    def _accept(self, header: bytes | None) -> tuple[str, bytes]:
+        key = b"" if header is None else header
+        chosen = self._accepts.get(key)
+        if chosen is None:
+            media_type = negotiate_accept(
+                key.decode("latin-1"), default=self.settings.default_accept
+            )
+            chosen = _remember(self._accepts, key, (media_type, media_type.encode()))
+        return chosen
+
+
+def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _declared_too_large(length: bytes, limit: int) -> bool:
+    """Content-Length over the limit; a malformed one is left to the byte cap while reading."""
+    return length.isdigit() and (len(length) > 15 or int(length) > limit)
+
+
+def _is_visible_ascii(value: bytes) -> bool:
+    return 0 < len(value) <= _MAX_CUSTOM_ATTRIBUTES and all(32 <= byte < 127 for byte in value)
+
+
+_OVERLOADED = OverloadedError(
+    "The worker is over its concurrency bound (RTB_MAX_CONCURRENCY); retry shortly."
+)
+_OVERLOADED_BODY = _OVERLOADED.body()
+_OVERLOADED_HEADERS = [
+    (b"content-type", JSON_BYTES),
+    (b"content-length", b"%d" % len(_OVERLOADED_BODY)),
+    (b"retry-after", b"1"),
+    (b"connection", b"close"),  # shed the connection too, as uvicorn's own bound does
+]
+
+
+async def _send_overloaded(send: Send) -> None:
+    status = _OVERLOADED.status_code
+    await send({"type": "http.response.start", "status": status, "headers": _OVERLOADED_HEADERS})
+    await send({"type": "http.response.body", "body": _OVERLOADED_BODY})
