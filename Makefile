@@ -24,7 +24,7 @@ $(MODEL)/manifest.json: | setup
 model: $(MODEL)/manifest.json
 
 run: setup model
-	$(PY) -m serve --model-dir $(MODEL) --port $(PORT)
+	$(PY) -m container --model-dir $(MODEL) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest

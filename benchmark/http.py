@@ -8,7 +8,7 @@ Starts three servers, one uvicorn worker each, with the same uvicorn options
 (`container.server_config.uvicorn_options`: uvloop, httptools, no access log):
 
 - `floor`: a raw ASGI app that reads the body and answers a constant: the Python HTTP floor;
-- `compiled`: `python -m serve --model-dir DIR --workers 1`, exactly as users run it;
+- `compiled`: `python -m container --model-dir DIR --workers 1`, exactly as users run it;
 - `xgboost`: the same app (`serve.app.create_app`) with an `xgboost` `inplace_predict` predictor.
 
 Each round measures each server in turn (interleaved, so drifts in machine load hit all three
@@ -174,7 +174,7 @@ def start_server(
     """Start one server subprocess and wait for its first 200 on /ping; always stop it."""
     port = free_port()
     if kind == "compiled":
-        command = [sys.executable, "-m", "serve", "--model-dir", str(model_dir)]
+        command = [sys.executable, "-m", "container", "--model-dir", str(model_dir)]
         command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     else:
         command = [sys.executable, "-m", "benchmark.http", "--serve", kind, "--port", str(port)]

@@ -50,7 +50,7 @@ def ping(port: int, *, timeout: float = 2.0, host: str = "127.0.0.1") -> int | N
 
 
 class ServerProcess:
-    """`python -m serve --model-dir DIR --port P --workers N` in its own process group.
+    """`python -m container --model-dir DIR --port P --workers N` in its own process group.
 
     The process group lets `stop` reach the workers even when the supervisor is killed first, so
     nothing outlives the run. Output goes to `log_path` (read it with `log()`).
@@ -71,7 +71,7 @@ class ServerProcess:
         self.model_dir = model_dir
         self.workers = workers
         self.log_path = log_path
-        base = [sys.executable, "-m", "serve"] if command is None else list(command)
+        base = [sys.executable, "-m", "container"] if command is None else list(command)
         self.argv = [
             *base,
             "--model-dir",

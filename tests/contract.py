@@ -1,6 +1,6 @@
 """Over-HTTP contract checks of a running server, as plain functions taking its base URL.
 
-Used by tests/serve/test_http_contract.py against `python -m serve`, and by the container
+Used by tests/serve/test_http_contract.py against `python -m container`, and by the container
 tests against the real image. Each function raises AssertionError with a clear message.
 
     from tests.contract import wait_until_ready, check_ping, check_content_types, ...

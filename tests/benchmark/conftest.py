@@ -1,4 +1,4 @@
-"""Benchmark test fixtures: the default model, `python -m serve` on it, a stand-in server."""
+"""Benchmark test fixtures: the default model, `python -m container` on it, a stand-in server."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def serve_url(
     default_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """`python -m serve` with one worker on the default model, on a free 127.0.0.1 port."""
+    """`python -m container` with one worker on the default model, on a free 127.0.0.1 port."""
     port = free_port()
     log = (tmp_path_factory.mktemp("serve") / "serve.log").open("wb")
     command = [sys.executable, "-m", "serve", "--model-dir", str(default_model[0])]

@@ -42,7 +42,7 @@ def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `python -m serve` (healthy unless `wait=False`); all are stopped at teardown."""
+    """Start `python -m container` (healthy unless `wait=False`); all are stopped at teardown."""
     started: list[ServerProcess] = []
 
     def start(

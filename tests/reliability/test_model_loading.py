@@ -1,6 +1,6 @@
 """Hostile and broken models: refused with a clear log line, never healthy, no harm done.
 
-Each case starts the real server (`python -m serve`) on the model and watches /ping until the
+Each case starts the real server (`python -m container`) on the model and watches /ping until the
 process exits: /ping must never answer 200, the exit code must be non-zero, the log must say
 what was refused, and the payload's marker file (a pickle's reduce, a shared library's
 constructor) or the traversal's target must not exist afterwards.

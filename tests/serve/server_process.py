@@ -1,4 +1,4 @@
-"""Start `python -m serve` as a real subprocess on a free 127.0.0.1 port, and always stop it."""
+"""Start `python -m container` as a real subprocess on a free 127.0.0.1 port, and always stop it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def running_server(
             [
                 sys.executable,
                 "-m",
-                "serve",
+                "container",
                 "--model-dir",
                 str(model_dir),
                 "--host",

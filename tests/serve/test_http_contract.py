@@ -1,4 +1,4 @@
-"""The contract over real HTTP: `python -m serve` started as a subprocess, the seed model served
+"""The contract over real HTTP: `python -m container` started as a subprocess, the seed model served
 from its raw SageMaker artifact, every format pair, bad inputs, limits, SIGTERM, fuzzing."""
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def test_a_model_failing_verification_exits_non_zero_without_serving(tmp_path: P
         [
             sys.executable,
             "-m",
-            "serve",
+            "container",
             "--model-dir",
             str(bad),
             "--port",
