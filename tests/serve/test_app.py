@@ -125,9 +125,9 @@ def test_every_content_type_and_accept(
 BAD_REQUESTS = [
     ({}, b"1,2,3", 415, "unsupported_media_type"),
     ({"content-type": "text/plain"}, b"1,2,3", 415, "unsupported_media_type"),
-    ({"content-type": "text/libsvm"}, b"1:2", 415, "unsupported_media_type"),
+    ({"content-type": "text/libsvm"}, b"0 -1:2", 400, "malformed_payload"),
     ({**CSV, "accept": "application/xml"}, b"1,2,3", 406, "not_acceptable"),
-    ({**CSV, "accept": "application/x-recordio-protobuf"}, b"1,2,3", 406, "not_acceptable"),
+    ({**CSV, "accept": "application/x-npy"}, b"1,2,3", 406, "not_acceptable"),
     (CSV, b"", 400, "empty_body"),
     (CSV, b"1,2", 400, "feature_count_mismatch"),
     (CSV, b"1,2,3,4", 400, "feature_count_mismatch"),
