@@ -38,6 +38,7 @@ IndexBase = Literal["as_written", "one_based_unless_zero"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = math.nan
+_NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in b": ")
 _MAX_INDEX_DIGITS = 18  # int() of longer digit strings is both needless and slow
 
 
@@ -56,58 +57,57 @@ def decode_libsvm(
     if len(lines) > max_rows:
         raise TooManyRowsError(f"The body holds {len(lines)} rows; the limit is {max_rows}.")
     rows = [
-        _parse_line(line, number, num_features=num_features)
+        _parse_plain_line(line) or _parse_line_exactly(line, number, num_features=num_features)
         for number, line in enumerate(lines, start=1)
     ]
-    lowest = min((min(indices) for indices, _ in rows if indices), default=None)
-    if lowest is None:
+    if not any(indices for indices, _ in rows):
         raise MalformedPayloadError(
             "The body holds no index:value pair; a LIBSVM row is `label index:value ...`."
         )
-    shift = 1 if index_base == "one_based_unless_zero" and lowest >= 1 else 0
+    shift = 0
+    if index_base == "one_based_unless_zero":
+        shift = 1 if min(min(indices) for indices, _ in rows if indices) >= 1 else 0
     limit = num_features + shift
     matrix: list[list[float]] = []
     for number, (indices, values) in enumerate(rows, start=1):
-        if len(set(indices)) != len(indices):
-            repeated = next(i for k, i in enumerate(indices) if i in indices[:k])
-            raise MalformedPayloadError(
-                f"Row {number}: index {repeated} appears more than once; give each index once."
-            )
         dense = [_NAN] * num_features
-        for index, value in zip(indices, values, strict=True):
-            if index >= limit:
-                raise _beyond(number, str(index), num_features, shift)
-            dense[index - shift] = value
+        if indices:
+            if len(set(indices)) != len(indices):
+                repeated = next(i for k, i in enumerate(indices) if i in indices[:k])
+                raise MalformedPayloadError(
+                    f"Row {number}: index {repeated} appears more than once; give each index once."
+                )
+            if max(indices) >= limit:
+                beyond = next(index for index in indices if index >= limit)
+                raise _beyond(number, str(beyond), num_features, shift)
+            for index, value in zip(indices, values, strict=True):
+                dense[index - shift] = value  # `limit` kept every column below num_features
         matrix.append(dense)
     return np.array(matrix, dtype=np.float32)
 
 
-def _parse_line(line: bytes, number: int, *, num_features: int) -> tuple[list[int], list[float]]:
-    """The line's (indices, values): the quick reading when it is plainly well formed, else
-    the exact one, which also explains every refusal."""
-    parsed = _parse_plain_line(line)
-    if parsed is None:
-        parsed = _parse_line_exactly(line, number, num_features=num_features)
-    return parsed
-
-
 def _parse_plain_line(line: bytes) -> tuple[list[int], list[float]] | None:
     """`[label] index:value ...` with digit indices and finite float32 values, read in a few
-    C-level passes; None for anything else (left to `_parse_line_exactly`)."""
-    pairs = [token.partition(b":") for token in line.split()]
-    index_texts = [index for index, colon, _ in pairs if colon]
-    value_texts = [value for _, colon, value in pairs if colon]
-    joined = b"".join(value_texts)
+    C-level passes; None for anything else, left to `_parse_line_exactly` (which also
+    explains every refusal)."""
+    tokens = line.split()
+    if tokens and b":" not in tokens[0]:
+        del tokens[0]  # the label
+    if not tokens or b"_" in line:
+        return None
+    pairs = b" ".join(tokens)
+    if pairs.translate(None, _NOT_SEPARATORS) != b": " * (len(tokens) - 1) + b":":
+        return None  # some token without a colon, or with several
+    texts = pairs.replace(b":", b" ").split(b" ")
+    index_texts = texts[0::2]
     if (
-        not b"".join(index_texts).isdigit()  # also False when there is no pair at all
+        not b"".join(index_texts).isdigit()
         or not all(index_texts)
         or max(map(len, index_texts)) > _MAX_INDEX_DIGITS
-        or b":" in joined
-        or b"_" in joined
     ):
         return None
     try:
-        values = list(map(float, value_texts))
+        values = list(map(float, texts[1::2]))
     except ValueError:
         return None
     total = sum(values)

@@ -250,10 +250,14 @@ def frame(payloads: Sequence[bytes]) -> bytes:
 def split_records(body: bytes, *, max_records: int) -> list[bytes]:
     """The record payloads of a RecordIO body, split records joined; refuses a body that is
     not exactly a sequence of well-formed frames, or that holds more than `max_records`."""
+    end = len(body)
+    if end >= _HEADER.size and max_records >= 1:  # the common case: one whole record
+        magic, word = _HEADER.unpack_from(body)
+        if magic == MAGIC and _HEADER.size + ((word + 3) & ~3) == end and word <= _LENGTH_MASK:
+            return [body[_HEADER.size : _HEADER.size + word]]
     records: list[bytes] = []
     pieces: list[bytes] = []  # the parts of a split record read so far
     offset = 0
-    end = len(body)
     while offset < end:
         number = len(records) + 1
         if end - offset < _HEADER.size:
@@ -333,12 +337,11 @@ def _read_row(payload: bytes, number: int, *, num_features: int) -> list[float]:
         raise MalformedPayloadError(
             f"Record {number} is not a valid protobuf Record message: {exc}"
         ) from None
-    features = record.features
-    if "values" not in features:
+    value = record.features.get("values")
+    if value is None:
         raise MalformedPayloadError(
             f'Record {number} has no "values" feature; the row must be features["values"].'
         )
-    value = features["values"]
     kind = value.WhichOneof("value")
     if kind is None or kind == "bytes":
         raise MalformedPayloadError(

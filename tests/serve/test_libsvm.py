@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from serve.errors import (
@@ -167,6 +167,9 @@ lines = st.text(alphabet="0123456789:.-+eEnaifqd_ x\t", max_size=40).map(str.enc
 
 @settings(max_examples=500, deadline=None)
 @given(lines)
+@example(b"1 1:2:3 4")
+@example(b"1:2:3 4:5")
+@example(b"1 :2 3:")
 def test_the_quick_reading_agrees_with_the_exact_one(line: bytes) -> None:
     quick = _parse_plain_line(line)
     if quick is not None:
