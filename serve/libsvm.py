@@ -38,6 +38,7 @@ IndexBase = Literal["as_written", "one_based_unless_zero"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = math.nan
+_COLON = ord(":")
 _NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in b": ")
 _MAX_INDEX_DIGITS = 18  # int() of longer digit strings is both needless and slow
 
@@ -79,7 +80,7 @@ def decode_libsvm(
                 )
             if max(indices) >= limit:
                 beyond = next(index for index in indices if index >= limit)
-                raise _beyond(number, str(beyond), num_features, shift)
+                raise _beyond(number, _shown(str(beyond).encode())[1:-1], num_features, shift)
             for index, value in zip(indices, values, strict=True):
                 dense[index - shift] = value  # `limit` kept every column below num_features
         matrix.append(dense)
@@ -98,22 +99,23 @@ def _parse_plain_line(line: bytes) -> tuple[list[int], list[float]] | None:
     pairs = b" ".join(tokens)
     if pairs.translate(None, _NOT_SEPARATORS) != b": " * (len(tokens) - 1) + b":":
         return None  # some token without a colon, or with several
+    if pairs[0] == _COLON or b" :" in pairs:
+        return None  # an empty index
     texts = pairs.replace(b":", b" ").split(b" ")
     index_texts = texts[0::2]
-    if (
-        not b"".join(index_texts).isdigit()
-        or not all(index_texts)
-        or max(map(len, index_texts)) > _MAX_INDEX_DIGITS
-    ):
+    if not b"".join(index_texts).isdigit():
         return None
     try:
         values = list(map(float, texts[1::2]))
+        indices = list(
+            map(int, index_texts)
+        )  # ValueError past 4,300 digits: left to the exact path
     except ValueError:
         return None
     total = sum(values)
     if not (total - total == 0.0 and -_FLOAT32_MAX <= min(values) <= max(values) <= _FLOAT32_MAX):
         return None  # NaN, inf or beyond float32 somewhere: checked one by one
-    return list(map(int, index_texts)), values
+    return indices, values
 
 
 def _parse_line_exactly(
