@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from serve.codecs import decode_csv
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
@@ -20,6 +21,7 @@ from serve.errors import (
     TooManyRowsError,
 )
 from serve.libsvm import _parse_line_exactly, _parse_plain_line, decode_libsvm
+from tests.seed import SEED_REFERENCE
 
 NAN = np.nan
 NUM_FEATURES = 6
@@ -174,3 +176,19 @@ def test_the_quick_reading_agrees_with_the_exact_one(line: bytes) -> None:
     quick = _parse_plain_line(line)
     if quick is not None:
         assert quick == _parse_line_exactly(line, 1, num_features=NUM_FEATURES)
+
+
+def test_the_seed_reference_rows_as_libsvm_reach_the_model_as_their_csv_does() -> None:
+    """The 5,000 reference rows (a fifth of them with missing values), each written as LIBSVM
+    with its empty fields left out, decode to exactly the matrix their CSV decodes to."""
+    lines = SEED_REFERENCE.read_text().splitlines()[1:]
+    fields = [line.split(",")[:-1] for line in lines]
+    csv = "\n".join(",".join(row) for row in fields).encode()
+    libsvm = "\n".join(
+        "0 " + " ".join(f"{index}:{value}" for index, value in enumerate(row) if value)
+        for row in fields
+    ).encode()
+    expected = decode_csv(csv, num_features=7, max_rows=len(lines))
+    assert np.isnan(expected).any()
+    got = decode_libsvm(libsvm, num_features=7, max_rows=len(lines))
+    np.testing.assert_array_equal(got, expected)

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from serve.codecs import decode_csv
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
@@ -35,6 +36,7 @@ from serve.recordio import (
     parse_proto,
     split_records,
 )
+from tests.seed import SEED_REFERENCE
 
 NAN = np.nan
 DATA = Path(__file__).resolve().parents[1] / "data" / "recordio"
@@ -411,3 +413,20 @@ def test_answers_the_selected_keys_as_float32_tensors() -> None:
         "probabilities": [0.25, 0.75],
         "labels": [0.0, 1.0],
     }
+
+
+def test_the_seed_reference_rows_as_recordio_reach_the_model_as_their_csv_does() -> None:
+    """The 5,000 reference rows, written dense (float64, NaN for a missing value) and sparse
+    (missing values left out), decode to exactly the matrix their CSV decodes to."""
+    lines = SEED_REFERENCE.read_text().splitlines()[1:]
+    csv = "\n".join(line.rsplit(",", 1)[0] for line in lines).encode()
+    expected = decode_csv(csv, num_features=7, max_rows=len(lines))
+    assert np.isnan(expected).any()
+    dense = decode_recordio(
+        dense_body(expected.astype(np.float64), "float64_tensor"), num_features=7, max_rows=5000
+    )
+    np.testing.assert_array_equal(dense, expected)
+    present = ~np.isnan(expected)
+    stored = scipy.sparse.csr_matrix((expected[present], np.nonzero(present)), shape=expected.shape)
+    sparse = decode_recordio(sparse_body(stored), num_features=7, max_rows=5000)
+    np.testing.assert_array_equal(sparse, expected)
