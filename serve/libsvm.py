@@ -10,10 +10,11 @@ missing too. Indices are column numbers as written (`1:0.5` is the second column
 released version of that container reads them; `index_base="one_based_unless_zero"` reads them
 as its unreleased successor does (shifted down by one unless some index in the body is 0).
 
-Stricter than that container where it silently does something a client cannot have meant: a
-repeated index in a row (it sums the values), `a:b:c` (it drops `:c`), and a body whose last
-line has no feature (it drops that row) are refused or kept as a row; a body with no feature at
-all is refused, as there.
+Where that container silently does something no client can mean, this reader differs: a
+repeated index in a row is refused (it sums the values), so is `a:b:c` (it drops `:c`); a last
+line without any feature is kept as a row of missing values (it drops the row, so the answer
+has fewer lines than the request). Like it, a body without any feature at all is refused. It
+also takes tabs and CRLF line ends, which it refuses.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = math.nan
 _COLON = ord(":")
 _NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in b": ")
-_MAX_INDEX_DIGITS = 18  # int() of longer digit strings is both needless and slow
+_MAX_INDEX_DIGITS = 18  # any longer index is beyond every model: refused before int()
 
 
 def decode_libsvm(
@@ -105,11 +106,9 @@ def _parse_plain_line(line: bytes) -> tuple[list[int], list[float]] | None:
     index_texts = texts[0::2]
     if not b"".join(index_texts).isdigit():
         return None
-    try:
+    try:  # int() refuses more than 4,300 digits: such an index is left to the exact path
         values = list(map(float, texts[1::2]))
-        indices = list(
-            map(int, index_texts)
-        )  # ValueError past 4,300 digits: left to the exact path
+        indices = list(map(int, index_texts))
     except ValueError:
         return None
     total = sum(values)
