@@ -9,10 +9,12 @@ is a protobuf `aialgs.data.Record` (serve/record.proto), one row per record.
 A request row is `features["values"]`, a float32, float64 or int32 tensor, as the SageMaker
 XGBoost container reads it: dense (values only: the row, one value per column) or sparse
 (`keys` give the column of each value, `shape` = [columns]; an absent column is missing, as
-XGBoost treats a sparse matrix). Labels, `uid`, `metadata` and other features are ignored. The
-row must have the model's feature count, or one fewer (the last feature is then missing), the
-widths that container accepts. A response is one record per prediction, the prediction in
-`label` as a float32 tensor per key: `score`, or the keys chosen by SAGEMAKER_INFERENCE_OUTPUT.
+XGBoost treats a sparse matrix, and a shape without keys or values is a row of missing values,
+as mlio, the container's RecordIO reader, reads it). Labels, `uid`, `metadata` and other
+features are ignored. The row must have the model's feature count, or one fewer (the last
+feature is then missing), the widths that container accepts. A response is one record per
+prediction, the prediction in `label` as a float32 tensor per key: `score`, or the keys
+chosen by SAGEMAKER_INFERENCE_OUTPUT.
 
 Every length is checked against the bytes that are actually there before anything is sliced
 or allocated; protobuf itself (upb) refuses malformed messages.
