@@ -4,6 +4,8 @@ Decoders turn a body into a C-contiguous float32 matrix (rows, num_features) wit
 missing value; they are strict: anything that is not a number, a missing value or a
 well-formed row is a 400 naming the row and column (1-based). Encoders turn the
 probabilities into bytes in the shape the SageMaker XGBoost container answers with.
+LIBSVM lives in serve/libsvm.py and RecordIO-protobuf in serve/recordio.py; `resolve_content_type`
+maps a Content-Type header (or its absence) to a decoder as that container does.
 """
 
 from __future__ import annotations
@@ -23,14 +25,20 @@ from serve.errors import (
     MalformedPayloadError,
     NotAcceptableError,
     TooManyRowsError,
+    UnsupportedMediaTypeError,
 )
+from serve.libsvm import decode_libsvm
 from serve.outputs import OutputSelection, Probabilities
 from serve.predictor import FeatureMatrix
+from serve.recordio import decode_recordio, encode_recordio
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 NPY = "application/x-npy"
+LIBSVM = "text/libsvm"
+X_LIBSVM = "text/x-libsvm"
+RECORDIO = "application/x-recordio-protobuf"
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 """The largest finite float32: a value beyond it is refused as `invalid_value`."""
@@ -271,7 +279,39 @@ DECODERS: Mapping[str, Decoder] = {
     JSON: decode_json,
     JSONLINES: decode_jsonlines,
     NPY: decode_npy,
+    LIBSVM: decode_libsvm,
+    X_LIBSVM: decode_libsvm,
+    RECORDIO: decode_recordio,
 }
+
+# The bare names the SageMaker XGBoost container also takes as a Content-Type.
+_CONTENT_TYPE_ALIASES = {"csv": CSV, "libsvm": LIBSVM, "recordio-protobuf": RECORDIO}
+
+
+def resolve_content_type(header: str | None) -> Decoder:
+    """The decoder for a request's Content-Type header value, as the SageMaker XGBoost
+    container resolves it: no header at all means LIBSVM; the media type is case-insensitive
+    and may be a bare `csv`, `libsvm` or `recordio-protobuf`; parameters are ignored, except
+    that a CSV `label_size` must be 1. Raises UnsupportedMediaTypeError for anything else
+    (an empty header value included)."""
+    if header is None:
+        return decode_libsvm
+    media_type = parse_media_type(header)
+    media_type = _CONTENT_TYPE_ALIASES.get(media_type, media_type)
+    decoder = DECODERS.get(media_type)
+    if decoder is None:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type {header[:100]!r} is not supported; send one of {', '.join(DECODERS)}."
+        )
+    if media_type == CSV:
+        for parameter in header.split(";")[1:]:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "label_size" and value.strip().strip('"') != "1":
+                raise UnsupportedMediaTypeError(
+                    f"Content-Type {header[:100]!r}: label_size must be 1 (or left out); "
+                    "send the features only."
+                )
+    return decoder
 
 
 # --- encoders -------------------------------------------------------------------------------
@@ -299,6 +339,7 @@ ENCODERS: Mapping[str, Encoder] = {
     CSV: encode_csv,
     JSON: encode_json,
     JSONLINES: encode_jsonlines,
+    RECORDIO: encode_recordio,
 }
 
 

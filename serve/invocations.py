@@ -25,7 +25,7 @@ from serve.codecs import (
     Decoder,
     negotiate_accept,
     parse_csv_row,
-    parse_media_type,
+    resolve_content_type,
 )
 from serve.errors import (
     OVERLOADED_SCOPE_KEY,
@@ -33,7 +33,6 @@ from serve.errors import (
     ModelNotReadyError,
     OverloadedError,
     PayloadTooLargeError,
-    UnsupportedMediaTypeError,
     error_response,
 )
 from serve.outputs import OutputSelection
@@ -138,18 +137,13 @@ class InvocationHandler:
             return error.status_code, JSON_BYTES, error.body
 
     def _decoder(self, header: bytes | None) -> Decoder:
+        """The decoder for a Content-Type header, as the built-in resolves it (a missing header
+        means LIBSVM; an empty one is refused), remembered per distinct header value."""
         if header is None:
-            raise UnsupportedMediaTypeError(
-                f"Content-Type is missing; send one of {', '.join(DECODERS)}."
-            )
+            return resolve_content_type(None)
         decoder = self._decoders.get(header)
         if decoder is None:
-            found = DECODERS.get(parse_media_type(header.decode("latin-1")))
-            if found is None:
-                raise UnsupportedMediaTypeError(
-                    f"Content-Type {header[:100].decode('latin-1')!r} is not supported; "
-                    f"send one of {', '.join(DECODERS)}."
-                )
+            found = resolve_content_type(header.decode("latin-1"))
             decoder = _remember(self._decoders, header, found)
         return decoder
 

@@ -116,8 +116,9 @@ def check_content_types(
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, str], bytes, int, str]] = [
-    ("no content type", {}, b"1", 415, "unsupported_media_type"),
-    ("libsvm", {"content-type": "text/libsvm"}, b"0 1:2", 415, "unsupported_media_type"),
+    ("no content type: read as LIBSVM", {}, b"2,0,0", 400, "malformed_payload"),
+    ("empty content type", {"content-type": ""}, b"1", 415, "unsupported_media_type"),
+    ("bad libsvm", {"content-type": "text/libsvm"}, b"0 1:x", 400, "malformed_payload"),
     (
         "xml accept",
         {"content-type": "text/csv", "accept": "application/xml"},

@@ -21,9 +21,12 @@ from serve.codecs import (
     negotiate_accept,
     parse_csv_row,
     parse_media_type,
+    resolve_content_type,
 )
-from serve.errors import InferenceError, NotAcceptableError
+from serve.errors import InferenceError, NotAcceptableError, UnsupportedMediaTypeError
+from serve.libsvm import decode_libsvm
 from serve.outputs import OutputSelection
+from serve.recordio import decode_recordio
 
 NAN = np.nan
 
@@ -261,3 +264,47 @@ def test_parse_csv_row_takes_only_complete_finite_rows(
     body: bytes, expected: list[float] | None
 ) -> None:
     assert parse_csv_row(body, num_features=3) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "decoder"),
+    [
+        (None, decode_libsvm),  # no Content-Type at all: LIBSVM, as the built-in container reads it
+        ("text/libsvm", decode_libsvm),
+        ("Text/X-LIBSVM; charset=utf-8", decode_libsvm),
+        ("libsvm", decode_libsvm),
+        ("application/x-recordio-protobuf", decode_recordio),
+        (" recordio-protobuf ", decode_recordio),
+        ("csv", decode_csv),
+        ("text/csv; label_size=1", decode_csv),
+        ('text/csv;charset=utf-8;LABEL_SIZE="1"', decode_csv),
+        ("application/json", decode_json),
+        ("application/x-npy", decode_npy),
+    ],
+)
+def test_resolve_content_type(header: str | None, decoder: object) -> None:
+    assert resolve_content_type(header) is decoder
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        " ",
+        "text/plain",
+        "parquet",
+        "application/x-parquet",
+        "text/csv; label_size=2",
+        "csv;label_size=0",
+    ],
+)
+def test_resolve_content_type_refuses(header: str) -> None:
+    with pytest.raises(UnsupportedMediaTypeError):
+        resolve_content_type(header)
+
+
+def test_new_formats_are_registered() -> None:
+    assert DECODERS["text/libsvm"] is DECODERS["text/x-libsvm"] is decode_libsvm
+    assert DECODERS["application/x-recordio-protobuf"] is decode_recordio
+    assert negotiate_accept("application/x-recordio-protobuf", default=CSV) in ENCODERS
+    assert negotiate_accept("application/*", default=CSV) == JSON

@@ -65,6 +65,8 @@ def test_csv_to_csv(predictor: FakePredictor) -> None:
         ("application/json", b"[10, 20, 30]"),
         ("application/jsonlines", b"[10, 20, 30]\n"),
         ("application/x-npy", None),
+        ("text/libsvm", b"1 0:10 1:20 2:30"),
+        ("text/x-libsvm", b"0:10 1:20 2:30\n"),
     ],
 )
 @pytest.mark.parametrize(
@@ -102,12 +104,25 @@ def test_every_content_type_and_accept(
     run(scenario())
 
 
+def test_a_request_without_content_type_is_read_as_libsvm(predictor: FakePredictor) -> None:
+    async def scenario() -> None:
+        app = handler(Settings(workers=1), predictor)
+        async with client_for(app) as client:
+            response = await client.post("/invocations", content=b"1 0:10 1:20 2:30")
+        assert response.status_code == 200, response.text
+        assert response.content == b"0.6"
+        assert predictor.calls[0].tolist() == [[10.0, 20.0, 30.0]]
+
+    run(scenario())
+
+
 BAD_REQUESTS = [
-    ({}, b"1,2,3", 415, "unsupported_media_type"),
+    ({}, b"1,2,3", 400, "malformed_payload"),  # no Content-Type: LIBSVM, as the built-in
+    ({"content-type": ""}, b"1,2,3", 415, "unsupported_media_type"),
     ({"content-type": "text/plain"}, b"1,2,3", 415, "unsupported_media_type"),
-    ({"content-type": "text/libsvm"}, b"1:2", 415, "unsupported_media_type"),
+    ({"content-type": "text/libsvm"}, b"0 -1:2", 400, "malformed_payload"),
     ({**CSV, "accept": "application/xml"}, b"1,2,3", 406, "not_acceptable"),
-    ({**CSV, "accept": "application/x-recordio-protobuf"}, b"1,2,3", 406, "not_acceptable"),
+    ({**CSV, "accept": "application/x-npy"}, b"1,2,3", 406, "not_acceptable"),
     (CSV, b"", 400, "empty_body"),
     (CSV, b"1,2", 400, "feature_count_mismatch"),
     (CSV, b"1,2,3,4", 400, "feature_count_mismatch"),
