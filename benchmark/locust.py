@@ -23,7 +23,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from benchmark import knee, plots, report
 from benchmark.arguments import non_negative_int, positive_float, positive_int
 from benchmark.payloads import CONTENT_TYPES, load_reference
 from benchmark.schedule import Schedule, parse_duration
+from benchmark.server import free_port
 
 LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -208,13 +208,6 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _rtb_options(args: argparse.Namespace, plan_: Plan) -> list[str]:
     options = [
         "--rtb-schedule",
@@ -273,7 +266,7 @@ def commands(args: argparse.Namespace, plan_: Plan) -> list[list[str]]:
     ]
     if not args.workers:
         return [main]
-    port = str(_free_port())
+    port = str(free_port())
     master = [
         *main[:-1],
         "--master",
