@@ -3,6 +3,9 @@ artifact contract of docs/architecture.md, not one producer of it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +14,27 @@ import numpy as np
 from model import artifact
 
 CREATED_AT = "2026-11-25T12:00:00Z"
+
+
+def unpack(archive: Path, directory: Path) -> Path:
+    """A `model.tar.gz` unpacked into `directory` (created), as SageMaker fills /opt/ml/model."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(directory, filter="data")
+    return directory
+
+
+def build_artifact(source: Path, root: Path) -> Path:
+    """`python -m model build SOURCE` into `root/model.tar.gz`; the unpacked artifact directory."""
+    archive = root / "model.tar.gz"
+    built = subprocess.run(
+        [sys.executable, "-m", "model", "build", str(source), "--output", str(archive)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, f"python -m model build failed:\n{built.stderr}"
+    return unpack(archive, root / "model")
 
 
 def write_test_manifest(

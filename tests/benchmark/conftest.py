@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmark.server import REPO_ROOT, ServerProcess, free_port
+from tests.artifacts import unpack
 
 SCORING_SERVER = Path(__file__).with_name("scoring_server.py")
 
@@ -29,11 +29,7 @@ def default_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
         stdout=subprocess.DEVNULL,
         timeout=300,
     )
-    artifact = directory / "artifact"
-    artifact.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(artifact, filter="data")
-    return artifact, xgboost_json
+    return unpack(archive, directory / "artifact"), xgboost_json
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from container.http_protocol import GuardedHttpToolsProtocol
 from container.logging_config import JsonFormatter, logging_config
 from container.server_config import uvicorn_options
 from serve.settings import Settings
+from tests.artifacts import unpack
 from tests.seed import SEED_TARBALL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,14 +107,8 @@ def test_access_log_is_off_unless_asked() -> None:
 
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_ping_stays_truthful(tmp_path: Path) -> None:
-    import tarfile
-
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    with tarfile.open(SEED_TARBALL) as archive:
-        archive.extractall(model_dir, filter="data")
     server = ServerProcess(
-        model_dir=model_dir,
+        model_dir=unpack(SEED_TARBALL, tmp_path / "model"),
         log_path=tmp_path / "server.log",
         workers=2,
         env={"TMPDIR": str(tmp_path)},
