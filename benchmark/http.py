@@ -8,7 +8,7 @@ Starts three servers, one uvicorn worker each, with the same uvicorn options
 (`container.server_config.uvicorn_options`: uvloop, httptools, no access log):
 
 - `floor`: a raw ASGI app that reads the body and answers a constant: the Python HTTP floor;
-- `compiled`: `python -m serve --model-dir DIR --workers 1`, exactly as users run it;
+- `compiled`: `python -m container serve --model-dir DIR --workers 1`, as users run it;
 - `xgboost`: the same app (`serve.app.create_app`) with an `xgboost` `inplace_predict` predictor.
 
 Each round measures each server in turn (interleaved, so drifts in machine load hit all three
@@ -16,7 +16,8 @@ alike): latency at 1 connection, then maximum throughput at `--connections` conn
 single-row CSV requests. The load generator is `wrk` (µs percentiles from a Lua `done` hook)
 when it is on PATH, else a raw-socket keep-alive client in a separate process. The table reports
 medians over rounds, RSS per worker and cold start (process start to the first 200 on /ping),
-then the targets of issue 3 with PASS/FAIL. Results go to stdout, progress to stderr.
+then the latency and throughput targets with PASS/FAIL. Results go to stdout, progress to
+stderr.
 """
 
 from __future__ import annotations
@@ -376,7 +377,7 @@ def measure(
 
 
 def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
-    """(what, value, target, passed) for the three targets of issue 3 (plus p99)."""
+    """(what, value, target, passed) for the p50, throughput and p99 targets."""
     p50_ratio = results.p50("compiled") / results.p50("floor")
     floor_share = results.rate("compiled") / results.rate("floor")
     xgboost_ratio = results.rate("compiled") / results.rate("xgboost")
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark http",
         description="Latency and throughput of the server against the Python HTTP floor "
-        "and against xgboost, one worker each, with the PASS/FAIL targets of issue 3.",
+        "and against xgboost, one worker each, with PASS/FAIL against its targets.",
     )
     parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
     parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")
