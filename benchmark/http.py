@@ -8,7 +8,7 @@ Starts three servers, one uvicorn worker each, with the same uvicorn options
 (`container.server_config.uvicorn_options`: uvloop, httptools, no access log):
 
 - `floor`: a raw ASGI app that reads the body and answers a constant: the Python HTTP floor;
-- `compiled`: `python -m container --model-dir DIR --workers 1`, exactly as users run it;
+- `compiled`: `python -m container serve --model-dir DIR --workers 1`, as users run it;
 - `xgboost`: the same app (`serve.app.create_app`) with an `xgboost` `inplace_predict` predictor.
 
 Each round measures each server in turn (interleaved, so drifts in machine load hit all three
@@ -16,7 +16,8 @@ alike): latency at 1 connection, then maximum throughput at `--connections` conn
 single-row CSV requests. The load generator is `wrk` (µs percentiles from a Lua `done` hook)
 when it is on PATH, else a raw-socket keep-alive client in a separate process. The table reports
 medians over rounds, RSS per worker and cold start (process start to the first 200 on /ping),
-then the targets of issue 3 with PASS/FAIL. Results go to stdout, progress to stderr.
+then the latency and throughput targets with PASS/FAIL. Results go to stdout, progress to
+stderr.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+
+from benchmark.server import ServerProcess, free_port
 
 ROW: Final = b"2,0,0.0,7.0,3.0,20.0,2"
 """The single-row request the AWS RTB guidance sends (7 features)."""
@@ -140,31 +141,16 @@ def serve_one(kind: str, *, port: int, model_dir: Path | None, xgboost_model: Pa
 @dataclass
 class Server:
     kind: str
-    process: subprocess.Popen[bytes]
-    port: int
+    process: ServerProcess
     cold_start_s: float
-    log: Path
+
+    @property
+    def port(self) -> int:
+        return self.process.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def ping(port: int) -> int | None:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as connection:
-            connection.sendall(b"GET /ping HTTP/1.1\r\nHost: bench\r\n\r\n")
-            head = connection.recv(64)
-    except OSError:
-        return None
-    parts = head.split(b" ", 2)
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+        return self.process.base_url
 
 
 @contextmanager
@@ -172,40 +158,22 @@ def start_server(
     kind: str, *, model_dir: Path, xgboost_model: Path, log_dir: Path
 ) -> Iterator[Server]:
     """Start one server subprocess and wait for its first 200 on /ping; always stop it."""
-    port = free_port()
+    log = log_dir / f"{kind}.log"
+    env = {"OMP_NUM_THREADS": "1", "RTB_LOG_LEVEL": "WARNING"}
     if kind == "compiled":
-        command = [sys.executable, "-m", "container", "--model-dir", str(model_dir)]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        process = ServerProcess(model_dir=model_dir, log_path=log, env=env)
     else:
+        port = free_port()
         command = [sys.executable, "-m", "benchmark.http", "--serve", kind, "--port", str(port)]
         command += ["--model-dir", str(model_dir), "--xgboost-model", str(xgboost_model)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "RTB_LOG_LEVEL": "WARNING",
-    }
-    log = log_dir / f"{kind}.log"
+        process = ServerProcess(argv=command, port=port, log_path=log, env=env)
     started = time.perf_counter()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = started + 120
-        while ping(port) != 200:
-            if process.poll() is not None or time.perf_counter() > deadline:
-                raise RuntimeError(f"{kind} server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.01)
-        yield Server(kind, process, port, time.perf_counter() - started, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with process:
+        try:
+            process.wait_healthy(timeout=120, poll_s=0.01)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{kind} server did not start: {exc}") from None
+        yield Server(kind, process, time.perf_counter() - started)
 
 
 def rss_mib(pid: int) -> float:
@@ -409,7 +377,7 @@ def measure(
 
 
 def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
-    """(what, value, target, passed) for the three targets of issue 3 (plus p99)."""
+    """(what, value, target, passed) for the p50, throughput and p99 targets."""
     p50_ratio = results.p50("compiled") / results.p50("floor")
     floor_share = results.rate("compiled") / results.rate("floor")
     xgboost_ratio = results.rate("compiled") / results.rate("xgboost")
@@ -479,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark http",
         description="Latency and throughput of the server against the Python HTTP floor "
-        "and against xgboost, one worker each, with the PASS/FAIL targets of issue 3.",
+        "and against xgboost, one worker each, with PASS/FAIL against its targets.",
     )
     parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
     parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from benchmark import capacity as capacity_module
-from benchmark import plots, report
+from benchmark import knee, plots, report
 from benchmark.arguments import non_negative_int, positive_float, positive_int
 from benchmark.payloads import CONTENT_TYPES, load_reference
 from benchmark.schedule import Schedule, parse_duration
+from benchmark.server import free_port
 
 LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -127,9 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument(
         "--p99-bound",
         type=positive_float,
-        default=capacity_module.DEFAULT_P99_BOUND_MS,
+        default=knee.DEFAULT_P99_BOUND_MS,
         metavar="MS",
-        help=f"p99 bound for the knee (default {capacity_module.DEFAULT_P99_BOUND_MS:g} ms)",
+        help=f"p99 bound for the knee (default {knee.DEFAULT_P99_BOUND_MS:g} ms)",
     )
     results.add_argument(
         "--settle",
@@ -209,13 +208,6 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _rtb_options(args: argparse.Namespace, plan_: Plan) -> list[str]:
     options = [
         "--rtb-schedule",
@@ -274,7 +266,7 @@ def commands(args: argparse.Namespace, plan_: Plan) -> list[list[str]]:
     ]
     if not args.workers:
         return [main]
-    port = str(_free_port())
+    port = str(free_port())
     master = [
         *main[:-1],
         "--master",
@@ -414,12 +406,8 @@ def execute(args: argparse.Namespace, plan_: Plan) -> None:
 
 def write_results(args: argparse.Namespace, plan_: Plan) -> report.Run:
     run = report.load_run(plan_.output, settle_seconds=plan_.settle_seconds)
-    estimate = capacity_module.estimate(
-        run, p99_bound_ms=args.p99_bound, workers=args.server_workers
-    )
-    capacity = capacity_module.write_capacity(
-        plan_.output / capacity_module.CAPACITY_FILE, estimate
-    )
+    estimate = knee.estimate(run, p99_bound_ms=args.p99_bound, workers=args.server_workers)
+    capacity = knee.write_capacity(plan_.output / knee.CAPACITY_FILE, estimate)
     report.write_summary(run, extra={"capacity": capacity})
     plots.write_plots(run, p99_bound_ms=args.p99_bound)
     return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from benchmark.capacity import knee
+from benchmark.knee import knee
 from benchmark.report import Run
 
 if TYPE_CHECKING:

@@ -196,36 +196,37 @@ def render(cells: Sequence[Cell], *, baseline: str) -> str:
     sizes = sorted({cell.batch for cell in cells})
     names = list(dict.fromkeys(cell.predictor for cell in cells))
     by_key = {(cell.predictor, cell.batch): cell for cell in cells}
-    lines = [
-        f"Per-row cost, µs (median per call / rows); in brackets the speed-up over `{baseline}`.",
-        "",
-        "| predictor | " + " | ".join(f"batch {size}" for size in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
-    for name in names:
-        row = []
-        for size in sizes:
-            cell = by_key.get((name, size))
-            base = by_key.get((baseline, size))
-            if cell is None:
-                row.append("–")
-                continue
-            ratio = f" ({base.per_row_us / cell.per_row_us:,.1f}×)" if base else ""
-            row.append(f"{cell.per_row_us:,.2f}{ratio}")
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
-    lines += [
-        "",
-        "Per call, µs: median / p99.",
-        "",
-        "| predictor | " + " | ".join(f"batch {size}" for size in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
-    for name in names:
-        row = []
-        for size in sizes:
-            cell = by_key.get((name, size))
-            row.append("–" if cell is None else f"{cell.median_us:,.1f} / {cell.p99_us:,.1f}")
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
+
+    def per_row(name: str, size: int) -> str:
+        cell, base = by_key.get((name, size)), by_key.get((baseline, size))
+        if cell is None:
+            return "–"
+        ratio = f" ({base.per_row_us / cell.per_row_us:,.1f}×)" if base else ""
+        return f"{cell.per_row_us:,.2f}{ratio}"
+
+    def per_call(name: str, size: int) -> str:
+        cell = by_key.get((name, size))
+        return "–" if cell is None else f"{cell.median_us:,.1f} / {cell.p99_us:,.1f}"
+
+    lines: list[str] = []
+    for title, text in (
+        (
+            "Per-row cost, µs (median per call / rows); in brackets the speed-up over "
+            f"`{baseline}`.",
+            per_row,
+        ),
+        ("Per call, µs: median / p99.", per_call),
+    ):
+        lines += [
+            *([""] if lines else []),
+            title,
+            "",
+            "| predictor | " + " | ".join(f"batch {size}" for size in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        lines += [
+            f"| {name} | " + " | ".join(text(name, size) for size in sizes) + " |" for name in names
+        ]
     return "\n".join(lines)
 
 

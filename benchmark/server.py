@@ -1,7 +1,13 @@
-"""The server under test as a child process: start it, wait for /ping, find its workers, stop it.
+"""The server under test as a child process: the one harness the benchmarks and the tests share.
 
-Also samples each worker's resident memory (RSS) with psutil while a run goes on, so a soak can
-say how much every worker grew, and a fault run can see a killed worker replaced.
+    with ServerProcess(model_dir=DIR, log_path=LOG, workers=2) as server:  # on a free port
+        server.wait_healthy()         # /ping answers 200 and every worker is up
+        ...server.base_url...         # on exit: SIGTERM to the process group, then SIGKILL
+
+`ServerProcess(argv=[...], port=P, log_path=LOG)` runs any other server that answers GET /ping
+(a stand-in, the benchmark's floor) the same way. Also samples each worker's resident memory
+(RSS) with psutil while a run goes on, so a soak can say how much every worker grew, and a fault
+run can see a killed worker replaced.
 """
 
 from __future__ import annotations
@@ -18,13 +24,26 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["RssSample", "RssSampler", "ServerProcess", "free_port", "ping"]
+SERVE_COMMAND: Final = (sys.executable, "-m", "container", "serve")
+"""The server as users start it from a checkout (`container.entrypoint:main`, as in the image)."""
+
+LOG_TAIL_CHARS: Final = 3000
+
+__all__ = [
+    "REPO_ROOT",
+    "SERVE_COMMAND",
+    "RssSample",
+    "RssSampler",
+    "ServerProcess",
+    "free_port",
+    "ping",
+]
 
 
 def free_port() -> int:
@@ -50,40 +69,49 @@ def ping(port: int, *, timeout: float = 2.0, host: str = "127.0.0.1") -> int | N
 
 
 class ServerProcess:
-    """`python -m container --model-dir DIR --port P --workers N` in its own process group.
+    """`SERVE_COMMAND --model-dir DIR --host 127.0.0.1 --port P --workers N` (or `argv`, which
+    listens on `port`) in its own process group.
 
     The process group lets `stop` reach the workers even when the supervisor is killed first, so
-    nothing outlives the run. Output goes to `log_path` (read it with `log()`).
+    nothing outlives the run. Output goes to `log_path` (read it with `log()`). `env` is added to
+    this process's environment, with this checkout first on PYTHONPATH.
     """
 
     def __init__(
         self,
         *,
-        model_dir: Path,
         log_path: Path,
+        model_dir: Path | None = None,
         workers: int = 1,
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
-        command: Sequence[str] | None = None,
+        command: Sequence[str] = SERVE_COMMAND,
+        argv: Sequence[str] | None = None,
     ) -> None:
+        if argv is None and model_dir is None:
+            raise ValueError("give model_dir (the server) or argv (another server)")
+        if argv is not None and port is None:
+            raise ValueError("argv needs the port it makes the server listen on")
         self.port = free_port() if port is None else port
-        self.model_dir = model_dir
         self.workers = workers
         self.log_path = log_path
-        base = [sys.executable, "-m", "container"] if command is None else list(command)
-        self.argv = [
-            *base,
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(workers),
-            *extra_args,
-        ]
+        self.argv = (
+            list(argv)
+            if argv is not None
+            else [
+                *command,
+                "--model-dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                *extra_args,
+            ]
+        )
         merged = dict(os.environ)
         # The server imports this checkout's packages wherever the caller runs from.
         merged["PYTHONPATH"] = os.pathsep.join(
@@ -109,6 +137,10 @@ class ServerProcess:
         return self
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def pid(self) -> int:
         if self.process is None:
             raise RuntimeError("the server has not been started")
@@ -121,17 +153,29 @@ class ServerProcess:
     def returncode(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
-    def wait_healthy(self, *, timeout: float = 60.0) -> None:
-        """Wait for /ping to answer 200 (and, with several workers, for all of them to be up)."""
+    def wait_healthy(self, *, timeout: float = 60.0, poll_s: float = 0.1) -> None:
+        """Wait for /ping to answer 200 (and, with several workers, for all of them to be up).
+
+        Raises RuntimeError when the server exits first, TimeoutError after `timeout` seconds;
+        both end with the tail of the server's log.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = self.returncode()
             if code is not None:
-                raise RuntimeError(f"the server exited with {code} before /ping answered 200")
+                raise RuntimeError(
+                    f"the server exited with {code} before /ping answered 200:\n{self._log_tail()}"
+                )
             if ping(self.port, timeout=1.0) == 200 and len(self.worker_pids()) >= self.workers:
                 return
-            time.sleep(0.1)
-        raise TimeoutError(f"/ping did not answer 200 within {timeout:.0f} s")
+            time.sleep(poll_s)
+        raise TimeoutError(f"/ping did not answer 200 within {timeout:.0f} s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log()[-LOG_TAIL_CHARS:]
+        except OSError:
+            return "(no log)"
 
     def worker_pids(self) -> list[int]:
         """The processes that serve requests: the spawned workers, or the server itself alone."""

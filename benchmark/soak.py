@@ -1,6 +1,6 @@
 """`python -m benchmark soak`: hold a fraction of measured capacity for a long time.
 
-Starts `python -m container` on the model, measures its capacity with a short closed-loop run
+Starts the server on the model, measures its capacity with a short closed-loop run
 (unless `--rps` is given), then sends paced single-row requests at `--fraction` of it for
 `--duration` seconds from a separate process, sampling every worker's RSS once a second.
 

@@ -27,9 +27,9 @@ from serve.errors import (
     TooManyRowsError,
     UnsupportedMediaTypeError,
 )
+from serve.features import FLOAT32_MAX, FeatureMatrix
 from serve.libsvm import decode_libsvm
 from serve.outputs import OutputSelection, Probabilities
-from serve.predictor import FeatureMatrix
 from serve.recordio import decode_recordio, encode_recordio
 
 CSV = "text/csv"
@@ -39,9 +39,6 @@ NPY = "application/x-npy"
 LIBSVM = "text/libsvm"
 X_LIBSVM = "text/x-libsvm"
 RECORDIO = "application/x-recordio-protobuf"
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-"""The largest finite float32: a value beyond it is refused as `invalid_value`."""
 
 Decoder = Callable[..., FeatureMatrix]
 Encoder = Callable[[Probabilities, OutputSelection], bytes]

@@ -31,13 +31,13 @@ from serve.errors import (
     MalformedPayloadError,
     TooManyRowsError,
 )
+from serve.features import FLOAT32_MAX
 
 if TYPE_CHECKING:
-    from serve.codecs import FeatureMatrix
+    from serve.features import FeatureMatrix
 
 IndexBase = Literal["as_written", "one_based_unless_zero"]
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = math.nan
 _COLON = ord(":")
 _NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in b": ")
@@ -112,7 +112,7 @@ def _parse_plain_line(line: bytes) -> tuple[list[int], list[float]] | None:
     except ValueError:
         return None
     total = sum(values)
-    if not (total - total == 0.0 and -_FLOAT32_MAX <= min(values) <= max(values) <= _FLOAT32_MAX):
+    if not (total - total == 0.0 and -FLOAT32_MAX <= min(values) <= max(values) <= FLOAT32_MAX):
         return None  # NaN, inf or beyond float32 somewhere: checked one by one
     return indices, values
 
@@ -144,7 +144,7 @@ def _parse_line_exactly(
             raise MalformedPayloadError(
                 f"Row {number}, index {index}: {_shown(value_text)} is not a number."
             ) from None
-        if abs(value) > _FLOAT32_MAX:  # inf, or beyond float32 (NaN compares False: missing)
+        if abs(value) > FLOAT32_MAX:  # inf, or beyond float32 (NaN compares False: missing)
             raise InvalidValueError(
                 f"Row {number}, index {index}: the value is infinite or outside the float32 range."
             )

@@ -9,7 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from serve.codecs import FLOAT32_MAX, JSON
+from serve.codecs import JSON
+from serve.features import FLOAT32_MAX
 from serve.invocations import InvocationHandler
 
 _ERROR_SCHEMA: dict[str, Any] = {

@@ -39,10 +39,11 @@ from serve.errors import (
     MalformedPayloadError,
     TooManyRowsError,
 )
+from serve.features import FLOAT32_MAX
 from serve.outputs import OutputSelection, Probabilities
 
 if TYPE_CHECKING:
-    from serve.codecs import FeatureMatrix
+    from serve.features import FeatureMatrix
 
 MAGIC = 0xCED7230A
 PROTO_PATH = Path(__file__).with_name("record.proto")
@@ -52,7 +53,6 @@ _LENGTH_MASK = (1 << 29) - 1
 _COMPLETE, _BEGIN, _MIDDLE, _END = 0, 1, 2, 3
 _KIND_NAMES = {_MIDDLE: "continues", _END: "ends"}
 _PADDING = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAN = float("nan")
 
 
@@ -411,11 +411,11 @@ def _check_values(number: int, values: list[float], columns: Sequence[int]) -> N
     """Refuse infinities and values float32 cannot hold; NaN is a missing value."""
     total = sum(values)
     if total - total == 0.0 and (
-        not values or -_FLOAT32_MAX <= min(values) <= max(values) <= _FLOAT32_MAX
+        not values or -FLOAT32_MAX <= min(values) <= max(values) <= FLOAT32_MAX
     ):
         return  # all finite and in range (the common case, decided in three C loops)
     for column, cell in zip(columns, values, strict=True):
-        if abs(cell) > _FLOAT32_MAX:
+        if abs(cell) > FLOAT32_MAX:
             raise InvalidValueError(
                 f"Record {number}, column {column + 1}: the value is infinite or outside the "
                 "float32 range."

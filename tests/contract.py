@@ -1,10 +1,10 @@
 """Over-HTTP contract checks of a running server, as plain functions taking its base URL.
 
-Used by tests/serve/test_http_contract.py against `python -m container`, and by the container
-tests against the real image. Each function raises AssertionError with a clear message.
+Used by tests/serve/test_http_contract.py against the server started by the harness
+(`benchmark/server.py`), and by the image tests against the real image. Each function raises
+AssertionError with a clear message.
 
-    from tests.contract import wait_until_ready, check_ping, check_content_types, ...
-    wait_until_ready("http://127.0.0.1:8080")
+    from tests.contract import check_ping, check_content_types, ...
     check_content_types("http://127.0.0.1:8080", row=SEED_ROW)
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import socket
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,22 +27,6 @@ SEED_SCORE = 0.00084757
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-npy")
 ACCEPTS = (None, "*/*", "text/csv", "application/json", "application/jsonlines")
-
-
-def wait_until_ready(base_url: str, *, timeout_s: float = 60.0) -> None:
-    """Poll GET /ping until it answers 200; raise TimeoutError after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{base_url}/ping", timeout=2.0)
-            if response.status_code == 200:
-                return
-            last = f"status {response.status_code}"
-        except httpx.TransportError as exc:
-            last = type(exc).__name__
-        time.sleep(0.1)
-    raise TimeoutError(f"{base_url}/ping did not answer 200 within {timeout_s} s ({last})")
 
 
 def encode_rows(rows: Sequence[Sequence[float]], content_type: str) -> bytes:
@@ -251,13 +233,6 @@ def check_seed_reference(
         f"row {worst}: got {got[worst]}, reference {expected[worst]} (|diff| {errors[worst]:.3g})"
     )
     return float(errors[worst])
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def host_and_port(base_url: str) -> tuple[str, int]:

@@ -13,6 +13,8 @@
 
 # shellcheck source=.ci/apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
+# shellcheck source=.ci/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../service.sh"
 
 rtb_containers_setup() {
     local base_image="${RTB_BASE_IMAGE:-localhost/rtb-base:bookworm}"
@@ -59,17 +61,8 @@ EOF
         rm -f "$socket"
         podman system service --time=0 "unix://$socket" >/var/log/rtb-podman-service.log 2>&1 &
         RTB_PODMAN_SERVICE_PID=$!
-        # Chain onto any EXIT trap already set by .ci/run or an earlier setup script.
-        local previous_trap
-        previous_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
-        # shellcheck disable=SC2064
-        trap "kill $RTB_PODMAN_SERVICE_PID 2>/dev/null || true${previous_trap:+; $previous_trap}" EXIT
-        local _
-        for _ in $(seq 1 50); do
-            rtb_docker_api_answers "$socket" && break
-            sleep 0.2
-        done
-        rtb_docker_api_answers "$socket" || {
+        rtb_on_exit "kill $RTB_PODMAN_SERVICE_PID 2>/dev/null || true"
+        rtb_wait_until rtb_docker_api_answers "$socket" || {
             echo "podman system service did not answer on $socket:" >&2
             cat /var/log/rtb-podman-service.log >&2
             return 1

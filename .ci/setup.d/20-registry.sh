@@ -14,6 +14,8 @@
 
 # shellcheck source=.ci/apt.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../apt.sh"
+# shellcheck source=.ci/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../service.sh"
 
 rtb_registry_setup() {
     local packages=(docker-registry apache2-utils curl python3)
@@ -63,17 +65,9 @@ auth:
 YAML
     docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     RTB_REGISTRY_PID=$!
-    local previous_trap
-    previous_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
-    # shellcheck disable=SC2064
-    trap "kill $RTB_REGISTRY_PID 2>/dev/null || true; rm -rf $dir${previous_trap:+; $previous_trap}" EXIT
+    rtb_on_exit "kill $RTB_REGISTRY_PID 2>/dev/null || true; rm -rf $dir"
 
-    local _
-    for _ in $(seq 1 50); do
-        rtb_registry_answers "127.0.0.1:$port" && break
-        sleep 0.2
-    done
-    if ! rtb_registry_answers "127.0.0.1:$port"; then
+    if ! rtb_wait_until rtb_registry_answers "127.0.0.1:$port"; then
         echo "docker-registry did not answer on 127.0.0.1:$port:" >&2
         tail -20 "$dir/registry.log" >&2
         return 1

@@ -152,7 +152,7 @@ def test_open_loop_counts_real_requests_not_corrected_samples(
 
 @pytest.mark.slow
 def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
-    from tests.benchmark.conftest import free_port
+    from benchmark.server import free_port
 
     output = tmp_path / "down"
     url = f"http://127.0.0.1:{free_port()}"

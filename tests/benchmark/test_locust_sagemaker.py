@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark.conftest import free_port
+from benchmark.server import free_port
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
 

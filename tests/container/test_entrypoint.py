@@ -15,12 +15,13 @@ import httpx
 import pytest
 import uvicorn
 
+from benchmark.server import ServerProcess, free_port
 from container.entrypoint import build_parser
 from container.http_protocol import GuardedHttpToolsProtocol
 from container.logging_config import JsonFormatter, logging_config
 from container.server_config import uvicorn_options
 from serve.settings import Settings
-from tests.contract import free_port, wait_until_ready
+from tests.artifacts import unpack
 from tests.seed import SEED_TARBALL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,81 +105,34 @@ def test_access_log_is_off_unless_asked() -> None:
     assert logging_config(access_log=True)["loggers"]["uvicorn.access"]["propagate"] is True
 
 
-def _workers(pid: int) -> set[int]:
-    """Live uvicorn worker processes of the supervisor `pid` (not multiprocessing's tracker)."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    workers = set()
-    for child in path.read_text().split() if path.exists() else []:
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline and state != "Z":
-            workers.add(int(child))
-    return workers
-
-
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_ping_stays_truthful(tmp_path: Path) -> None:
-    import tarfile
-
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    with tarfile.open(SEED_TARBALL) as archive:
-        archive.extractall(model_dir, filter="data")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "container",
-            "serve",
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server = ServerProcess(
+        model_dir=unpack(SEED_TARBALL, tmp_path / "model"),
+        log_path=tmp_path / "server.log",
+        workers=2,
+        env={"TMPDIR": str(tmp_path)},
     )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_ready(base_url, timeout_s=90)
-        deadline = time.monotonic() + 30
-        while len(workers := _workers(process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        victim = min(workers)
+    with server:
+        server.wait_healthy(timeout=90)
+        victim = min(server.worker_pids())
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            current = _workers(process.pid)
+            current = server.worker_pids()
             if victim not in current and len(current) == 2:
                 break
             time.sleep(0.2)
         assert victim not in current and len(current) == 2, current
-        wait_until_ready(base_url, timeout_s=30)
+        server.wait_healthy(timeout=30)
         for _ in range(20):  # both workers answer, whichever takes the connection
             response = httpx.post(
-                f"{base_url}/invocations",
+                f"{server.base_url}/invocations",
                 content=b"2,0,0.0,7.0,3.0,20.0,2",
                 headers={"content-type": "text/csv"},
                 timeout=5,
             )
             assert response.status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,13 @@ from container.model_source import (
     source_digest,
 )
 from model.artifact import is_artifact_dir, read_manifest
+from tests.artifacts import unpack
 from tests.seed import SEED_TARBALL
 
 
 @pytest.fixture
 def raw_seed(tmp_path: Path) -> Path:
-    directory = tmp_path / "opt-ml-model"
-    directory.mkdir()
-    with tarfile.open(SEED_TARBALL) as archive:
-        archive.extractall(directory, filter="data")
-    return directory
+    return unpack(SEED_TARBALL, tmp_path / "opt-ml-model")
 
 
 @pytest.fixture

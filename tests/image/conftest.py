@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from benchmark.coldstart import (
     unpack_model,
     wait_for_ping,
 )
+from tests import contract
 
 READY_TIMEOUT_S = 120.0
 """Start-up may compile a raw model; the targets (2 s, 10 s) are shown by the benchmark."""
@@ -52,6 +54,28 @@ class Server:
 
 
 RunServer = Callable[..., Any]
+Check = Callable[[str], object]
+"""One of `tests.contract`'s checks, given the server's base URL."""
+
+
+def served(run_server: RunServer, *checks: Check, **options: Any) -> str:
+    """Run the image with `options` (those of `run_server`), pass each check its base URL, in
+    order; returns the container's log once they passed."""
+    with run_server(**options) as server:
+        for check in checks:
+            check(server.base_url)
+        logs: str = server.logs()
+        return logs
+
+
+def seed_answers(base_url: str) -> None:
+    """Every content type and Accept pair answers the seed model's score for its sample row."""
+    contract.check_content_types(base_url, expected=contract.SEED_SCORE)
+
+
+def matches_reference(reference_csv: Path) -> Check:
+    """All rows of the seed model's `reference.csv`, within 1e-6."""
+    return partial(contract.check_seed_reference, reference_csv=reference_csv)
 
 
 @pytest.fixture(scope="session")

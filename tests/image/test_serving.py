@@ -3,22 +3,15 @@ as an arbitrary non-root user and on a read-only root file system."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.contract import (
-    SEED_SCORE,
-    check_bad_inputs,
-    check_content_types,
-    check_custom_attributes,
-    check_payload_limit,
-    check_ping,
-    check_seed_reference,
-)
+from tests import contract
 
-from .conftest import RunServer
+from .conftest import RunServer, matches_reference, seed_answers, served
 
 pytestmark = pytest.mark.container
 
@@ -40,10 +33,8 @@ def process_uid(container: Any) -> str:
 def test_baked_default_model_serves_with_no_volume(
     run_server: RunServer, command: tuple[str, ...] | None
 ) -> None:
-    with run_server(command=command) as server:
-        check_ping(server.base_url)
-        check_content_types(server.base_url, expected=None)
-        log = server.logs()
+    any_score = partial(contract.check_content_types, expected=None)
+    log = served(run_server, contract.check_ping, any_score, command=command)
     assert "serving the default model /opt/rtb/default-model" in log
     assert "compiled predictor" in log
 
@@ -51,10 +42,7 @@ def test_baked_default_model_serves_with_no_volume(
 def test_raw_sagemaker_model_is_imported_at_start_and_matches_reference(
     run_server: RunServer, seed_raw_dir: Path, reference_csv: Path
 ) -> None:
-    with run_server(model_dir=seed_raw_dir) as server:
-        assert check_seed_reference(server.base_url, reference_csv) <= 1e-6
-        check_content_types(server.base_url, expected=SEED_SCORE)
-        log = server.logs()
+    log = served(run_server, matches_reference(reference_csv), seed_answers, model_dir=seed_raw_dir)
     assert "holds a raw SageMaker model; building the serving artifact" in log
     assert "compiled predictor" in log
 
@@ -62,12 +50,14 @@ def test_raw_sagemaker_model_is_imported_at_start_and_matches_reference(
 def test_our_artifact_mounted_is_served_as_is(
     run_server: RunServer, seed_artifact_dir: Path, reference_csv: Path
 ) -> None:
-    with run_server(model_dir=seed_artifact_dir) as server:
-        assert check_seed_reference(server.base_url, reference_csv) <= 1e-6
-        check_bad_inputs(server.base_url)
-        check_payload_limit(server.base_url)
-        check_custom_attributes(server.base_url)
-        log = server.logs()
+    log = served(
+        run_server,
+        matches_reference(reference_csv),
+        contract.check_bad_inputs,
+        contract.check_payload_limit,
+        contract.check_custom_attributes,
+        model_dir=seed_artifact_dir,
+    )
     assert "building the serving artifact" not in log
     assert "serving /opt/ml/model" in log
 
@@ -76,7 +66,7 @@ def test_arbitrary_non_root_user_imports_a_raw_model(
     run_server: RunServer, seed_raw_dir: Path
 ) -> None:
     with run_server(model_dir=seed_raw_dir, user="12345:12345") as server:
-        check_content_types(server.base_url, expected=SEED_SCORE)
+        seed_answers(server.base_url)
         uid = process_uid(server.container)
     assert uid == "12345"
 
@@ -84,29 +74,31 @@ def test_arbitrary_non_root_user_imports_a_raw_model(
 def test_read_only_root_file_system_serves_a_compiled_artifact(
     run_server: RunServer, seed_artifact_dir: Path
 ) -> None:
-    with run_server(model_dir=seed_artifact_dir, read_only=True) as server:
-        check_content_types(server.base_url, expected=SEED_SCORE)
+    served(run_server, seed_answers, model_dir=seed_artifact_dir, read_only=True)
 
 
 def test_read_only_root_non_root_user_compiles_a_raw_model_into_tmpfs(
     run_server: RunServer, seed_raw_dir: Path
 ) -> None:
     """Docker's `--read-only` gives no writable /tmp: the documented way is `--tmpfs /tmp`."""
-    with run_server(
+    log = served(
+        run_server,
+        seed_answers,
         model_dir=seed_raw_dir,
         read_only=True,
         user="12345:12345",
         tmpfs={"/tmp": "rw,size=256m"},
-    ) as server:
-        check_content_types(server.base_url, expected=SEED_SCORE)
-        log = server.logs()
+    )
     assert "building the serving artifact into /tmp/" in log
 
 
 def test_a_full_tmp_does_not_prevent_serving_a_compiled_artifact(
     run_server: RunServer, seed_artifact_dir: Path
 ) -> None:
-    with run_server(
-        model_dir=seed_artifact_dir, read_only=True, tmpfs={"/tmp": "rw,size=4k"}
-    ) as server:
-        check_content_types(server.base_url, expected=SEED_SCORE)
+    served(
+        run_server,
+        seed_answers,
+        model_dir=seed_artifact_dir,
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=4k"},
+    )

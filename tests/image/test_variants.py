@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract import SEED_SCORE, check_content_types, check_seed_reference
-
-from .conftest import RunServer
+from .conftest import RunServer, matches_reference, seed_answers, served
 from .test_image import run_to_completion
 
 pytestmark = pytest.mark.container
@@ -34,10 +32,13 @@ def test_no_compiler_image_is_smaller_and_has_no_compiler(
 def test_no_compiler_image_serves_a_raw_model_through_gtil_matching_reference(
     run_server: RunServer, image_without_compiler: str, seed_raw_dir: Path, reference_csv: Path
 ) -> None:
-    with run_server(image=image_without_compiler, model_dir=seed_raw_dir) as server:
-        assert check_seed_reference(server.base_url, reference_csv) <= 1e-6
-        check_content_types(server.base_url, expected=SEED_SCORE)
-        log = server.logs()
+    log = served(
+        run_server,
+        matches_reference(reference_csv),
+        seed_answers,
+        image=image_without_compiler,
+        model_dir=seed_raw_dir,
+    )
     assert "no C compiler could build" in log
     assert "gtil predictor" in log
 
@@ -45,7 +46,7 @@ def test_no_compiler_image_serves_a_raw_model_through_gtil_matching_reference(
 def test_no_compiler_image_serves_a_compiled_artifact_compiled(
     run_server: RunServer, image_without_compiler: str, seed_artifact_dir: Path
 ) -> None:
-    with run_server(image=image_without_compiler, model_dir=seed_artifact_dir) as server:
-        check_content_types(server.base_url, expected=SEED_SCORE)
-        log = server.logs()
+    log = served(
+        run_server, seed_answers, image=image_without_compiler, model_dir=seed_artifact_dir
+    )
     assert "compiled predictor" in log

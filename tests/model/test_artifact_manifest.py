@@ -11,60 +11,16 @@ import numpy as np
 import pytest
 
 from model.artifact import (
-    CompiledInfo,
-    FallbackInfo,
     Manifest,
-    ModelInfo,
-    VerificationInfo,
-    Versions,
     load_verification,
     manifest_to_dict,
     read_manifest,
-    sha256_file,
     verify_files,
-    write_manifest,
 )
 from model.errors import IntegrityError, ManifestError, VerificationDataError
+from tests.artifacts import placeholder_artifact as _artifact
 
 ROWS = 3
-
-
-def _artifact(directory: Path, *, compiled: bool = True) -> Manifest:
-    directory.mkdir(parents=True, exist_ok=True)
-    features = np.arange(ROWS * 2, dtype=np.float32).reshape(ROWS, 2)
-    features[0, 1] = np.nan
-    np.savez(directory / "verification.npz", features=features, expected=np.full(ROWS, 0.25))
-    (directory / "model.tl").write_bytes(b"checkpoint")
-    names = ["model.tl", "verification.npz"]
-    if compiled:
-        (directory / "model.so").write_bytes(b"library")
-        names.append("model.so")
-    manifest = Manifest(
-        created_at="2026-11-25T12:00:00Z",
-        model=ModelInfo(
-            source_format="json",
-            source_file="model.json",
-            source_sha256="0" * 64,
-            objective="binary:logistic",
-            output_transform="sigmoid",
-            base_score=0.5,
-            num_trees=3,
-            num_features=2,
-            feature_names=("hour", "domain"),
-            bid_threshold=0.5,
-        ),
-        compiled=CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
-        if compiled
-        else None,
-        fallback=FallbackInfo(checkpoint="model.tl"),
-        verification=VerificationInfo(file="verification.npz", rows=ROWS, tolerance=1e-6),
-        versions=Versions(
-            python="3.11.7", numpy="2.4.6", treelite="4.8.1", tl2cgen="1.0.0", xgboost=None
-        ),
-        files={name: sha256_file(directory / name) for name in names},
-    )
-    write_manifest(directory, manifest)
-    return manifest
 
 
 def _rewrite(directory: Path, change: Any) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from benchmark.server import ServerProcess
+from tests.artifacts import build_artifact
 
 from .hostile_models import SEED_MODEL
 
@@ -20,29 +18,12 @@ StartServer = Callable[..., ServerProcess]
 @pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real SageMaker seed model, built into our serving artifact by `python -m model build`."""
-    import os  # DEV-ONLY
-
-    if os.environ.get("DEV_ARTIFACT"):
-        return Path(os.environ["DEV_ARTIFACT"])
-    root = tmp_path_factory.mktemp("artifact")
-    archive = root / "model.tar.gz"
-    built = subprocess.run(
-        [sys.executable, "-m", "model", "build", str(SEED_MODEL), "--output", str(archive)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, f"python -m model build failed:\n{built.stderr}"
-    directory = root / "model"
-    directory.mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(directory, filter="data")
-    return directory
+    return build_artifact(SEED_MODEL, tmp_path_factory.mktemp("artifact"))
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `python -m container` (healthy unless `wait=False`); all are stopped at teardown."""
+    """Start the server (healthy unless `wait=False`); all are stopped at teardown."""
     started: list[ServerProcess] = []
 
     def start(
@@ -62,10 +43,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         started.append(server)
         server.start()
         if wait:
-            try:
-                server.wait_healthy(timeout=timeout)
-            except (RuntimeError, TimeoutError) as exc:
-                raise AssertionError(f"{exc}; server log:\n{server.log()}") from exc
+            server.wait_healthy(timeout=timeout)
         return server
 
     try:

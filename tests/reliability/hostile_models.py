@@ -321,70 +321,51 @@ def traversal_archives(root: Path) -> list[HostileModel]:
         return info, None
 
     mentions = ("unsafe", "outside", "member", "link", "refus", "archive")
-    dotdot = escape_dir / "dotdot.txt"
-    cases.append(
-        HostileModel(
-            name="tar-dotdot",
-            path=archive("tar-dotdot", [regular(f"../../../../../../../..{dotdot}")]),
-            must_not_exist=(dotdot,),
-            log_mentions=mentions,
+
+    def case(
+        name: str,
+        path: Path,
+        *,
+        must_not_exist: tuple[Path, ...] = (),
+        log_mentions: tuple[str, ...] = mentions,
+    ) -> None:
+        cases.append(
+            HostileModel(
+                name=name, path=path, must_not_exist=must_not_exist, log_mentions=log_mentions
+            )
         )
+
+    dotdot = escape_dir / "dotdot.txt"
+    case(
+        "tar-dotdot",
+        archive("tar-dotdot", [regular(f"../../../../../../../..{dotdot}")]),
+        must_not_exist=(dotdot,),
     )
     absolute = escape_dir / "absolute.txt"
-    cases.append(
-        HostileModel(
-            name="tar-absolute",
-            path=archive("tar-absolute", [regular(str(absolute))]),
-            must_not_exist=(absolute,),
-            log_mentions=mentions,
-        )
+    case(
+        "tar-absolute",
+        archive("tar-absolute", [regular(str(absolute))]),
+        must_not_exist=(absolute,),
     )
     through = escape_dir / "through-link.txt"
-    cases.append(
-        HostileModel(
-            name="tar-symlink-then-write",
-            path=archive(
-                "tar-symlink-then-write",
-                [link("sub", str(escape_dir), tarfile.SYMTYPE), regular("sub/through-link.txt")],
-            ),
-            must_not_exist=(through,),
-            log_mentions=mentions,
-        )
+    case(
+        "tar-symlink-then-write",
+        archive(
+            "tar-symlink-then-write",
+            [link("sub", str(escape_dir), tarfile.SYMTYPE), regular("sub/through-link.txt")],
+        ),
+        must_not_exist=(through,),
     )
-    cases.append(
-        HostileModel(
-            name="tar-symlink-model",
-            path=_symlink_model_archive(root, seed_target="/etc/passwd"),
-            must_not_exist=(),
-            log_mentions=mentions,
-        )
-    )
-    cases.append(
-        HostileModel(
-            name="tar-hardlink",
-            path=archive("tar-hardlink", [link("passwd", "/etc/passwd", tarfile.LNKTYPE)]),
-            must_not_exist=(),
-            log_mentions=mentions,
-        )
-    )
+    case("tar-symlink-model", _symlink_model_archive(root, seed_target="/etc/passwd"))
+    case("tar-hardlink", archive("tar-hardlink", [link("passwd", "/etc/passwd", tarfile.LNKTYPE)]))
     fifo = tarfile.TarInfo("pipe")
     fifo.type = tarfile.FIFOTYPE
-    cases.append(
-        HostileModel(
-            name="tar-fifo",
-            path=archive("tar-fifo", [(fifo, None)]),
-            must_not_exist=(),
-            log_mentions=mentions,
-        )
-    )
+    case("tar-fifo", archive("tar-fifo", [(fifo, None)]))
     many = [regular(f"file-{index}", b"x") for index in range(2_000)]
-    cases.append(
-        HostileModel(
-            name="tar-too-many-members",
-            path=archive("tar-too-many-members", many),
-            must_not_exist=(),
-            log_mentions=("members", "refus", "archive"),
-        )
+    case(
+        "tar-too-many-members",
+        archive("tar-too-many-members", many),
+        log_mentions=("members", "refus", "archive"),
     )
     return cases
 

@@ -1,7 +1,7 @@
 """Hostile input never gets a 5xx, never crashes a worker and never grows its memory for good.
 
 In-process (the real app and the real compiled predictor, driven by raw ASGI messages) for the
-wide property runs; over real HTTP against `python -m container` for what only the HTTP layer sees:
+wide property runs; over real HTTP against the server process for what only the HTTP layer sees:
 header bytes, bodies streamed past the limit, slow clients.
 """
 

@@ -1,6 +1,6 @@
 """Hostile and broken models: refused with a clear log line, never healthy, no harm done.
 
-Each case starts the real server (`python -m container`) on the model and watches /ping until the
+Each case starts the real server on the model and watches /ping until the
 process exits: /ping must never answer 200, the exit code must be non-zero, the log must say
 what was refused, and the payload's marker file (a pickle's reduce, a shared library's
 constructor) or the traversal's target must not exist afterwards.
@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
 from benchmark.server import REPO_ROOT, ServerProcess, ping
+from tests.artifacts import unpack
 
 from .conftest import StartServer
 from .hostile_models import (
@@ -102,14 +102,6 @@ ARTIFACT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name", ARTIFACT_CASES)
-def test_a_broken_or_hostile_artifact_is_refused(
-    hostile_artifacts: dict[str, HostileModel], start_server: StartServer, name: str
-) -> None:
-    case = hostile_artifacts[name]
-    assert_refused(start_server(case.path, wait=False), case)
-
-
 SOURCE_CASES = [
     "pickle-os-system",
     "pickle-builtins-exec",
@@ -122,11 +114,15 @@ SOURCE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name", SOURCE_CASES)
-def test_a_hostile_raw_sagemaker_model_is_refused(
-    hostile_sources: dict[str, HostileModel], start_server: StartServer, name: str
+@pytest.mark.parametrize("name", ARTIFACT_CASES + SOURCE_CASES)
+def test_a_broken_or_hostile_model_is_refused(
+    hostile_artifacts: dict[str, HostileModel],
+    hostile_sources: dict[str, HostileModel],
+    start_server: StartServer,
+    name: str,
 ) -> None:
-    case = hostile_sources[name]
+    """Our artifact broken or tampered with, or a raw SageMaker model carrying a payload."""
+    case = {**hostile_artifacts, **hostile_sources}[name]
     assert_refused(start_server(case.path, wait=False), case)
 
 
@@ -215,10 +211,7 @@ def test_an_artifact_planted_in_the_import_cache_by_another_user_is_not_loaded(
     does not own (or that others can write); the marker proves whether the library ran."""
     from container.model_source import CACHE_DIR_NAME, source_digest
 
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    with tarfile.open(SEED_MODEL) as tar:
-        tar.extractall(raw, filter="data")
+    raw = unpack(SEED_MODEL, tmp_path / "raw")
     shared_tmp = tmp_path / "shared-tmp"
     shared_tmp.mkdir()
     shared_tmp.chmod(0o1777)  # like /tmp

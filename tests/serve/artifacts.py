@@ -1,7 +1,6 @@
 """Tiny serving artifacts for tests, built directly with xgboost + treelite + tl2cgen.
 
-Independent of `model.build` on purpose: the server's tests pin the artifact contract of
-docs/architecture.md, not one producer of it.
+Independent of `model.build` on purpose (the manifest is written by `tests.artifacts`).
 """
 
 from __future__ import annotations
@@ -12,16 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.artifact import (
-    CompiledInfo,
-    FallbackInfo,
-    Manifest,
-    ModelInfo,
-    VerificationInfo,
-    Versions,
-    sha256_file,
-    write_manifest,
-)
+from model.artifact import Versions, sha256_file
+from tests.artifacts import write_test_manifest
 
 NUM_FEATURES = 4
 
@@ -54,32 +45,17 @@ def build_tiny_artifact(output_dir: Path, *, compiled: bool = True) -> Path:
     check = np.ascontiguousarray(features[:64])
     expected = booster.inplace_predict(check).astype(np.float64)
     np.savez(output_dir / "verification.npz", features=check, expected=expected)
-    names = ["model.tl", "verification.npz"] + (["model.so"] if compiled else [])
-    manifest = Manifest(
-        created_at="2026-11-25T12:00:00Z",
-        model=ModelInfo(
-            source_format="trained",
-            source_file="model.json",
-            source_sha256="0" * 64,
-            objective="binary:logistic",
-            output_transform="sigmoid",
-            base_score=0.5,
-            num_trees=10,
-            num_features=NUM_FEATURES,
-            feature_names=tuple(f"f{i}" for i in range(NUM_FEATURES)),
-            bid_threshold=0.5,
-        ),
-        compiled=CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
-        if compiled
-        else None,
-        fallback=FallbackInfo(checkpoint="model.tl"),
-        verification=VerificationInfo(file="verification.npz", rows=len(check), tolerance=1e-6),
+    write_test_manifest(
+        output_dir,
+        compiled=compiled,
+        source_format="trained",
+        num_trees=10,
+        feature_names=[f"f{i}" for i in range(NUM_FEATURES)],
+        rows=len(check),
         versions=Versions(
             python="3", numpy=np.__version__, treelite="4", tl2cgen="1", xgboost=None
         ),
-        files={name: sha256_file(output_dir / name) for name in names},
     )
-    write_manifest(output_dir, manifest)
     booster.save_model(str(output_dir.parent / f"{output_dir.name}-reference.json"))
     return output_dir
 

@@ -18,8 +18,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_process import ROOT, ServerProcess, running_server, stop
+from server_process import running_server
 
+from benchmark.server import REPO_ROOT as ROOT
+from benchmark.server import ServerProcess, free_port
 from tests.contract import (
     SEED_ROW,
     SEED_SCORE,
@@ -30,7 +32,6 @@ from tests.contract import (
     check_payload_limit,
     check_ping,
     check_seed_reference,
-    free_port,
     host_and_port,
 )
 from tests.seed import SEED_REFERENCE, SEED_TARBALL
@@ -92,7 +93,7 @@ def test_custom_attributes(seed_server: ServerProcess) -> None:
 def test_the_raw_model_was_compiled_once_and_no_request_was_logged(
     seed_server: ServerProcess,
 ) -> None:
-    log = seed_server.log_text()
+    log = seed_server.log()
     assert log.count("building the serving artifact") == 1
     assert "compiled predictor" in log
     assert "POST /invocations" not in log  # no access log by default
@@ -184,7 +185,7 @@ def test_restart_reuses_the_cached_artifact(seed_raw_dir: Path, tmp_path: Path) 
     for _ in range(2):
         with running_server(seed_raw_dir, tmp_path=tmp_path) as server:
             check_ping(server.base_url)
-        log = server.log_text()
+        log = server.log()
     assert "reusing its cached artifact" in log
     assert "building the serving artifact" not in log
 
@@ -244,8 +245,8 @@ def test_sigterm_lets_requests_in_flight_finish(seed_raw_dir: Path, tmp_path: Pa
             connection.close()
         # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a hang
         # would end in stop()'s SIGKILL (-9) instead.
-        assert stop(server.process) in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in server.log_text()
+        assert server.stop() in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in server.log()
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 200"), answer
         assert abs(float(answer.partition(b"\r\n\r\n")[2]) - SEED_SCORE) <= 1e-6, answer
@@ -277,7 +278,7 @@ def test_without_a_compiler_the_raw_model_is_served_through_gtil(
 ) -> None:
     with running_server(seed_raw_dir, tmp_path=tmp_path, env={"PATH": str(tmp_path)}) as server:
         check_seed_reference(server.base_url, REFERENCE, batch=2500)
-        log = server.log_text()
+        log = server.log()
     assert "gtil predictor" in log
     assert "GTIL" in log and "WARNING" in log
 
