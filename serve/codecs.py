@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from serve import fastparse
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
@@ -56,8 +57,10 @@ def parse_csv_row(body: bytes, *, num_features: int) -> list[float] | None:
     then uses `decode_csv`, which is exact and explains every refusal. Python's `float()` on
     the comma-split fields beats numpy's parser on a handful of fields.
     """
+    if b"\n" in body:  # before splitting: a bulk body is not split twice
+        return None
     tokens = body.split(b",")
-    if len(tokens) != num_features or b"\n" in body or b"_" in body:
+    if len(tokens) != num_features or b"_" in body:
         return None
     try:
         values = list(map(float, tokens))
@@ -74,6 +77,9 @@ def decode_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatri
     values = parse_csv_row(body, num_features=num_features)
     if values is not None:
         return np.array((values,), dtype=np.float32)
+    matrix = fastparse.parse_csv(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
     if body.endswith(b"\n"):
@@ -132,6 +138,9 @@ def _raise_bad_csv_token(lines: list[bytes]) -> None:
 def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}, ...]}`,
     `{"features": [...]}`, a bare list of rows, or one flat row. `null` is a missing value."""
+    matrix = fastparse.parse_json(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     document = _load_json(body, where="The body")
     rows: Any
     if isinstance(document, dict):
@@ -160,6 +169,9 @@ def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatr
 
 def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """One row per line: a list of values or `{"features": [...]}`; blank lines are skipped."""
+    matrix = fastparse.parse_jsonlines(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
         raise EmptyBodyError("The body holds no rows.")
@@ -174,6 +186,9 @@ def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> Featur
 
 def decode_npy(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """A NumPy `.npy` file of a 1-D (one row) or 2-D numeric array; never unpickles."""
+    matrix = fastparse.parse_npy(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     stream = io.BytesIO(body)
     try:
         version = np.lib.format.read_magic(stream)
