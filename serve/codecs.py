@@ -299,13 +299,31 @@ def encode_csv(probabilities: Probabilities, selection: OutputSelection) -> byte
 
 def encode_json(probabilities: Probabilities, selection: OutputSelection) -> bytes:
     """`{"predictions": [{"score": p}, ...]}` (or the selected keys), as the built-in answers."""
+    if selection.is_default and _is_plain_float32(probabilities):
+        # The array in one orjson call, then each comma becomes the next record's opening:
+        # the same bytes as the records, without a dict per row.
+        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+        return b'{"predictions":[{"score":' + values.replace(b",", b'},{"score":') + b"}]}"
     return orjson.dumps({"predictions": selection.records(probabilities)}, option=_ORJSON_NUMPY)
 
 
 def encode_jsonlines(probabilities: Probabilities, selection: OutputSelection) -> bytes:
     """One JSON object per line, each ending in a newline."""
+    if selection.is_default and _is_plain_float32(probabilities):
+        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+        return b'{"score":' + values.replace(b",", b'}\n{"score":') + b"}\n"
     records = selection.records(probabilities)
     return b"".join(orjson.dumps(record, option=_ORJSON_NUMPY) + b"\n" for record in records)
+
+
+def _is_plain_float32(probabilities: Probabilities) -> bool:
+    """A non-empty C-contiguous 1-D float32 array: what orjson serializes as one list."""
+    return (
+        probabilities.dtype == np.float32
+        and probabilities.ndim == 1
+        and probabilities.flags.c_contiguous
+        and probabilities.shape[0] > 0
+    )
 
 
 ENCODERS: Mapping[str, Encoder] = {
