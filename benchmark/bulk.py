@@ -16,8 +16,8 @@ Side by side in one run, one uvicorn worker each, same uvicorn options
 What it prints (stdout; progress on stderr):
 
 1. The sweep: for each content type and rows per request (`--rows`, default 1, 10, 100, 1,000,
-   10,000), rows/s, p50 and p99 of both servers, and the ratio; interleaved, so drifts in
-   machine load hit both alike. Bodies are `benchmark.payloads` rows without missing values
+   10,000), rows/s, p50 and p99 of both servers, and the ratio; `--rounds` interleaved rounds
+   (so drifts in machine load hit both alike), each cell the run of median rate. Bodies are `benchmark.payloads` rows without missing values
    (`np.loadtxt` refuses an empty field); JSON and JSON Lines are answered in their own type,
    CSV and npy in CSV.
 2. The in-process cost of each stage at 1,000 rows: decode, predict, encode (no HTTP).
@@ -330,6 +330,8 @@ class Results:
     scaling: dict[tuple[str, int, int], Measurement] = field(default_factory=dict)
     """(server, workers, rows per request) -> measurement."""
     workers: int = 1
+    rounds: int = 1
+    error_count: int = 0
     latency: dict[str, dict[float, float]] = field(default_factory=dict)
     max_score_difference: float = 0.0
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -342,8 +344,11 @@ class Results:
         baseline = self.rows_per_s(content_type, rows, "xgboost")
         return self.rows_per_s(content_type, rows, "serve") / baseline if baseline else 0.0
 
-    def errors(self) -> int:
-        return sum(m.errors for m in [*self.sweep.values(), *self.scaling.values()])
+
+def median_run(runs: Sequence[Measurement]) -> Measurement:
+    """The run with the median rate (the lower one of an even count), latencies included."""
+    ordered = sorted(runs, key=lambda m: m.rate)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def stage_costs(model_dir: Path, content_types: Sequence[str]) -> dict[str, tuple[float, ...]]:
@@ -384,9 +389,10 @@ def measure(
     seconds: float,
     connections: int,
     workers: int,
+    rounds: int,
     say: Callable[[str], None],
 ) -> Results:
-    results = Results(rows, content_types, connections, seconds, workers=workers)
+    results = Results(rows, content_types, connections, seconds, workers=workers, rounds=rounds)
     results.load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-bulk-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -409,39 +415,47 @@ def measure(
         for script in {scripts[(t, min(rows))] for t in content_types}:  # warm-up
             for endpoint in pair.values():
                 run_wrk(endpoint.url, connections=connections, seconds=1, script=script)
-        for (content_type, n), script in scripts.items():
-            for name, endpoint in pair.items():
-                measured = run_wrk(
-                    endpoint.url, connections=connections, seconds=seconds, script=script
-                )
-                results.sweep[(content_type, n, name)] = measured
-                say(
-                    f"{SHORT[content_type]:>9} {n:>6} rows  {name:<8} "
-                    f"{measured.rate * n:>11,.0f} rows/s  p50 {measured.p50_us:>7.0f} µs  "
-                    f"p99 {measured.p99_us:>7.0f} µs  errors {measured.errors}"
-                )
         single = make_request(CSV, 1).script(work)
-        for name, endpoint in {**pair, "floor": floor}.items():
-            results.latency[name] = wrk_percentiles(endpoint.url, script=single, seconds=seconds)
-            say(f"single-row latency {name}: p50 {results.latency[name][50.0]:.0f} µs")
         bulk = make_request(CSV, BULK_ROWS).script(work)
-        for count in sorted({1, workers}):
-            endpoints = {"serve": serve, "floor": floor}
-            if count > 1:
-                endpoints = {
-                    "serve": start(f"serve-{count}", serve_command(model_dir, count)),
-                    "floor": start(
-                        f"floor-{count}",
-                        own_command("floor", workers=count, xgboost_model=xgboost_model),
-                    ),
-                }
-            for name, endpoint in endpoints.items():
+        scaled = {(name, 1): endpoint for name, endpoint in (("serve", serve), ("floor", floor))}
+        if workers > 1:
+            scaled[("serve", workers)] = start(
+                f"serve-{workers}", serve_command(model_dir, workers)
+            )
+            scaled[("floor", workers)] = start(
+                f"floor-{workers}",
+                own_command("floor", workers=workers, xgboost_model=xgboost_model),
+            )
+        sweep: dict[tuple[str, int, str], list[Measurement]] = {}
+        scaling: dict[tuple[str, int, int], list[Measurement]] = {}
+        for round_number in range(1, rounds + 1):
+            for (content_type, n), script in scripts.items():
+                for name, endpoint in pair.items():
+                    measured = run_wrk(
+                        endpoint.url, connections=connections, seconds=seconds, script=script
+                    )
+                    sweep.setdefault((content_type, n, name), []).append(measured)
+                    say(
+                        f"round {round_number}/{rounds} {SHORT[content_type]:>9} {n:>6} rows  "
+                        f"{name:<8} {measured.rate * n:>11,.0f} rows/s  p50 "
+                        f"{measured.p50_us:>7.0f} µs  p99 {measured.p99_us:>7.0f} µs  "
+                        f"errors {measured.errors}"
+                    )
+            for (name, count), endpoint in scaled.items():
                 for n, script in ((1, single), (BULK_ROWS, bulk)):
                     measured = run_wrk(
                         endpoint.url, connections=connections, seconds=seconds, script=script
                     )
-                    results.scaling[(name, count, n)] = measured
+                    scaling.setdefault((name, count, n), []).append(measured)
                     say(f"scaling {name} x{count} {n:>5} rows: {measured.rate * n:,.0f} rows/s")
+        results.sweep = {key: median_run(runs) for key, runs in sweep.items()}
+        results.scaling = {key: median_run(runs) for key, runs in scaling.items()}
+        results.error_count = sum(
+            m.errors for runs in [*sweep.values(), *scaling.values()] for m in runs
+        )
+        for name, endpoint in {**pair, "floor": floor}.items():
+            results.latency[name] = wrk_percentiles(endpoint.url, script=single, seconds=seconds)
+            say(f"single-row latency {name}: p50 {results.latency[name][50.0]:.0f} µs")
     say("in-process stage costs ...")
     results.stages = {
         k: (v[0], v[1], v[2]) for k, v in stage_costs(model_dir, content_types).items()
@@ -489,7 +503,8 @@ def render(results: Results, *, client: str = "wrk") -> str:
     load_after = " ".join(f"{v:.2f}" for v in results.load_after)
     lines = [
         f"POST /invocations, 1 uvicorn worker each; load: {client}, {results.connections} "
-        f"connections, {results.seconds:g} s per cell; {os.cpu_count()} vCPUs; "
+        f"connections, {results.seconds:g} s per cell, median of {results.rounds} interleaved "
+        f"round(s); {os.cpu_count()} vCPUs; "
         f"load average before {load}, after {load_after}",
         f"scores agree: max |serve - xgboost| = {results.max_score_difference:.2e}",
         "",
@@ -557,7 +572,7 @@ def render(results: Results, *, client: str = "wrk") -> str:
     lines += ["", "| target | measured | required | verdict |", "|---|---|---|---|"]
     for what, value, target, passed in verdicts(results):
         lines.append(f"| {what} | {value:.2f} | {target} | {'PASS' if passed else 'FAIL'} |")
-    lines.append(f"\nerrors (non-2xx or socket) over all runs: {results.errors()}")
+    lines.append(f"\nerrors (non-2xx or socket) over all runs: {results.error_count}")
     return "\n".join(lines)
 
 
@@ -660,6 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--duration", type=positive_float, default=3.0, help="s per cell (3)")
     parser.add_argument("--connections", type=positive_int, default=8, help="wrk connections (8)")
+    parser.add_argument("--rounds", type=positive_int, default=1, help="interleaved rounds (1)")
     parser.add_argument(
         "--workers",
         type=positive_int,
@@ -689,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     if args.quick:
-        args.rows, args.duration = QUICK_ROWS, 1.0
+        args.rows, args.duration, args.rounds = QUICK_ROWS, 1.0, 1
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -708,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.duration,
                 connections=args.connections,
                 workers=args.workers,
+                rounds=args.rounds,
                 say=say,
             )
         except RuntimeError as exc:
