@@ -82,7 +82,7 @@ class FastParser:
         self, name: str, body: bytes, *, num_features: int, capacity: int
     ) -> FeatureMatrix | None:
         """Call parser `name` into a fresh (capacity, num_features) matrix; None to fall back."""
-        if capacity <= 0:
+        if capacity <= 0 or type(body) is not bytes:  # c_char_p borrows a bytes' buffer
             return None
         out = np.empty((capacity, num_features), dtype=np.float32)
         rows: int = getattr(self.library, name)(
