@@ -65,6 +65,8 @@ class FastParser:
     """The loaded library's three entry points."""
 
     library: ctypes.CDLL
+    path: Path
+    """Where it was loaded from (a start-up build's file is removed once loaded)."""
 
     def __post_init__(self) -> None:
         for name in ("rtb_parse_csv", "rtb_parse_json", "rtb_parse_jsonlines"):
@@ -132,7 +134,7 @@ def _open(path: Path, digest: str) -> FastParser | None:
         built_from = library.rtb_fastparse_digest()
         if built_from != digest.encode() or not library.rtb_fastparse_init():
             return None
-        return FastParser(library)
+        return FastParser(library, path)
     except (SharedLibraryError, OSError, AttributeError) as exc:
         logger.warning("cannot load %s: %s", path, exc)
         return None

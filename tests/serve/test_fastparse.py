@@ -420,6 +420,17 @@ def test_a_stale_prebuilt_library_is_rebuilt(tmp_path: Path) -> None:
             assert fastparse.load() is None  # not the stale one, and the compile failed
 
 
+def test_the_prebuilt_library_is_used_when_current(tmp_path: Path) -> None:
+    prebuilt = tmp_path / "_fastparse.so"
+    fastparse.build(prebuilt)
+    with (
+        mock.patch.object(fastparse, "PREBUILT", prebuilt),
+        mock.patch.object(fastparse, "build", side_effect=AssertionError("compiled again")),
+    ):
+        parser = fastparse.load()
+    assert parser is not None and parser.path == prebuilt
+
+
 def test_without_a_compiler_the_decoders_run_alone(tmp_path: Path) -> None:
     with (
         mock.patch.object(fastparse, "PREBUILT", tmp_path / "absent.so"),
