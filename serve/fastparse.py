@@ -96,8 +96,13 @@ class FastParser:
 
 
 def load() -> FastParser | None:
-    """The library: the prebuilt one if current, else compiled now if a compiler exists."""
-    digest = source_digest()
+    """The library: the prebuilt one if current, else compiled now if a compiler exists.
+    Never raises: without it, the decoders parse every body in Python (with a WARNING)."""
+    try:
+        digest = source_digest()
+    except OSError as exc:
+        logger.warning("no fast bulk parser (%s): bulk bodies are parsed in Python", exc)
+        return None
     if PREBUILT.is_file():
         parser = _open(PREBUILT, digest)
         if parser is not None:
@@ -110,20 +115,20 @@ def load() -> FastParser | None:
             PREBUILT.name,
         )
         return None
-    with tempfile.TemporaryDirectory(prefix="rtb-fastparse-") as private:  # 0700, ours
-        library = Path(private) / PREBUILT.name
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="rtb-fastparse-") as private:  # 0700, ours
+            library = Path(private) / PREBUILT.name
             build(library, compiler=compiler)
-        except (subprocess.SubprocessError, OSError) as exc:
-            detail = getattr(exc, "stderr", b"") or b""
-            logger.warning(
-                "cannot compile %s (%s %s): bulk bodies are parsed in Python",
-                SOURCE,
-                exc,
-                detail.decode(errors="replace")[-500:],
-            )
-            return None
-        return _open(library, digest)  # dlopen keeps the mapping after the file is removed
+            return _open(library, digest)  # dlopen keeps the mapping once the file is gone
+    except (subprocess.SubprocessError, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        logger.warning(
+            "cannot compile %s (%s %s): bulk bodies are parsed in Python",
+            SOURCE,
+            exc,
+            detail.decode(errors="replace")[-500:],
+        )
+        return None
 
 
 def _open(path: Path, digest: str) -> FastParser | None:

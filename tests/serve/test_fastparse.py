@@ -431,6 +431,14 @@ def test_the_prebuilt_library_is_used_when_current(tmp_path: Path) -> None:
     assert parser is not None and parser.path == prebuilt
 
 
+def test_without_a_temporary_directory_the_decoders_run_alone(tmp_path: Path) -> None:
+    with (
+        mock.patch.object(fastparse, "PREBUILT", tmp_path / "absent.so"),
+        mock.patch("tempfile.mkdtemp", side_effect=OSError("read-only file system")),
+    ):
+        assert fastparse.load() is None
+
+
 def test_without_a_compiler_the_decoders_run_alone(tmp_path: Path) -> None:
     with (
         mock.patch.object(fastparse, "PREBUILT", tmp_path / "absent.so"),
