@@ -84,8 +84,12 @@ class FastParser:
         self, name: str, body: bytes, *, num_features: int, capacity: int
     ) -> FeatureMatrix | None:
         """Call parser `name` into a fresh (capacity, num_features) matrix; None to fall back."""
-        if capacity <= 0 or type(body) is not bytes:  # c_char_p borrows a bytes' buffer
-            return None
+        if capacity <= 0 or num_features <= 0 or type(body) is not bytes:
+            return None  # (c_char_p borrows the buffer of a bytes object only)
+        # Every row holds num_features values and their separators: at least num_features - 1
+        # bytes and a line end (CSV), more in JSON; so the matrix is never larger than the body
+        # allows, whatever the feature count.
+        capacity = min(capacity, len(body) // num_features + 1)
         out = np.empty((capacity, num_features), dtype=np.float32)
         rows: int = getattr(self.library, name)(
             body, len(body), num_features, capacity, out.ctypes.data
