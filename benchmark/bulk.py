@@ -17,9 +17,9 @@ What it prints (stdout; progress on stderr):
 
 1. The sweep: for each content type and rows per request (`--rows`, default 1, 10, 100, 1,000,
    10,000), rows/s, p50 and p99 of both servers, and the ratio; `--rounds` interleaved rounds
-   (so drifts in machine load hit both alike), each cell the run of median rate. Bodies are `benchmark.payloads` rows without missing values
-   (`np.loadtxt` refuses an empty field); JSON and JSON Lines are answered in their own type,
-   CSV and npy in CSV.
+   (so drifts in machine load hit both alike), each cell the run of median rate. Bodies are
+   `benchmark.payloads` rows without missing values (`np.loadtxt` refuses an empty field);
+   JSON and JSON Lines are answered in their own type, CSV and npy in CSV.
 2. The in-process cost of each stage at 1,000 rows: decode, predict, encode (no HTTP).
 3. Scaling with workers = vCPUs: 1 vs N workers of `serve` and of the floor, single-row and
    1,000-row CSV.
