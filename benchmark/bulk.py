@@ -71,6 +71,7 @@ SHORT: Final = {CSV: "csv", JSON: "json", JSONLINES: "jsonlines", NPY: "npy"}
 COST_PER_ROW_MAX_US: Final = 0.5
 RATIO_MIN: Final = {1_000: 4.0, 100: 3.0}
 BULK_ROWS: Final = 1_000
+SCORE_TOLERANCE: Final = 1e-5
 
 SWEEP_CHART: Final = "bulk-sweep.png"
 LATENCY_CHART: Final = "bulk-single-row-latency.png"
@@ -271,7 +272,8 @@ def read_scores(accept: str, body: bytes) -> npt.NDArray[np.float64]:
 
 
 def agreement(servers: Sequence[Endpoint], requests: Sequence[Payload]) -> float:
-    """Largest score difference between the servers over `requests`; raises on a non-200."""
+    """Largest score difference between the servers over `requests`; raises on a non-200 or
+    a difference over SCORE_TOLERANCE (the servers would not be computing the same model)."""
     largest = 0.0
     for request in requests:
         answers = []
@@ -286,6 +288,8 @@ def agreement(servers: Sequence[Endpoint], requests: Sequence[Payload]) -> float
             if answer.shape != answers[0].shape:
                 raise RuntimeError(f"{request}: {answer.shape} scores, not {answers[0].shape}")
             largest = max(largest, float(np.max(np.abs(answer - answers[0]))))
+    if not largest <= SCORE_TOLERANCE:
+        raise RuntimeError(f"the servers' scores differ by {largest:.2e} (> {SCORE_TOLERANCE:g})")
     return largest
 
 

@@ -18,10 +18,13 @@ import httpx
 import numpy as np
 import pytest
 
+from benchmark import bulk
 from benchmark.bulk import (
     ACCEPT,
     BULK_ROWS,
+    Endpoint,
     Results,
+    agreement,
     baseline_decode,
     baseline_encode,
     make_request,
@@ -72,6 +75,16 @@ def test_the_baseline_server_predicts_what_xgboost_predicts(
     features = make_rows(20, missing_rate=0.0)
     expected = booster.predict(xgboost.DMatrix(features, feature_names=booster.feature_names))
     np.testing.assert_allclose(read_scores(JSON, response.content), expected, rtol=1e-6)
+
+
+def test_servers_that_disagree_are_not_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {1: b"0.25\n0.5", 2: b"0.25\n0.5000001", 3: b"0.25\n0.6"}
+    monkeypatch.setattr(bulk, "post", lambda endpoint, request: (200, answers[endpoint.port]))
+    request = make_request(CSV, 2)
+    endpoints = [Endpoint(name, port, 0) for name, port in (("a", 1), ("b", 2), ("c", 3))]
+    assert agreement(endpoints[:2], [request]) == pytest.approx(1e-7, rel=1e-3)
+    with pytest.raises(RuntimeError, match="differ by 1.00e-01"):
+        agreement([endpoints[0], endpoints[2]], [request])
 
 
 def measurement(rate: float) -> Measurement:
