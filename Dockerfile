@@ -38,6 +38,17 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/python -c "import fastapi, numpy, orjson, scipy.sparse, tl2cgen, treelite, treelite.gtil, uvicorn, uvloop"
 
 # ---------------------------------------------------------------------------------------------
+# fastparse: the bulk request parser (serve/fastparse.c, see serve/fastparse.py), compiled here
+# so that every image has it, RUNTIME_COMPILER=none included. The server loads it only if it
+# was built from the fastparse.c beside it (its sha256 is compiled in).
+FROM venv AS fastparse
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY serve /opt/rtb/app/serve
+RUN cd /opt/rtb/app && /opt/venv/bin/python -m serve.fastparse /opt/rtb/fastparse.so
+
+# ---------------------------------------------------------------------------------------------
 # trainer: trains and compiles the default RTB model. Only here: xgboost, at the version and
 # hashes locked in requirements/dev.txt.
 FROM venv AS trainer
@@ -94,6 +105,7 @@ COPY --from=venv /opt/venv /opt/venv
 COPY --from=trainer /opt/rtb/default-model /opt/rtb/default-model
 COPY model /opt/rtb/app/model
 COPY serve /opt/rtb/app/serve
+COPY --from=fastparse /opt/rtb/fastparse.so /opt/rtb/app/serve/_fastparse.so
 COPY container /opt/rtb/app/container
 # `serve` as pip would write it for pyproject's [project.scripts]; byte-compiled ahead of time
 # because a read-only root file system cannot cache bytecode at start-up. Nothing installs
@@ -120,6 +132,10 @@ RUN python -m model build /tmp/selfcheck --output /tmp/selfcheck-artifact --quie
  && python -c "from pathlib import Path; from serve.predictor import load_model; \
 [load_model(Path(d)) for d in ('/tmp/selfcheck-artifact', '/opt/rtb/default-model')]" \
  && rm -rf /tmp/selfcheck /tmp/selfcheck-artifact
+
+# The prebuilt bulk parser loads (not a start-up compile, which the none variant cannot do).
+RUN python -c "from serve import fastparse as f; \
+assert f.PARSER is not None and f.PARSER.path == f.PREBUILT, 'no prebuilt parser'"
 
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
       org.opencontainers.image.title=rtb-inference \

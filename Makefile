@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.txt | sha256sum | cut 
 MODEL  := build/default-model
 PORT   ?= 8080
 
-.PHONY: setup run test lint model clean
+.PHONY: setup run test lint model fastparse clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ $(MODEL)/manifest.json: | setup
 
 model: $(MODEL)/manifest.json
 
-run: setup model
+# The bulk request parser (serve/fastparse.c); without it each worker compiles it at start-up.
+serve/_fastparse.so: serve/fastparse.c serve/fastparse.py | setup
+	$(PY) -m serve.fastparse $@
+
+fastparse: serve/_fastparse.so
+
+run: setup model fastparse
 	$(PY) -m container --model-dir $(MODEL) --port $(PORT)
 
 test: setup
@@ -35,4 +41,4 @@ lint: setup
 	$(PY) -m mypy
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build serve/_fastparse.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from serve import fastparse
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
@@ -63,8 +64,10 @@ def parse_csv_row(body: bytes, *, num_features: int) -> list[float] | None:
     then uses `decode_csv`, which is exact and explains every refusal. Python's `float()` on
     the comma-split fields beats numpy's parser on a handful of fields.
     """
+    if b"\n" in body:  # before splitting: a bulk body is not split twice
+        return None
     tokens = body.split(b",")
-    if len(tokens) != num_features or b"\n" in body or b"_" in body:
+    if len(tokens) != num_features or b"_" in body:
         return None
     try:
         values = list(map(float, tokens))
@@ -81,6 +84,9 @@ def decode_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatri
     values = parse_csv_row(body, num_features=num_features)
     if values is not None:
         return np.array((values,), dtype=np.float32)
+    matrix = fastparse.parse_csv(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     if b"\r" in body:
         body = body.replace(b"\r\n", b"\n")
     if body.endswith(b"\n"):
@@ -139,6 +145,9 @@ def _raise_bad_csv_token(lines: list[bytes]) -> None:
 def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """`{"instances": [[...], ...]}`, `{"instances": [{"features": [...]}, ...]}`,
     `{"features": [...]}`, a bare list of rows, or one flat row. `null` is a missing value."""
+    matrix = fastparse.parse_json(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     document = _load_json(body, where="The body")
     rows: Any
     if isinstance(document, dict):
@@ -167,6 +176,9 @@ def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatr
 
 def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """One row per line: a list of values or `{"features": [...]}`; blank lines are skipped."""
+    matrix = fastparse.parse_jsonlines(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     lines = [line for line in body.split(b"\n") if line.strip()]
     if not lines:
         raise EmptyBodyError("The body holds no rows.")
@@ -181,6 +193,9 @@ def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> Featur
 
 def decode_npy(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """A NumPy `.npy` file of a 1-D (one row) or 2-D numeric array; never unpickles."""
+    matrix = fastparse.parse_npy(body, num_features=num_features, max_rows=max_rows)
+    if matrix is not None:
+        return matrix
     stream = io.BytesIO(body)
     try:
         version = np.lib.format.read_magic(stream)
@@ -323,13 +338,31 @@ def encode_csv(probabilities: Probabilities, selection: OutputSelection) -> byte
 
 def encode_json(probabilities: Probabilities, selection: OutputSelection) -> bytes:
     """`{"predictions": [{"score": p}, ...]}` (or the selected keys), as the built-in answers."""
+    if selection.is_default and _is_plain_float32(probabilities):
+        # The array in one orjson call, then each comma becomes the next record's opening:
+        # the same bytes as the records, without a dict per row.
+        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+        return b'{"predictions":[{"score":' + values.replace(b",", b'},{"score":') + b"}]}"
     return orjson.dumps({"predictions": selection.records(probabilities)}, option=_ORJSON_NUMPY)
 
 
 def encode_jsonlines(probabilities: Probabilities, selection: OutputSelection) -> bytes:
     """One JSON object per line, each ending in a newline."""
+    if selection.is_default and _is_plain_float32(probabilities):
+        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+        return b'{"score":' + values.replace(b",", b'}\n{"score":') + b"}\n"
     records = selection.records(probabilities)
     return b"".join(orjson.dumps(record, option=_ORJSON_NUMPY) + b"\n" for record in records)
+
+
+def _is_plain_float32(probabilities: Probabilities) -> bool:
+    """A non-empty C-contiguous 1-D float32 array: what orjson serializes as one list."""
+    return (
+        probabilities.dtype == np.float32
+        and probabilities.ndim == 1
+        and probabilities.flags.c_contiguous
+        and probabilities.shape[0] > 0
+    )
 
 
 ENCODERS: Mapping[str, Encoder] = {

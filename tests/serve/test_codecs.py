@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serve.codecs import (
     CSV,
@@ -308,3 +311,21 @@ def test_new_formats_are_registered() -> None:
     assert DECODERS["application/x-recordio-protobuf"] is decode_recordio
     assert negotiate_accept("application/x-recordio-protobuf", default=CSV) in ENCODERS
     assert negotiate_accept("application/*", default=CSV) == JSON
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(width=32), min_size=0, max_size=40).map(
+        lambda values: np.array(values, dtype=np.float32)
+    )
+)
+def test_default_json_encoders_write_the_records_bytes(scores: np.ndarray) -> None:
+    """The default-key JSON encoders skip the per-row records; their bytes are the records'."""
+    records = OutputSelection().records(scores)
+    option = orjson.OPT_SERIALIZE_NUMPY
+    assert ENCODERS[JSON](scores, OutputSelection()) == orjson.dumps(
+        {"predictions": records}, option=option
+    )
+    assert ENCODERS[JSONLINES](scores, OutputSelection()) == b"".join(
+        orjson.dumps(record, option=option) + b"\n" for record in records
+    )
