@@ -24,7 +24,7 @@ from serve.errors import (
     NotAcceptableError,
     TooManyRowsError,
 )
-from serve.outputs import OutputSelection, Probabilities
+from serve.outputs import OutputSelection, Predictions
 from serve.predictor import FeatureMatrix
 
 CSV = "text/csv"
@@ -36,7 +36,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 """The largest finite float32: a value beyond it is refused as `invalid_value`."""
 
 Decoder = Callable[..., FeatureMatrix]
-Encoder = Callable[[Probabilities, OutputSelection], bytes]
+Encoder = Callable[[Predictions, OutputSelection], bytes]
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _JSON_KINDS = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
@@ -275,38 +275,90 @@ DECODERS: Mapping[str, Decoder] = {
 
 
 # --- encoders -------------------------------------------------------------------------------
+#
+# As the SageMaker XGBoost container answers (sagemaker_containers' encoders and the container's
+# serve_utils): CSV one line per row (a `multi:softprob` row is its k values joined by commas),
+# `\n`-terminated; JSON `{"predictions": [{"score": p}, ...]}` (p a list for softprob); NPY the
+# float64 array of the predictions. Floats are written as the shortest text that parses back to
+# the same float32 (the built-in writes the double nearest the float32: same float32 once
+# parsed). With `SAGEMAKER_INFERENCE_OUTPUT`, CSV lines are not terminated (as the built-in's
+# `"\n".join`) and NaN (a key that does not apply) is `nan` in CSV and `null` in JSON.
 
 
-def encode_csv(probabilities: Probabilities, selection: OutputSelection) -> bytes:
-    """One line per row: the score, or the selected keys' values separated by commas."""
+def encode_csv(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """One line per row: the score (k values for softprob), or the selected keys' values."""
     if selection.is_default:
-        return orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1].replace(b",", b"\n")
-    return "\n".join(selection.csv_lines(probabilities)).encode()
+        text = orjson.dumps(predictions, option=_ORJSON_NUMPY)
+        if predictions.ndim == 1:
+            return text[1:-1].replace(b",", b"\n") + b"\n"
+        return text[2:-2].replace(b"],[", b"\n") + b"\n"
+    return "\n".join(selection.csv_lines(predictions)).encode()
 
 
-def encode_json(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+def encode_json(predictions: Predictions, selection: OutputSelection) -> bytes:
     """`{"predictions": [{"score": p}, ...]}` (or the selected keys), as the built-in answers."""
-    return orjson.dumps({"predictions": selection.records(probabilities)}, option=_ORJSON_NUMPY)
+    return orjson.dumps({"predictions": selection.records(predictions)}, option=_ORJSON_NUMPY)
 
 
-def encode_jsonlines(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+def encode_jsonlines(predictions: Predictions, selection: OutputSelection) -> bytes:
     """One JSON object per line, each ending in a newline."""
-    records = selection.records(probabilities)
+    records = selection.records(predictions)
     return b"".join(orjson.dumps(record, option=_ORJSON_NUMPY) + b"\n" for record in records)
+
+
+def encode_npy(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """The predictions as a float64 `.npy` array, (rows,) or (rows, k): the built-in's
+    `np.save(preds.tolist())`. Only for the default answer (`SCORE_ONLY_TYPES`)."""
+    stream = io.BytesIO()
+    np.save(stream, predictions.astype(np.float64), allow_pickle=False)
+    return stream.getvalue()
+
+
+def encode_batch_lines(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """Batch Transform (`SAGEMAKER_BATCH`), default answer: one prediction per line whatever
+    the Accept, as the built-in's `"\n".join(map(str, preds.tolist())) + "\n"`: a softprob
+    row is written as a list, `[a, b, c]`."""
+    if predictions.ndim == 1:
+        return encode_csv(predictions, selection)
+    rows = orjson.dumps(predictions, option=_ORJSON_NUMPY)[1:-1].replace(b"],[", b"]\n[")
+    return rows.replace(b",", b", ") + b"\n"
 
 
 ENCODERS: Mapping[str, Encoder] = {
     CSV: encode_csv,
     JSON: encode_json,
     JSONLINES: encode_jsonlines,
+    NPY: encode_npy,
 }
 
+SCORE_ONLY_TYPES = frozenset({NPY})
+"""Response types that cannot carry `SAGEMAKER_INFERENCE_OUTPUT` records."""
 
-def negotiate_accept(header: str | None, *, default: str) -> str:
+
+def encoders_for(selection: OutputSelection, *, batch: bool) -> dict[str, Encoder]:
+    """The response types this server answers with, and how, decided once at start-up."""
+    if selection.is_default:
+        if batch:
+            return dict.fromkeys(ENCODERS, encode_batch_lines)
+        return dict(ENCODERS)
+    available = {key: value for key, value in ENCODERS.items() if key not in SCORE_ONLY_TYPES}
+    if batch:
+        available[CSV] = _encode_csv_batch
+    return available
+
+
+def _encode_csv_batch(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """Selected keys in Batch Transform: CSV lines, each terminated (the built-in adds `\n`)."""
+    return encode_csv(predictions, selection) + b"\n"
+
+
+def negotiate_accept(
+    header: str | None, *, default: str, available: Mapping[str, Encoder] = ENCODERS
+) -> str:
     """Pick the response type from an Accept header, honouring q-values and wildcards.
 
     A missing or empty header, or `*/*`, means `default`. Raises NotAcceptableError when
-    nothing listed can be produced.
+    nothing listed is in `available`.
     """
     if header is None or not header.strip():
         return default
@@ -331,15 +383,15 @@ def negotiate_accept(header: str | None, *, default: str) -> str:
     for _, _, media_type in sorted(ranked):
         if media_type == "*/*":
             return default
-        if media_type in ENCODERS:
+        if media_type in available:
             return media_type
         if media_type.endswith("/*"):
             prefix = media_type[:-1]
             if default.startswith(prefix):
                 return default
-            for candidate in ENCODERS:
+            for candidate in available:
                 if candidate.startswith(prefix):
                     return candidate
     raise NotAcceptableError(
-        f"Cannot answer with {header[:200]!r}; supported: {', '.join(ENCODERS)}."
+        f"Cannot answer with {header[:200]!r}; supported: {', '.join(available)}."
     )
