@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from serve.codecs import JSON
 from serve.errors import InferenceError, error_body, error_response
-from serve.invocations import InvocationHandler
+from serve.invocations import InvocationHandler, num_outputs
 from serve.openapi import add_openapi
 from serve.outputs import OutputSelection
 from serve.ping import PingHandler
@@ -110,7 +110,7 @@ def _load(handler: InvocationHandler, model_dir: Path, settings: Settings) -> No
             num_class=num_class if isinstance(num_class, int) else None,
             threshold=model.bid_threshold,
         )
-        handler.configure(selection)
+        handler.configure(selection, num_outputs=num_outputs(loaded.predictor))
     except Exception as exc:
         logger.error("refusing to serve the model in %s: %s", model_dir, exc)
         raise

@@ -41,6 +41,8 @@ Encoder = Callable[[Predictions, OutputSelection], bytes]
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _JSON_KINDS = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
 _ORJSON_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_ORJSON_NUMPY_LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_CSV_LINES = bytes.maketrans(b",", b"\n")
 
 
 def parse_media_type(value: str) -> str:
@@ -288,11 +290,17 @@ DECODERS: Mapping[str, Decoder] = {
 def encode_csv(predictions: Predictions, selection: OutputSelection) -> bytes:
     """One line per row: the score (k values for softprob), or the selected keys' values."""
     if selection.is_default:
-        text = orjson.dumps(predictions, option=_ORJSON_NUMPY)
         if predictions.ndim == 1:
-            return text[1:-1].replace(b",", b"\n") + b"\n"
+            return encode_csv_scores(predictions, selection)
+        text = orjson.dumps(predictions, option=_ORJSON_NUMPY)
         return text[2:-2].replace(b"],[", b"\n") + b"\n"
     return "\n".join(selection.csv_lines(predictions)).encode()
+
+
+def encode_csv_scores(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """The hot path, one score a row (a 1-D array, the default answer): `[a,b]\n` -> `a\nb\n`
+    in one pass over orjson's text."""
+    return orjson.dumps(predictions, option=_ORJSON_NUMPY_LINE).translate(_CSV_LINES, b"[]")
 
 
 def encode_json(predictions: Predictions, selection: OutputSelection) -> bytes:
@@ -319,7 +327,7 @@ def encode_batch_lines(predictions: Predictions, selection: OutputSelection) -> 
     the Accept, as the built-in's `"\n".join(map(str, preds.tolist())) + "\n"`: a softprob
     row is written as a list, `[a, b, c]`."""
     if predictions.ndim == 1:
-        return encode_csv(predictions, selection)
+        return encode_csv_scores(predictions, selection)
     rows = orjson.dumps(predictions, option=_ORJSON_NUMPY)[1:-1].replace(b"],[", b"]\n[")
     return rows.replace(b",", b", ") + b"\n"
 
@@ -335,11 +343,16 @@ SCORE_ONLY_TYPES = frozenset({NPY})
 """Response types that cannot carry `SAGEMAKER_INFERENCE_OUTPUT` records."""
 
 
-def encoders_for(selection: OutputSelection, *, batch: bool) -> dict[str, Encoder]:
-    """The response types this server answers with, and how, decided once at start-up."""
+def encoders_for(
+    selection: OutputSelection, *, batch: bool, num_outputs: int = 1
+) -> dict[str, Encoder]:
+    """The response types this server answers with, and how, decided once at start-up for the
+    model's output selection, its number of outputs a row and `SAGEMAKER_BATCH`."""
     if selection.is_default:
         if batch:
             return dict.fromkeys(ENCODERS, encode_batch_lines)
+        if num_outputs == 1:
+            return {**ENCODERS, CSV: encode_csv_scores}
         return dict(ENCODERS)
     available = {key: value for key, value in ENCODERS.items() if key not in SCORE_ONLY_TYPES}
     if batch:

@@ -66,14 +66,14 @@ class InvocationHandler:
         self._decoders: dict[bytes, Decoder] = {}
         self._accepts: dict[bytes, tuple[str, bytes]] = {}
         self._json_decoder = DECODERS[JSONLINES] if settings.batch else DECODERS[JSON]
-        self.configure(selection)
+        self.configure(selection, num_outputs=num_outputs(predictor))
         self.predictor = predictor
 
-    def configure(self, selection: OutputSelection) -> None:
+    def configure(self, selection: OutputSelection, *, num_outputs: int = 1) -> None:
         """Fix the answer for this model: the response types, their encoders, the default.
 
         Raises OutputSelectionError when the default response type cannot carry the selection."""
-        encoders = encoders_for(selection, batch=self.settings.batch)
+        encoders = encoders_for(selection, batch=self.settings.batch, num_outputs=num_outputs)
         if self.settings.default_accept not in encoders:
             raise OutputSelectionError(
                 f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={self.settings.default_accept} cannot carry "
@@ -193,6 +193,12 @@ class InvocationHandler:
             )
             chosen = _remember(self._accepts, key, (media_type, media_type.encode()))
         return chosen
+
+
+def num_outputs(predictor: Predictor | None) -> int:
+    """Values a row the predictor returns: k for `multi:softprob`, else 1."""
+    outputs = getattr(predictor, "num_outputs", 1)  # a Predictor property once it declares it
+    return outputs if isinstance(outputs, int) else 1
 
 
 def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:

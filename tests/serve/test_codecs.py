@@ -19,6 +19,7 @@ from serve.codecs import (
     decode_jsonlines,
     decode_npy,
     encode_batch_lines,
+    encode_csv_scores,
     encoders_for,
     negotiate_accept,
     parse_csv_row,
@@ -238,7 +239,10 @@ def test_batch_lines_are_one_prediction_a_line() -> None:
 
 
 def test_encoders_for_the_default_answer_and_batch() -> None:
-    assert encoders_for(OutputSelection(), batch=False) == dict(ENCODERS)
+    scores = encoders_for(OutputSelection(), batch=False)
+    assert scores == {**ENCODERS, CSV: encode_csv_scores}  # the hot path, chosen at start-up
+    assert scores[CSV](SCORES, OutputSelection()) == ENCODERS[CSV](SCORES, OutputSelection())
+    assert encoders_for(OutputSelection(), batch=False, num_outputs=3) == dict(ENCODERS)
     batch = encoders_for(OutputSelection(), batch=True)
     assert set(batch) == set(ENCODERS)
     assert set(batch.values()) == {encode_batch_lines}

@@ -373,6 +373,8 @@ def test_an_empty_body_is_204_with_no_content(content_type: str) -> None:
 class SoftprobPredictor(FakePredictor):
     """Three classes: the row's sum / 100 as class 1, the rest split over classes 0 and 2."""
 
+    num_outputs = 3
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         p = super().predict(features)
         rest = (1 - p) / 2
