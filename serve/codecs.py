@@ -282,7 +282,7 @@ DECODERS: Mapping[str, Decoder] = {
 # serve_utils): CSV one line per row (a `multi:softprob` row is its k values joined by commas),
 # `\n`-terminated; JSON `{"predictions": [{"score": p}, ...]}` (p a list for softprob); NPY the
 # float64 array of the predictions. Floats are written as the shortest text that parses back to
-# the same float32 (the built-in writes the double nearest the float32: same float32 once
+# the same float32 (the built-in prints the float32 as a double: the same float32 once
 # parsed). With `SAGEMAKER_INFERENCE_OUTPUT`, CSV lines are not terminated (as the built-in's
 # `"\n".join`) and NaN (a key that does not apply) is `nan` in CSV and `null` in JSON.
 

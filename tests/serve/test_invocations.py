@@ -125,7 +125,10 @@ BAD_REQUESTS = [
     ({"content-type": "text/libsvm"}, b"1:2", 415, "unsupported_media_type"),
     ({**CSV, "accept": "application/xml"}, b"1,2,3", 406, "not_acceptable"),
     ({**CSV, "accept": "application/x-recordio-protobuf"}, b"1,2,3", 406, "not_acceptable"),
-    (CSV, b"1,2", 400, "feature_count_mismatch"),
+    (CSV, b"1,2", 400, "feature_count_mismatch"),  # the built-in scores n-1 columns: we refuse
+    (CSV, b"1;2;3", 400, "feature_count_mismatch"),  # the built-in sniffs `;`, `\t`, `|`: we refuse
+    (CSV, b"1\t2\t3", 400, "feature_count_mismatch"),
+    (CSV, b"1|2|3\n4|5|6", 400, "feature_count_mismatch"),
     (CSV, b"1,2,3,4", 400, "feature_count_mismatch"),
     (CSV, b"1,two,3", 400, "malformed_payload"),
     (CSV, b"1,inf,3", 400, "invalid_value"),

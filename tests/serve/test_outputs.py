@@ -199,3 +199,13 @@ def test_keys_keep_their_configured_order() -> None:
     )
     assert list(selection.records(f32([0.75]))[0]) == ["probability", "predicted_label"]
     assert selection.csv_lines(f32([0.75])) == ["0.75,1"]
+
+
+def test_complements_equal_the_builtins_double_arithmetic_once_parsed_as_float32() -> None:
+    """The built-in's `probabilities` is `[1.0 - p, p]` in double (exact for a float32 p); ours
+    is the float32 `1 - p`, written shortest: the same float32 once parsed."""
+    p = np.random.default_rng(5).random(50_000, dtype=np.float32)
+    selection = OutputSelection.for_model(keys=("probabilities",), objective="binary:logistic")
+    ours = [line.strip('"[]').split(", ") for line in selection.csv_lines(p)]
+    builtin = [[repr(1.0 - value), repr(value)] for value in p.tolist()]
+    assert np.array_equal(np.array(ours, dtype=np.float32), np.array(builtin, dtype=np.float32))
