@@ -66,6 +66,9 @@ VALID_KEYS: Mapping[str, tuple[str, ...]] = {
 }
 """Objective -> the keys that apply to it: the built-in's `VALID_OBJECTIVES`, key for key."""
 
+OBJECTIVE_ALIASES: Mapping[str, str] = {"reg:linear": "reg:squarederror"}
+"""Old names XGBoost (1.0 on, as in every built-in with selectable output) loads as the new."""
+
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"binary:logistic": 0.5, "binary:logitraw": 0.0}
 """The built-in's fixed label cut-offs (`p > 0.5`, `margin > 0`)."""
 
@@ -97,6 +100,7 @@ class OutputSelection:
         OutputSelectionError for an objective the built-in cannot select from."""
         if not keys:
             return cls()
+        objective = OBJECTIVE_ALIASES.get(objective, objective)
         valid = VALID_KEYS.get(objective)
         if valid is None:
             raise OutputSelectionError(

@@ -66,7 +66,8 @@ def test_a_full_mini_batch_of_short_rows_and_an_empty_one(
     run_server: RunServer, seed_raw_dir: Path
 ) -> None:
     """6 MiB of `0,0,0,0,0,0,0` lines (449,389 rows) is served, not refused for its row count;
-    an empty body is 204 with no content, as the built-in answers it."""
+    SAGEMAKER_BATCH answers lines even to a JSON Accept; an empty body is 204 with no content,
+    as the built-in answers them."""
     row = b"0,0,0,0,0,0,0\n"
     with (
         run_server(model_dir=seed_raw_dir, environment={"SAGEMAKER_BATCH": "true"}) as server,
@@ -76,8 +77,15 @@ def test_a_full_mini_batch_of_short_rows_and_an_empty_one(
         body = row * (limit // len(row))
         full = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
         empty = client.post("/invocations", content=b"", headers={"content-type": "text/csv"})
+        json_accept = client.post(
+            "/invocations",
+            content=row * 2,
+            headers={"content-type": "text/csv", "accept": "application/json"},
+        )
     assert full.status_code == 200, full.text[:300]
     assert full.content.count(b"\n") == limit // len(row)
     assert len(set(full.content.split(b"\n")[:-1])) == 1
+    first_line = full.content.split(b"\n", 1)[0] + b"\n"
+    assert json_accept.content == first_line * 2  # batch lines, not {"predictions": ...}
     assert empty.status_code == 204 and empty.content == b""
     assert "content-length" not in empty.headers and "content-type" not in empty.headers

@@ -209,3 +209,10 @@ def test_complements_equal_the_builtins_double_arithmetic_once_parsed_as_float32
     ours = [line.strip('"[]').split(", ") for line in selection.csv_lines(p)]
     builtin = [[repr(1.0 - value), repr(value)] for value in p.tolist()]
     assert np.array_equal(np.array(ours, dtype=np.float32), np.array(builtin, dtype=np.float32))
+
+
+def test_reg_linear_is_reg_squarederror() -> None:
+    """A 0.90 model's `reg:linear` loads as `reg:squarederror` in XGBoost 1.0 on, as in every
+    built-in that has selectable output."""
+    selection = OutputSelection.for_model(keys=("predicted_score",), objective="reg:linear")
+    assert selection.records(f32([2.5])) == [{"predicted_score": 2.5}]
