@@ -59,8 +59,9 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
 from benchmark.arguments import positive_float, positive_int
-from benchmark.http import ROW, WRK_SCRIPT, Measurement, default_model, free_port, ping, run_wrk
+from benchmark.http import ROW, WRK_SCRIPT, Measurement, default_model, run_wrk
 from benchmark.payloads import CONTENT_TYPES, CSV, JSON, JSONLINES, NPY, encode_rows, make_rows
+from benchmark.server import free_port, ping
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 ROWS_PER_REQUEST: Final = (1, 10, 100, 1_000, 10_000)

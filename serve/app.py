@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from serve.codecs import JSON
 from serve.errors import InferenceError, error_body, error_response
-from serve.invocations import InvocationHandler
+from serve.invocations import InvocationHandler, num_outputs
 from serve.openapi import add_openapi
 from serve.outputs import OutputSelection
 from serve.ping import PingHandler
@@ -53,18 +53,28 @@ class ServingApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    predictor: Predictor | None = None,
+    *,
+    objective: str = "binary:logistic",
+    num_class: int | None = None,
+) -> FastAPI:
     """The server. Without `predictor`, the lifespan loads and verifies `settings.model_dir`
-    (refusing to start on any failure); tests inject a predictor instead."""
+    (refusing to start on any failure, an output selection the model cannot answer included);
+    tests inject a predictor instead, trained with `objective`."""
     settings = Settings.from_env() if settings is None else settings
-    handler = InvocationHandler(
-        settings, predictor, OutputSelection(keys=settings.inference_output)
-    )
+    selection = OutputSelection()
+    if predictor is not None:
+        selection = OutputSelection.for_model(
+            keys=settings.inference_output, objective=objective, num_class=num_class
+        )
+    handler = InvocationHandler(settings, predictor, selection)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if handler.predictor is None:
-            handler.predictor, handler.selection = _load(settings.model_dir, settings)
+            _load(handler, settings.model_dir, settings)
         # Everything alive now lives as long as the worker: keep it out of the collector's
         # generations, so a full collection during serving walks only per-request garbage.
         gc.collect()
@@ -87,17 +97,24 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     return app
 
 
-def _load(model_dir: Path, settings: Settings) -> tuple[Predictor, OutputSelection]:
+def _load(handler: InvocationHandler, model_dir: Path, settings: Settings) -> None:
+    """Give `handler` the verified predictor and what it answers with; logs and raises on any
+    failure, so the worker does not start."""
     try:
         loaded = load_model(model_dir)
+        model = loaded.manifest.model
+        num_class = getattr(model, "num_class", None)  # in manifests that record it
+        selection = OutputSelection.for_model(
+            keys=settings.inference_output,
+            objective=model.objective,
+            num_class=num_class if isinstance(num_class, int) else None,
+            threshold=model.bid_threshold,
+        )
+        handler.configure(selection, num_outputs=num_outputs(loaded.predictor))
     except Exception as exc:
         logger.error("refusing to serve the model in %s: %s", model_dir, exc)
         raise
-    threshold = loaded.manifest.model.bid_threshold
-    selection = OutputSelection(
-        keys=settings.inference_output, threshold=0.5 if threshold is None else threshold
-    )
-    return loaded.predictor, selection
+    handler.predictor = loaded.predictor
 
 
 def _add_hot_path_routes(app: ServingApp) -> None:

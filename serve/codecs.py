@@ -30,7 +30,7 @@ from serve.errors import (
 )
 from serve.features import FLOAT32_MAX, FeatureMatrix
 from serve.libsvm import decode_libsvm
-from serve.outputs import OutputSelection, Probabilities
+from serve.outputs import OutputSelection, Predictions
 from serve.recordio import decode_recordio, encode_recordio
 
 CSV = "text/csv"
@@ -42,11 +42,13 @@ X_LIBSVM = "text/x-libsvm"
 RECORDIO = "application/x-recordio-protobuf"
 
 Decoder = Callable[..., FeatureMatrix]
-Encoder = Callable[[Probabilities, OutputSelection], bytes]
+Encoder = Callable[[Predictions, OutputSelection], bytes]
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _JSON_KINDS = {str: "a string", bool: "true or false", list: "a list", dict: "an object"}
 _ORJSON_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_ORJSON_NUMPY_LINE = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_CSV_LINES = bytes.maketrans(b",", b"\n")
 
 
 def parse_media_type(value: str) -> str:
@@ -327,42 +329,77 @@ def resolve_content_type(header: str | None) -> Decoder:
 
 
 # --- encoders -------------------------------------------------------------------------------
+#
+# As the SageMaker XGBoost container answers (sagemaker_containers' encoders and the container's
+# serve_utils): CSV one line per row (a `multi:softprob` row is its k values joined by commas),
+# `\n`-terminated; JSON `{"predictions": [{"score": p}, ...]}` (p a list for softprob); NPY the
+# float64 array of the predictions. Floats are written as the shortest text that parses back to
+# the same float32 (the built-in prints the float32 as a double: the same float32 once
+# parsed). With `SAGEMAKER_INFERENCE_OUTPUT`, CSV lines are not terminated (as the built-in's
+# `"\n".join`) and NaN (a key that does not apply) is `nan` in CSV and `null` in JSON.
 
 
-def encode_csv(probabilities: Probabilities, selection: OutputSelection) -> bytes:
-    """One line per row: the score, or the selected keys' values separated by commas."""
+def encode_csv(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """One line per row: the score (k values for softprob), or the selected keys' values."""
     if selection.is_default:
-        return orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1].replace(b",", b"\n")
-    return "\n".join(selection.csv_lines(probabilities)).encode()
+        if predictions.ndim == 1:
+            return encode_csv_scores(predictions, selection)
+        text = orjson.dumps(predictions, option=_ORJSON_NUMPY)
+        return text[2:-2].replace(b"],[", b"\n") + b"\n"
+    return "\n".join(selection.csv_lines(predictions)).encode()
 
 
-def encode_json(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+def encode_csv_scores(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """The hot path, one score a row (a 1-D array, the default answer): `[a,b]\n` -> `a\nb\n`
+    in one pass over orjson's text."""
+    return orjson.dumps(predictions, option=_ORJSON_NUMPY_LINE).translate(_CSV_LINES, b"[]")
+
+
+def encode_json(predictions: Predictions, selection: OutputSelection) -> bytes:
     """`{"predictions": [{"score": p}, ...]}` (or the selected keys), as the built-in answers."""
-    if selection.is_default and _is_plain_float32(probabilities):
+    if selection.is_default and _is_plain_float32(predictions):
         # The array in one orjson call, then each comma becomes the next record's opening:
         # the same bytes as the records, without a dict per row.
-        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+        values = orjson.dumps(predictions, option=_ORJSON_NUMPY)[1:-1]
         return b'{"predictions":[{"score":' + values.replace(b",", b'},{"score":') + b"}]}"
-    return orjson.dumps({"predictions": selection.records(probabilities)}, option=_ORJSON_NUMPY)
+    return orjson.dumps({"predictions": selection.records(predictions)}, option=_ORJSON_NUMPY)
 
 
-def encode_jsonlines(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+def encode_jsonlines(predictions: Predictions, selection: OutputSelection) -> bytes:
     """One JSON object per line, each ending in a newline."""
-    if selection.is_default and _is_plain_float32(probabilities):
-        values = orjson.dumps(probabilities, option=_ORJSON_NUMPY)[1:-1]
+    if selection.is_default and _is_plain_float32(predictions):
+        values = orjson.dumps(predictions, option=_ORJSON_NUMPY)[1:-1]
         return b'{"score":' + values.replace(b",", b'}\n{"score":') + b"}\n"
-    records = selection.records(probabilities)
+    records = selection.records(predictions)
     return b"".join(orjson.dumps(record, option=_ORJSON_NUMPY) + b"\n" for record in records)
 
 
-def _is_plain_float32(probabilities: Probabilities) -> bool:
+def _is_plain_float32(predictions: Predictions) -> bool:
     """A non-empty C-contiguous 1-D float32 array: what orjson serializes as one list."""
     return (
-        probabilities.dtype == np.float32
-        and probabilities.ndim == 1
-        and probabilities.flags.c_contiguous
-        and probabilities.shape[0] > 0
+        predictions.dtype == np.float32
+        and predictions.ndim == 1
+        and predictions.flags.c_contiguous
+        and predictions.shape[0] > 0
     )
+
+
+def encode_npy(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """The predictions as a float64 `.npy` array, (rows,) or (rows, k): the built-in's
+    `np.save(preds.tolist())`. Only for the default answer (`SCORE_ONLY_TYPES`)."""
+    stream = io.BytesIO()
+    np.save(stream, predictions.astype(np.float64), allow_pickle=False)
+    return stream.getvalue()
+
+
+def encode_batch_lines(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """Batch Transform (`SAGEMAKER_BATCH`), default answer: one prediction per line whatever
+    the Accept, as the built-in's `"\n".join(map(str, preds.tolist())) + "\n"`: a softprob
+    row is written as a list, `[a, b, c]`."""
+    if predictions.ndim == 1:
+        return encode_csv_scores(predictions, selection)
+    rows = orjson.dumps(predictions, option=_ORJSON_NUMPY)[1:-1].replace(b"],[", b"]\n[")
+    return rows.replace(b",", b", ") + b"\n"
 
 
 ENCODERS: Mapping[str, Encoder] = {
@@ -370,14 +407,42 @@ ENCODERS: Mapping[str, Encoder] = {
     JSON: encode_json,
     JSONLINES: encode_jsonlines,
     RECORDIO: encode_recordio,
+    NPY: encode_npy,
 }
 
+SCORE_ONLY_TYPES = frozenset({NPY})
+"""Response types that cannot carry `SAGEMAKER_INFERENCE_OUTPUT` records."""
 
-def negotiate_accept(header: str | None, *, default: str) -> str:
+
+def encoders_for(
+    selection: OutputSelection, *, batch: bool, num_outputs: int = 1
+) -> dict[str, Encoder]:
+    """The response types this server answers with, and how, decided once at start-up for the
+    model's output selection, its number of outputs a row and `SAGEMAKER_BATCH`."""
+    if selection.is_default:
+        if batch:
+            return dict.fromkeys(ENCODERS, encode_batch_lines)
+        if num_outputs == 1:
+            return {**ENCODERS, CSV: encode_csv_scores}
+        return dict(ENCODERS)
+    available = {key: value for key, value in ENCODERS.items() if key not in SCORE_ONLY_TYPES}
+    if batch:
+        available[CSV] = _encode_csv_batch
+    return available
+
+
+def _encode_csv_batch(predictions: Predictions, selection: OutputSelection) -> bytes:
+    """Selected keys in Batch Transform: CSV lines, each terminated (the built-in adds `\n`)."""
+    return encode_csv(predictions, selection) + b"\n"
+
+
+def negotiate_accept(
+    header: str | None, *, default: str, available: Mapping[str, Encoder] = ENCODERS
+) -> str:
     """Pick the response type from an Accept header, honouring q-values and wildcards.
 
     A missing or empty header, or `*/*`, means `default`. Raises NotAcceptableError when
-    nothing listed can be produced.
+    nothing listed is in `available`.
     """
     if header is None or not header.strip():
         return default
@@ -402,15 +467,15 @@ def negotiate_accept(header: str | None, *, default: str) -> str:
     for _, _, media_type in sorted(ranked):
         if media_type == "*/*":
             return default
-        if media_type in ENCODERS:
+        if media_type in available:
             return media_type
         if media_type.endswith("/*"):
             prefix = media_type[:-1]
             if default.startswith(prefix):
                 return default
-            for candidate in ENCODERS:
+            for candidate in available:
                 if candidate.startswith(prefix):
                     return candidate
     raise NotAcceptableError(
-        f"Cannot answer with {header[:200]!r}; supported: {', '.join(ENCODERS)}."
+        f"Cannot answer with {header[:200]!r}; supported: {', '.join(available)}."
     )

@@ -3,10 +3,13 @@ on a single-row request those cost more than the prediction.
 
 Per request, in this order: overload mark (503 `overloaded` at once, with `Retry-After`), model
 ready (503), Content-Type (415), Accept (406), Content-Length (413), the body (`serve.body`: a
-byte cap and a deadline, 413 and 408), decode (400, 413), predict, encode. Failures are answered
-through `serve.errors.error_response`. The response carries `Server-Timing: app;dur=<ms>` (server
-time, µs resolution) and echoes `X-Amzn-SageMaker-Custom-Attributes`. Of a header sent twice, the
-last one counts.
+byte cap and a deadline, 413 and 408; an empty body is 204 with no content, as the built-in
+answers), decode (400, 413), predict, encode. Failures are answered through
+`serve.errors.error_response`. The response types and their encoders are fixed at start-up by
+the output selection and `SAGEMAKER_BATCH` (`serve.codecs.encoders_for`); in Batch Transform an
+`application/json` body is read one record per line, as SageMaker splits it. The response
+carries `Server-Timing: app;dur=<ms>` (server time, µs resolution) and echoes
+`X-Amzn-SageMaker-Custom-Attributes`. Of a header sent twice, the last one counts.
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from serve.body import BodyReader, ClientDisconnectedError
 from serve.codecs import (
     CSV,
     DECODERS,
-    ENCODERS,
     JSON,
+    JSONLINES,
     Decoder,
+    Encoder,
+    encoders_for,
     negotiate_accept,
     parse_csv_row,
     resolve_content_type,
 )
 from serve.errors import (
     OVERLOADED_SCOPE_KEY,
-    EmptyBodyError,
     ModelNotReadyError,
     OverloadedError,
     PayloadTooLargeError,
     error_response,
 )
-from serve.outputs import OutputSelection
+from serve.outputs import OutputSelection, OutputSelectionError
 from serve.predictor import Predictor
 from serve.settings import Settings
 
@@ -46,16 +50,38 @@ _MAX_CUSTOM_ATTRIBUTES = 1024
 _CACHE_LIMIT = 64  # distinct Content-Type / Accept header values remembered per worker
 
 
+_NO_CONTENT = (204, b"", b"")
+
+
 class InvocationHandler:
     """Answers `POST /invocations`; holds the worker's predictor (None until it is loaded)."""
 
     def __init__(self, settings: Settings, predictor: Predictor | None, selection: OutputSelection):
         self.settings = settings
-        self.predictor = predictor
+        self.predictor: Predictor | None = None
         self.selection = selection
+        self.encoders: dict[str, Encoder] = {}
         self._body = BodyReader(limit=settings.max_body_bytes, timeout_s=settings.request_timeout_s)
         self._decoders: dict[bytes, Decoder] = {}
         self._accepts: dict[bytes, tuple[str, bytes]] = {}
+        self._json_decoder = DECODERS[JSONLINES] if settings.batch else DECODERS[JSON]
+        self.configure(selection, num_outputs=num_outputs(predictor))
+        self.predictor = predictor
+
+    def configure(self, selection: OutputSelection, *, num_outputs: int = 1) -> None:
+        """Fix the answer for this model: the response types, their encoders, the default.
+
+        Raises OutputSelectionError when the default response type cannot carry the selection."""
+        encoders = encoders_for(selection, batch=self.settings.batch, num_outputs=num_outputs)
+        if self.settings.default_accept not in encoders:
+            raise OutputSelectionError(
+                f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={self.settings.default_accept} cannot carry "
+                f"SAGEMAKER_INFERENCE_OUTPUT={','.join(selection.keys)}; use one of "
+                f"{', '.join(encoders)}."
+            )
+        self.selection = selection
+        self.encoders = encoders
+        self._accepts.clear()
 
     @property
     def ready(self) -> bool:
@@ -80,11 +106,15 @@ class InvocationHandler:
             status, media_type, body = await self._respond(content_type, accept, length, receive)
         except ClientDisconnectedError:
             return
-        headers = [
-            (b"content-type", media_type),
-            (b"content-length", b"%d" % len(body)),
-            (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3)),
-        ]
+        timing = (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3))
+        if status == 204:  # no Content-Type, no Content-Length (RFC 9110 15.3.5)
+            headers = [timing]
+        else:
+            headers = [
+                (b"content-type", media_type),
+                (b"content-length", b"%d" % len(body)),
+                timing,
+            ]
         if status in (408, 413):  # the rest of the body may still be on the wire
             headers.append((b"connection", b"close"))
         if attributes is not None and _is_visible_ascii(attributes):
@@ -119,7 +149,7 @@ class InvocationHandler:
             if not isinstance(body, bytes):  # not all here yet: read under the deadline
                 body = await body
             if not body:
-                raise EmptyBodyError("The body is empty; send one or more rows.")
+                return _NO_CONTENT
             num_features = predictor.num_features
             values = (
                 parse_csv_row(body, num_features=num_features) if decoder is CSV_DECODER else None
@@ -129,7 +159,7 @@ class InvocationHandler:
             else:
                 features = decoder(body, num_features=num_features, max_rows=settings.max_rows)
                 probabilities = predictor.predict(features)
-            return 200, media_type_bytes, ENCODERS[media_type](probabilities, self.selection)
+            return 200, media_type_bytes, self.encoders[media_type](probabilities, self.selection)
         except ClientDisconnectedError:
             raise
         except Exception as exc:
@@ -144,6 +174,8 @@ class InvocationHandler:
         decoder = self._decoders.get(header)
         if decoder is None:
             found = resolve_content_type(header.decode("latin-1"))
+            if found is DECODERS[JSON]:  # Batch Transform splits JSON by lines: JSON Lines
+                found = self._json_decoder
             decoder = _remember(self._decoders, header, found)
         return decoder
 
@@ -152,10 +184,16 @@ class InvocationHandler:
         chosen = self._accepts.get(key)
         if chosen is None:
             media_type = negotiate_accept(
-                key.decode("latin-1"), default=self.settings.default_accept
+                key.decode("latin-1"), default=self.settings.default_accept, available=self.encoders
             )
             chosen = _remember(self._accepts, key, (media_type, media_type.encode()))
         return chosen
+
+
+def num_outputs(predictor: Predictor | None) -> int:
+    """Values a row the predictor returns: k for `multi:softprob`, else 1."""
+    outputs = getattr(predictor, "num_outputs", 1)  # a Predictor property once it declares it
+    return outputs if isinstance(outputs, int) else 1
 
 
 def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:

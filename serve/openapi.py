@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from serve.codecs import JSON
+from serve.codecs import DECODERS, JSON
 from serve.features import FLOAT32_MAX
 from serve.invocations import InvocationHandler
 
@@ -34,7 +34,7 @@ INVOCATIONS_OPERATION: dict[str, Any] = {
     "summary": "Predict the probability for each row of the body.",
     "operationId": "invocations_invocations_post",
     "requestBody": {
-        "required": True,
+        "required": False,  # an empty body is answered 204
         "content": {
             "text/csv": {"schema": {"type": "string"}, "example": "2,0,0.0,7.0,3.0,20.0,2"},
             JSON: {
@@ -52,6 +52,9 @@ INVOCATIONS_OPERATION: dict[str, Any] = {
             },
             "application/jsonlines": {"schema": {"type": "string"}},
             "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+            "text/libsvm": {"schema": {"type": "string"}, "example": "0 1:2 4:7 5:3 6:20 7:2"},
+            "text/x-libsvm": {"schema": {"type": "string"}},
+            "application/x-recordio-protobuf": {"schema": {"type": "string", "format": "binary"}},
         },
     },
     "responses": {
@@ -68,8 +71,13 @@ INVOCATIONS_OPERATION: dict[str, Any] = {
                     }
                 },
                 "application/jsonlines": {"schema": {"type": "string"}},
+                "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-recordio-protobuf": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
             },
         },
+        "204": {"description": "The body was empty: no rows, no predictions."},
         **{
             code: {"description": description, **_ERROR_RESPONSE}
             for code, description in {
@@ -87,7 +95,8 @@ INVOCATIONS_OPERATION: dict[str, Any] = {
 
 
 def request_schemas(*, num_features: int, max_rows: int) -> dict[str, dict[str, Any]]:
-    """Request body schemas that describe exactly what the loaded model accepts."""
+    """Request body schemas that describe exactly what the loaded model accepts (an empty body
+    is accepted too: it is answered 204)."""
     # What float() reads, bounded so that every match fits in float32 (the server also takes
     # larger finite numbers, and refuses inf and overflows).
     number = r"[ ]*[+-]?([0-9]{1,18}(\.[0-9]*)?|\.[0-9]{1,18})([eE][+-]?1?[0-9])?[ ]*|[nN][aA][nN]"
@@ -102,7 +111,7 @@ def request_schemas(*, num_features: int, max_rows: int) -> dict[str, dict[str, 
     }
     rows = {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
     return {
-        "text/csv": {"type": "string", "pattern": rf"^{csv_row}(\n{csv_row})*\n?$"},
+        "text/csv": {"type": "string", "pattern": rf"^({csv_row}(\n{csv_row})*\n?)?$"},
         JSON: {
             "oneOf": [
                 {"type": "object", "required": ["instances"], "properties": {"instances": rows}},
@@ -110,7 +119,10 @@ def request_schemas(*, num_features: int, max_rows: int) -> dict[str, dict[str, 
                 row,
             ]
         },
-        "application/jsonlines": {"type": "string", "pattern": rf"^{json_row}(\n{json_row})*\n?$"},
+        "application/jsonlines": {
+            "type": "string",
+            "pattern": rf"^({json_row}(\n{json_row})*\n?)?$",
+        },
     }
 
 
@@ -125,6 +137,14 @@ def add_openapi(app: FastAPI, handler: InvocationHandler) -> None:
         schema = build()
         app.openapi_schema = None  # FastAPI caches it; this function decides
         invocations = copy.deepcopy(INVOCATIONS_OPERATION)
+        answered = invocations["responses"]["200"]["content"]
+        for media_type in list(answered):
+            if media_type not in handler.encoders:  # e.g. NPY with selected keys
+                del answered[media_type]
+        accepted = invocations["requestBody"]["content"]
+        for media_type in list(accepted):
+            if media_type not in DECODERS:
+                del accepted[media_type]
         predictor = handler.predictor
         if predictor is not None:
             content = invocations["requestBody"]["content"]

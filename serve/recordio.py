@@ -11,8 +11,9 @@ XGBoost container reads it: dense (values only: the row, one value per column) o
 (`keys` give the column of each value, `shape` = [columns]; an absent column is missing, as
 XGBoost treats a sparse matrix, and a shape without keys or values is a row of missing values,
 as mlio, the container's RecordIO reader, reads it). Labels, `uid`, `metadata` and other
-features are ignored. The row must have the model's feature count, or one fewer (the last
-feature is then missing), the widths that container accepts. A response is one record per
+features are ignored. The row must have the model's feature count: the built-in also scores a
+row one column short (its last feature missing), which this server refuses for every format,
+since a short row is usually a shifted one (docs/compatibility.md). A response is one record per
 prediction, the prediction in `label` as a float32 tensor per key: `score`, or the keys
 chosen by SAGEMAKER_INFERENCE_OUTPUT.
 
@@ -400,8 +401,7 @@ def _read_row(payload: bytes, number: int, *, num_features: int) -> list[float]:
 
 
 def _check_width(number: int, width: int, num_features: int, *, what: str) -> None:
-    # The built-in container accepts a row of the model's width or one column short.
-    if width != num_features and width != num_features - 1:
+    if width != num_features:
         raise FeatureCountMismatchError(
             f"Record {number}: {what} {width} columns; the model expects {num_features}."
         )

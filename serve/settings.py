@@ -50,8 +50,13 @@ class Settings:
     """The built-in's selectable output keys; empty = `score` (`SAGEMAKER_INFERENCE_OUTPUT`)."""
     max_body_bytes: int = 6 * MIB
     """Largest request body accepted (`SAGEMAKER_MAX_PAYLOAD_IN_MB`)."""
-    max_rows: int = 100_000
-    """Most rows in one request (`RTB_MAX_ROWS`)."""
+    max_rows: int = 0
+    """Most rows in one request (`RTB_MAX_ROWS`). 0, the default, means `max_body_bytes`: no row
+    takes less than a byte, so no body within the byte limit is refused for its row count and a
+    full Batch Transform mini-batch of short rows is served. The byte limit bounds the work."""
+    batch: bool = False
+    """Batch Transform (`SAGEMAKER_BATCH`, set by SageMaker in transform jobs): without selected
+    keys, one prediction per line whatever the Accept, as the built-in answers there."""
     log_level: str = "INFO"
     log_format: LogFormat = "plain"
     access_log: bool = False
@@ -71,12 +76,15 @@ class Settings:
             "workers",
             "max_header_bytes",
             "max_body_bytes",
-            "max_rows",
             "max_concurrency",
             "backlog",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_rows < 0:
+            raise SettingsError(f"max_rows must be at least 0 (0: derived), got {self.max_rows}")
+        if self.max_rows == 0:
+            object.__setattr__(self, "max_rows", self.max_body_bytes)
         for name in ("header_timeout_s", "request_timeout_s", "keep_alive_s", "graceful_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
@@ -126,6 +134,7 @@ class Settings:
         read("SAGEMAKER_INFERENCE_OUTPUT", "inference_output", _parse_keys)
         read("SAGEMAKER_MAX_PAYLOAD_IN_MB", "max_body_bytes", _parse_megabytes)
         read("RTB_MAX_ROWS", "max_rows", int)
+        read("SAGEMAKER_BATCH", "batch", _parse_bool)
         read("RTB_LOG_LEVEL", "log_level", str.upper)
         read("RTB_LOG_FORMAT", "log_format", str.lower)
         read("RTB_ACCESS_LOG", "access_log", _parse_bool)

@@ -268,7 +268,7 @@ HOSTILE: dict[str, tuple[bytes, bytes, int, str]] = {
     ),
     "recordio-inf": (RECORDIO, frame([record([*ROW[:6], float("inf")])]), 400, "invalid_value"),
     "recordio-nan-is-missing": (RECORDIO, frame([record([*ROW[:6], float("nan")])]), 200, ""),
-    "recordio-one-short": (RECORDIO, frame([record(ROW[:6])]), 200, ""),
+    "recordio-one-short": (RECORDIO, frame([record(ROW[:6])]), 400, "feature_count_mismatch"),
     "recordio-one-over": (RECORDIO, frame([record([*ROW, 1.0])]), 400, "feature_count_mismatch"),
     "libsvm-duplicate-index": (LIBSVM, b"1 0:2 3:7 3:7", 400, "malformed_payload"),
     "libsvm-negative-index": (LIBSVM, b"1 -1:2", 400, "malformed_payload"),

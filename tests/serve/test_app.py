@@ -4,6 +4,10 @@ errors and schema, and the lifespan."""
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +17,7 @@ from fake_predictor import FakePredictor
 
 from serve.app import create_app
 from serve.errors import INTERNAL_ERROR_BODY, OVERLOADED_SCOPE_KEY, TooManyRowsError
+from serve.outputs import OutputSelectionError
 from serve.settings import Settings
 
 CSV = {"content-type": "text/csv"}
@@ -179,3 +184,53 @@ def test_an_overloaded_invocation_is_shed_and_ping_still_answers() -> None:
     assert orjson.loads(shed_body["body"])["error"] == "overloaded"
     assert ping["status"] == 200
     assert not predictor.calls
+
+
+def with_manifest(artifact: Path, output_dir: Path, **model: Any) -> Path:
+    """A copy of `artifact` whose manifest's `model` section has `model`'s values."""
+    shutil.copytree(artifact, output_dir)
+    manifest_path = output_dir / "manifest.json"
+    document = json.loads(manifest_path.read_text())
+    document["model"].update(model)
+    manifest_path.write_text(json.dumps(document))
+    return output_dir
+
+
+def start(app: Any, body: bytes = b"") -> httpx.Response | None:
+    """Run the lifespan (loading the model), then POST `body` as CSV when given."""
+
+    async def scenario() -> httpx.Response | None:
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            if not body:
+                return None
+            return await client.post("/invocations", content=body, headers=CSV)
+
+    result: httpx.Response | None = run(scenario())
+    return result
+
+
+def test_lifespan_refuses_selected_keys_the_objective_cannot_answer(
+    tiny_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The built-in answers every request 500; we refuse to start, saying why."""
+    model_dir = with_manifest(tiny_artifact, tmp_path / "model", objective="reg:pseudohubererror")
+    refused = create_app(
+        Settings(workers=1, model_dir=model_dir, inference_output=("predicted_score",))
+    )
+    with pytest.raises(OutputSelectionError, match="reg:pseudohubererror"):
+        start(refused)
+    assert "refusing to serve" in caplog.text
+    start(create_app(Settings(workers=1, model_dir=model_dir)))  # the score needs no selection
+
+
+def test_lifespan_takes_the_label_threshold_from_the_manifest(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    row = b"1.5,1.5,0,0"
+    settings = Settings(workers=1, inference_output=("predicted_label", "probability"))
+    builtin = start(create_app(replace(settings, model_dir=tiny_artifact)), row)  # 0.5
+    probability = float(builtin.content.split(b",")[1])  # type: ignore[union-attr]
+    assert probability > 0.5 and builtin.content.startswith(b"1,")  # type: ignore[union-attr]
+    model_dir = with_manifest(tiny_artifact, tmp_path / "model", bid_threshold=probability)
+    at_threshold = start(create_app(replace(settings, model_dir=model_dir)), row)
+    assert at_threshold.content.startswith(b"0,")  # type: ignore[union-attr]  # p > t, not >=

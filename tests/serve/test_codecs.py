@@ -21,6 +21,9 @@ from serve.codecs import (
     decode_json,
     decode_jsonlines,
     decode_npy,
+    encode_batch_lines,
+    encode_csv_scores,
+    encoders_for,
     negotiate_accept,
     parse_csv_row,
     parse_media_type,
@@ -157,38 +160,106 @@ def test_missing_values_become_nan_never_zero() -> None:
 
 
 SCORES = np.array([0.25, 0.75], dtype=np.float32)
-LABELS = OutputSelection(keys=("predicted_label", "probability"), threshold=0.5)
+SOFTPROB = np.array([[0.25, 0.5, 0.25], [0.125, 0.125, 0.75]], dtype=np.float32)
+LABELS = OutputSelection.for_model(
+    keys=("predicted_label", "probability"), objective="binary:logistic"
+)
 
 ENCODED = [
-    (CSV, OutputSelection(), b"0.25\n0.75"),
-    (JSON, OutputSelection(), b'{"predictions":[{"score":0.25},{"score":0.75}]}'),
-    (JSONLINES, OutputSelection(), b'{"score":0.25}\n{"score":0.75}\n'),
-    (CSV, LABELS, b"0,0.25\n1,0.75"),
+    # The built-in's sagemaker_containers encoders: csv.writer rows, "\n"-terminated.
+    (CSV, SCORES, OutputSelection(), b"0.25\n0.75\n"),
+    (CSV, SOFTPROB, OutputSelection(), b"0.25,0.5,0.25\n0.125,0.125,0.75\n"),
+    (JSON, SCORES, OutputSelection(), b'{"predictions":[{"score":0.25},{"score":0.75}]}'),
     (
         JSON,
+        SOFTPROB,
+        OutputSelection(),
+        b'{"predictions":[{"score":[0.25,0.5,0.25]},{"score":[0.125,0.125,0.75]}]}',
+    ),
+    (JSONLINES, SCORES, OutputSelection(), b'{"score":0.25}\n{"score":0.75}\n'),
+    # Selected keys: the built-in's "\n".join, no terminating newline.
+    (CSV, SCORES, LABELS, b"0,0.25\n1,0.75"),
+    (
+        JSON,
+        SCORES,
         LABELS,
         b'{"predictions":[{"predicted_label":0,"probability":0.25},'
         b'{"predicted_label":1,"probability":0.75}]}',
     ),
     (
         JSONLINES,
+        SCORES,
         LABELS,
         b'{"predicted_label":0,"probability":0.25}\n{"predicted_label":1,"probability":0.75}\n',
     ),
-    (CSV, OutputSelection(keys=("probabilities",)), b'"[0.75, 0.25]"\n"[0.25, 0.75]"'),
-    (CSV, OutputSelection(keys=("raw_score", "labels")), b'0.25,"[0, 1]"\n0.75,"[0, 1]"'),
-    (CSV, OutputSelection(keys=("predicted_label",), threshold=0.8), b"0\n0"),
 ]
 
 
-@pytest.mark.parametrize(("media_type", "selection", "expected"), ENCODED)
-def test_encoders(media_type: str, selection: OutputSelection, expected: bytes) -> None:
-    assert ENCODERS[media_type](SCORES, selection) == expected
+@pytest.mark.parametrize(("media_type", "predictions", "selection", "expected"), ENCODED)
+def test_encoders(
+    media_type: str, predictions: np.ndarray, selection: OutputSelection, expected: bytes
+) -> None:
+    assert ENCODERS[media_type](predictions, selection) == expected
+
+
+@pytest.mark.parametrize("predictions", [SCORES, SOFTPROB])
+def test_npy_answer_is_the_float64_array_of_the_predictions(predictions: np.ndarray) -> None:
+    """The built-in's `np.save(preds.tolist())`: float64, same shape, same values."""
+    answer = np.load(io.BytesIO(ENCODERS[NPY](predictions, OutputSelection())))
+    assert answer.dtype == np.float64
+    np.testing.assert_array_equal(answer, predictions.astype(np.float64))
 
 
 def test_float32_scores_print_shortest() -> None:
     scores = np.array([0.00084757], dtype=np.float32)
-    assert ENCODERS[CSV](scores, OutputSelection()) == b"0.00084757"
+    assert ENCODERS[CSV](scores, OutputSelection()) == b"0.00084757\n"
+
+
+def test_csv_floats_parse_back_to_the_builtins_float32() -> None:
+    """We write the shortest text of the float32 (`0.021455305`), the built-in the double
+    nearest it (`0.021455304697155952`): once parsed as float32, every value is the same."""
+    rng = np.random.default_rng(7)
+    scores = np.concatenate(
+        [
+            rng.random(20_000, dtype=np.float32),
+            rng.standard_normal(5_000).astype(np.float32) * 1e6,
+            np.array([0.021455305, 1e-38, 3.4e38, 0.0, 1.0], dtype=np.float32),
+        ]
+    )
+    ours = ENCODERS[CSV](scores, OutputSelection()).decode().splitlines()
+    builtin = [repr(value) for value in scores.tolist()]  # csv.writer writes str(float)
+    assert ours != builtin  # the texts differ...
+    np.testing.assert_array_equal(  # ...the float32 values do not
+        np.array(ours, dtype=np.float32), np.array(builtin, dtype=np.float32)
+    )
+    assert (np.array(ours, dtype=np.float32) == scores).all()
+
+
+def test_batch_lines_are_one_prediction_a_line() -> None:
+    """SAGEMAKER_BATCH: the built-in's `"\\n".join(map(str, preds.tolist())) + "\\n"`."""
+    assert encode_batch_lines(SCORES, OutputSelection()) == b"0.25\n0.75\n"
+    assert (
+        encode_batch_lines(SOFTPROB, OutputSelection())
+        == ("\n".join(map(str, SOFTPROB.tolist())) + "\n").encode()
+    )
+
+
+def test_encoders_for_the_default_answer_and_batch() -> None:
+    scores = encoders_for(OutputSelection(), batch=False)
+    assert scores == {**ENCODERS, CSV: encode_csv_scores}  # the hot path, chosen at start-up
+    assert scores[CSV](SCORES, OutputSelection()) == ENCODERS[CSV](SCORES, OutputSelection())
+    assert encoders_for(OutputSelection(), batch=False, num_outputs=3) == dict(ENCODERS)
+    batch = encoders_for(OutputSelection(), batch=True)
+    assert set(batch) == set(ENCODERS)
+    assert set(batch.values()) == {encode_batch_lines}
+
+
+def test_encoders_for_selected_keys_leave_out_npy_and_terminate_batch_csv() -> None:
+    online = encoders_for(LABELS, batch=False)
+    assert NPY not in online and CSV in online and JSON in online
+    batch = encoders_for(LABELS, batch=True)
+    assert batch[CSV](SCORES, LABELS) == online[CSV](SCORES, LABELS) + b"\n"
+    assert batch[JSON] is online[JSON]
 
 
 @pytest.mark.parametrize(
@@ -329,3 +400,11 @@ def test_default_json_encoders_write_the_records_bytes(scores: np.ndarray) -> No
     assert ENCODERS[JSONLINES](scores, OutputSelection()) == b"".join(
         orjson.dumps(record, option=option) + b"\n" for record in records
     )
+
+
+def test_negotiate_accept_offers_only_the_available_types() -> None:
+    available = encoders_for(LABELS, batch=False)
+    with pytest.raises(NotAcceptableError):
+        negotiate_accept(NPY, default=CSV, available=available)
+    assert negotiate_accept(f"{NPY}, {JSON};q=0.5", default=CSV, available=available) == JSON
+    assert negotiate_accept(NPY, default=CSV) == NPY

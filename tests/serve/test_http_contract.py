@@ -156,7 +156,7 @@ def test_random_bodies_and_headers_never_get_a_5xx(
         f"{seed_server.base_url}/invocations", content=body, headers=headers, timeout=10.0
     )
     assert response.status_code < 500, (response.status_code, response.text)
-    if response.status_code != 200:
+    if response.status_code not in (200, 204):  # 204: an empty body
         assert set(response.json()) == {"error", "message"}
 
 

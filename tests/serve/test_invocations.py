@@ -15,15 +15,24 @@ from fake_predictor import BrokenPredictor, FakePredictor
 
 from serve.errors import OVERLOADED_SCOPE_KEY
 from serve.invocations import InvocationHandler
-from serve.outputs import OutputSelection
+from serve.outputs import OutputSelection, OutputSelectionError
 from serve.settings import Settings
 
 CSV = {"content-type": "text/csv"}
 CSV_HEADERS = [(b"content-type", b"text/csv")]
 
 
-def handler(settings: Settings, predictor: FakePredictor | None) -> InvocationHandler:
-    return InvocationHandler(settings, predictor, OutputSelection(keys=settings.inference_output))
+def handler(
+    settings: Settings,
+    predictor: FakePredictor | None,
+    *,
+    objective: str = "binary:logistic",
+    num_class: int | None = None,
+) -> InvocationHandler:
+    selection = OutputSelection.for_model(
+        keys=settings.inference_output, objective=objective, num_class=num_class
+    )
+    return InvocationHandler(settings, predictor, selection)
 
 
 def client_for(app: Any) -> httpx.AsyncClient:
@@ -49,11 +58,14 @@ def test_csv_to_csv(predictor: FakePredictor) -> None:
             response = await client.post("/invocations", content=b"10,20,30\n1,,1", headers=CSV)
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/csv"
-        assert response.content == b"0.6\n0.02"
+        assert response.content == b"0.6\n0.02\n"
         assert response.headers["server-timing"].startswith("app;dur=")
         assert np.isnan(predictor.calls[0][1, 1])
 
     run(scenario())
+
+
+NPY_ANSWER = b"npy: float64 [0.6]"  # compared after np.load
 
 
 @pytest.mark.parametrize(
@@ -72,11 +84,12 @@ def test_csv_to_csv(predictor: FakePredictor) -> None:
 @pytest.mark.parametrize(
     ("accept", "expected_type", "expected_body"),
     [
-        (None, "text/csv", b"0.6"),
-        ("*/*", "text/csv", b"0.6"),
-        ("text/csv", "text/csv", b"0.6"),
+        (None, "text/csv", b"0.6\n"),
+        ("*/*", "text/csv", b"0.6\n"),
+        ("text/csv", "text/csv", b"0.6\n"),
         ("application/json", "application/json", b'{"predictions":[{"score":0.6}]}'),
         ("application/jsonlines", "application/jsonlines", b'{"score":0.6}\n'),
+        ("application/x-npy", "application/x-npy", NPY_ANSWER),
     ],
 )
 def test_every_content_type_and_accept(
@@ -99,7 +112,11 @@ def test_every_content_type_and_accept(
             response = await client.post("/invocations", content=body, headers=headers)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == expected_type
-        assert response.content == expected_body
+        if expected_body is NPY_ANSWER:
+            answer = np.load(io.BytesIO(response.content))
+            assert answer.dtype == np.float64 and answer.tolist() == [float(np.float32(0.6))]
+        else:
+            assert response.content == expected_body
 
     run(scenario())
 
@@ -122,9 +139,10 @@ BAD_REQUESTS = [
     ({"content-type": "text/plain"}, b"1,2,3", 415, "unsupported_media_type"),
     ({"content-type": "text/libsvm"}, b"0 -1:2", 400, "malformed_payload"),
     ({**CSV, "accept": "application/xml"}, b"1,2,3", 406, "not_acceptable"),
-    ({**CSV, "accept": "application/x-npy"}, b"1,2,3", 406, "not_acceptable"),
-    (CSV, b"", 400, "empty_body"),
-    (CSV, b"1,2", 400, "feature_count_mismatch"),
+    (CSV, b"1,2", 400, "feature_count_mismatch"),  # the built-in scores n-1 columns: we refuse
+    (CSV, b"1;2;3", 400, "feature_count_mismatch"),  # the built-in sniffs `;`, `\t`, `|`: we refuse
+    (CSV, b"1\t2\t3", 400, "feature_count_mismatch"),
+    (CSV, b"1|2|3\n4|5|6", 400, "feature_count_mismatch"),
     (CSV, b"1,2,3,4", 400, "feature_count_mismatch"),
     (CSV, b"1,two,3", 400, "malformed_payload"),
     (CSV, b"1,inf,3", 400, "invalid_value"),
@@ -204,7 +222,7 @@ def test_selectable_output_keys() -> None:
                 {"predicted_label": 0, "probability": pytest.approx(0.03)},
             ]
         }
-        assert csv.content == b"1,0.6"
+        assert csv.content == b"1,0.6"  # selected keys: no terminating newline, as the built-in
 
     run(scenario())
 
@@ -272,7 +290,7 @@ def test_a_body_in_one_late_message_is_served(predictor: FakePredictor) -> None:
     receive = receiver([chunk(b"1,2,3", False)], delay=0.01)
     start, body = raw_invocation(app, receive)
     assert start["status"] == 200
-    assert body["body"] == b"0.06"
+    assert body["body"] == b"0.06\n"
 
 
 def test_an_overloaded_invocation_is_shed_with_json_without_reading_it(
@@ -348,3 +366,148 @@ def test_a_body_over_the_limit_is_413_and_the_connection_closed(
     assert start["status"] == 413
     assert (b"connection", b"close") in start["headers"]
     assert orjson.loads(body["body"])["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json", "application/x-npy"])
+def test_an_empty_body_is_204_with_no_content(content_type: str) -> None:
+    """The built-in: `if len(payload) == 0: return Response(status=204)`."""
+    predictor = FakePredictor()
+
+    async def scenario() -> None:
+        async with client_for(handler(Settings(workers=1), predictor)) as client:
+            response = await client.post(
+                "/invocations", content=b"", headers={"content-type": content_type}
+            )
+        assert response.status_code == 204
+        assert response.content == b""
+        assert "content-type" not in response.headers
+        assert "content-length" not in response.headers
+
+    run(scenario())
+    assert predictor.calls == []
+
+
+class SoftprobPredictor(FakePredictor):
+    """Three classes: the row's sum / 100 as class 1, the rest split over classes 0 and 2."""
+
+    num_outputs = 3
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        p = super().predict(features)
+        rest = (1 - p) / 2
+        return np.stack([rest, p, rest], axis=1).astype(np.float32)
+
+
+def test_softprob_answers_k_values_a_row() -> None:
+    async def scenario() -> None:
+        app = handler(Settings(workers=1), SoftprobPredictor(), objective="multi:softprob")
+        async with client_for(app) as client:
+            body = b"25,25,0\n50,0,0"
+            csv = await client.post("/invocations", content=body, headers=CSV)
+            json = await client.post(
+                "/invocations", content=body, headers={**CSV, "accept": "application/json"}
+            )
+        assert csv.content == b"0.25,0.5,0.25\n0.25,0.5,0.25\n"
+        assert orjson.loads(json.content) == {
+            "predictions": [{"score": [0.25, 0.5, 0.25]}, {"score": [0.25, 0.5, 0.25]}]
+        }
+
+    run(scenario())
+
+
+def test_softprob_selected_keys() -> None:
+    settings = Settings(workers=1, inference_output=("predicted_label", "probability", "labels"))
+
+    async def scenario() -> None:
+        app = handler(settings, SoftprobPredictor(), objective="multi:softprob", num_class=3)
+        async with client_for(app) as client:
+            response = await client.post("/invocations", content=b"25,25,0", headers=CSV)
+        assert response.content == b'1,0.5,"[0, 1, 2]"'
+
+    run(scenario())
+
+
+def test_batch_mode_answers_one_prediction_a_line_whatever_the_accept() -> None:
+    """SAGEMAKER_BATCH: the built-in's `"\\n".join(map(str, preds_list)) + "\\n"`."""
+    settings = Settings(workers=1, batch=True)
+
+    async def scenario() -> None:
+        async with client_for(handler(settings, FakePredictor())) as client:
+            for accept in ("text/csv", "application/json", "application/jsonlines"):
+                response = await client.post(
+                    "/invocations", content=b"10,20,30\n1,1,1\n", headers={**CSV, "accept": accept}
+                )
+                assert response.status_code == 200
+                assert response.content == b"0.6\n0.03\n", accept
+                assert response.headers["content-type"] == accept  # as the built-in labels it
+            softprob = handler(settings, SoftprobPredictor(), objective="multi:softprob")
+            async with client_for(softprob) as client:
+                response = await client.post("/invocations", content=b"25,25,0", headers=CSV)
+            assert response.content == b"[0.25, 0.5, 0.25]\n"
+
+    run(scenario())
+
+
+def test_batch_mode_reads_json_one_record_a_line() -> None:
+    """SplitType=Line cuts a JSON file into lines: each line is one record."""
+    settings = Settings(workers=1, batch=True)
+
+    async def scenario() -> None:
+        async with client_for(handler(settings, FakePredictor())) as client:
+            response = await client.post(
+                "/invocations",
+                content=b'[10, 20, 30]\n{"features": [1, 1, 1]}\n',
+                headers={"content-type": "application/json"},
+            )
+        assert response.status_code == 200, response.text
+        assert response.content == b"0.6\n0.03\n"
+
+    run(scenario())
+
+
+def test_batch_mode_terminates_selected_csv_lines() -> None:
+    settings = Settings(workers=1, batch=True, inference_output=("predicted_label",))
+
+    async def scenario() -> None:
+        async with client_for(handler(settings, FakePredictor())) as client:
+            response = await client.post("/invocations", content=b"10,20,30\n1,1,1", headers=CSV)
+        assert response.content == b"1\n0\n"
+
+    run(scenario())
+
+
+def test_npy_cannot_carry_selected_keys() -> None:
+    settings = Settings(workers=1, inference_output=("probability",))
+
+    async def scenario() -> None:
+        async with client_for(handler(settings, FakePredictor())) as client:
+            response = await client.post(
+                "/invocations", content=b"1,2,3", headers={**CSV, "accept": "application/x-npy"}
+            )
+        assert response.status_code == 406
+        assert orjson.loads(response.content)["error"] == "not_acceptable"
+
+    run(scenario())
+
+
+def test_a_default_accept_that_cannot_carry_the_selection_is_refused_at_start_up() -> None:
+    settings = Settings(
+        workers=1, default_accept="application/x-npy", inference_output=("probability",)
+    )
+    with pytest.raises(OutputSelectionError, match="SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"):
+        handler(settings, FakePredictor())
+
+
+def test_a_full_batch_mini_batch_of_short_rows_is_served() -> None:
+    """6 MiB of `0,0,0` rows: 1,048,576 rows, far over the old 100,000-row default."""
+    settings = Settings(workers=1)
+    row = b"0,0,0\n"
+    body = row * (settings.max_body_bytes // len(row))
+
+    async def scenario() -> None:
+        async with client_for(handler(settings, FakePredictor())) as client:
+            response = await client.post("/invocations", content=body, headers=CSV)
+        assert response.status_code == 200, response.text[:200]
+        assert response.content.count(b"\n") == len(body) // len(row)
+
+    run(scenario())

@@ -85,7 +85,7 @@ def test_the_hot_paths_are_declared_beside_fastapis_routes() -> None:
     assert paths["/invocations"]["post"]["operationId"] == "invocations_invocations_post"
     assert set(paths["/ping"]["get"]["responses"]) == {"200", "503"}
     responses = paths["/invocations"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "406", "408", "413", "415", "500", "503"}
+    assert set(responses) == {"200", "204", "400", "406", "408", "413", "415", "500", "503"}
 
 
 def test_the_schema_is_narrowed_once_the_model_is_loaded() -> None:

@@ -259,11 +259,13 @@ def test_reads_what_sagemakers_producers_wrote(path: Path) -> None:
         np.testing.assert_array_equal(got, np.where(np.eye(3), 1.0, NAN))
 
 
-def test_a_row_one_column_short_leaves_the_last_feature_missing() -> None:
-    got = decode_recordio(
-        dense_body(np.array([[1.0, 2.0]]), "float64_tensor"), num_features=3, max_rows=1
-    )
-    np.testing.assert_array_equal(got, np.array([[1, 2, NAN]], dtype=np.float32))
+def test_a_row_one_column_short_is_refused_as_in_every_format() -> None:
+    with pytest.raises(
+        FeatureCountMismatchError, match="Record 1: .* 2 columns; the model expects 3"
+    ):
+        decode_recordio(
+            dense_body(np.array([[1.0, 2.0]]), "float64_tensor"), num_features=3, max_rows=1
+        )
 
 
 def test_labels_uid_and_other_features_are_ignored() -> None:

@@ -14,6 +14,7 @@ def test_defaults_follow_sagemaker() -> None:
     assert settings.default_accept == "text/csv"
     assert settings.max_body_bytes == 6 * MIB
     assert settings.inference_output == ()
+    assert settings.batch is False
     assert settings.workers >= 1
     assert settings.access_log is False
 
@@ -38,8 +39,10 @@ def test_environment_is_read() -> None:
             "RTB_BACKLOG": "128",
             "RTB_GRACEFUL_TIMEOUT": "10",
             "RTB_MAX_HEADER_BYTES": "8192",
+            "SAGEMAKER_BATCH": "true",
         }
     )
+    assert settings.batch is True
     assert settings.model_dir == Path("/models/a")
     assert settings.default_model_dir == Path("/baked")
     assert (settings.port, settings.workers, settings.request_timeout_s) == (9000, 3, 30.0)
@@ -70,6 +73,7 @@ def test_empty_values_count_as_unset_and_overrides_win() -> None:
         ("SAGEMAKER_INFERENCE_OUTPUT", "probability,probability", "distinct"),
         ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "0", "SAGEMAKER_MAX_PAYLOAD_IN_MB"),
         ("RTB_MAX_ROWS", "-1", "max_rows"),
+        ("SAGEMAKER_BATCH", "maybe", "SAGEMAKER_BATCH"),
         ("RTB_LOG_LEVEL", "loud", "log level"),
         ("RTB_LOG_FORMAT", "xml", "log format"),
         ("RTB_ACCESS_LOG", "maybe", "RTB_ACCESS_LOG"),
@@ -85,3 +89,13 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_the_row_limit_follows_the_byte_limit_unless_set() -> None:
+    """No row takes less than a byte: by default no body within the byte limit is refused for
+    its row count (a 6 MiB Batch Transform mini-batch of short rows holds ~450,000 of them)."""
+    assert Settings.from_env({}).max_rows == 6 * MIB
+    assert Settings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}).max_rows == 20 * MIB
+    assert Settings.from_env({"RTB_MAX_ROWS": "1000"}).max_rows == 1000
+    row = b"0,0,0,0,0,0,0\n"
+    assert (6 * MIB) // len(row) > 100_000  # the former default refused such a mini-batch
