@@ -260,9 +260,7 @@ def test_reads_what_sagemakers_producers_wrote(path: Path) -> None:
 
 
 def test_a_row_one_column_short_is_refused_as_in_every_format() -> None:
-    with pytest.raises(
-        FeatureCountMismatchError, match="Record 1: .* 2 columns; the model expects 3"
-    ):
+    with pytest.raises(FeatureCountMismatchError, match="2 columns; the model expects 3"):
         decode_recordio(
             dense_body(np.array([[1.0, 2.0]]), "float64_tensor"), num_features=3, max_rows=1
         )
