@@ -95,7 +95,7 @@ def test_the_notebook_runs_in_local_mode_with_parity(
 
     results = json.loads((tmp_path / "output" / "results.json").read_text())
     assert set(results) == FORMATS
-    rows = sum(1 for _ in SEED_REFERENCE.open()) - 1
+    rows = len(SEED_REFERENCE.read_text().splitlines()) - 1  # less the header
     for media_type, result in results.items():
         assert result["rows"] == rows, media_type
         assert result["max_abs_diff"] <= TOLERANCE, media_type
