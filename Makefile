@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements/dev.txt | sha256sum | cut 
 MODEL  := build/default-model
 PORT   ?= 8080
 
-.PHONY: setup run test lint model fastparse clean
+.PHONY: setup sdk run test lint model fastparse clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,19 @@ $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# The SageMaker Python SDK and a notebook runner, for examples/ and tests/examples: a venv of its own,
+# never the shared .venv nor the image.
+SDK_VENV  := .venv-sdk
+SDK_STAMP := $(SDK_VENV)/.installed-$(shell cat requirements/sdk.txt | sha256sum | cut -c1-12)
+
+sdk: $(SDK_STAMP)
+
+$(SDK_STAMP): requirements/sdk.txt
+	@test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/sdk.txt
+	@rm -f $(SDK_VENV)/.installed-*
 	@touch $@
 
 # The built-in default model: trained on deterministic synthetic RTB data, compiled, packaged.
