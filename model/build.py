@@ -39,6 +39,8 @@ from model.artifact import (
     FallbackInfo,
     Manifest,
     ModelInfo,
+    Tolerance,
+    TreeLimitInfo,
     VerificationInfo,
     Versions,
     is_artifact_dir,
@@ -56,6 +58,7 @@ from model.compiler import (
 )
 from model.errors import BuildError, CompileError, SourceError, UnsupportedModelError
 from model.source import SourceModel, find_model_file, load_treelite, read_source
+from model.tree_limit import TreeLimitOption, apply_tree_limit, container_tree_limit
 from model.verification import (
     DEFAULT_ROWS,
     DEFAULT_TOLERANCE,
@@ -86,8 +89,8 @@ Progress = Callable[[str], None]
 ARTIFACT_FILES = (MANIFEST_FILE, LIBRARY_FILE, CHECKPOINT_FILE, VERIFICATION_FILE)
 """The files of a serving artifact, in packaging order."""
 
-_SINGLE_OUTPUT_HELP = (
-    "the server returns one score per row, so only single-output models are served"
+_MULTI_TARGET_HELP = (
+    "multi-target models are not served by SageMaker's built-in XGBoost containers either"
 )
 
 
@@ -103,7 +106,8 @@ def build_artifact(
     opt_level: int = DEFAULT_OPT_LEVEL,
     reference: Path | str | None = None,
     verification_rows: int = DEFAULT_ROWS,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tree_limit: TreeLimitOption = "auto",
     seed: int = 0,
     source_format: str | None = None,
     created_at: dt.datetime | None = None,
@@ -128,6 +132,9 @@ def build_artifact(
     - `reference`: a CSV of feature rows followed by the prediction the producer of the model
       gave (e.g. XGBoost itself); those rows are checked and kept in the verification set.
     - `verification_rows`, `tolerance`, `seed`: the generated verification sample.
+    - `tree_limit`: "auto" cuts the trees where the SageMaker container that wrote the model
+      does (`best_ntree_limit`, see model.tree_limit), "all" keeps every tree, N keeps the
+      first N boosting rounds. The trees are cut before compiling.
     - `source_format`: record this instead of the detected format (training passes "trained").
     - `created_at`: the build time to record (default now); with it fixed, the same source and
       options give byte-identical files.
@@ -139,7 +146,7 @@ def build_artifact(
         raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
     if verification_rows < 1:
         raise ValueError(f"verification_rows must be at least 1, not {verification_rows}")
-    if not 0 < tolerance < 1:
+    if not (0 < tolerance.absolute < 1 and 0 <= tolerance.relative < 1):
         raise ValueError(f"tolerance must be between 0 and 1, not {tolerance}")
     if source_format is not None and source_format not in SOURCE_FORMATS:
         raise ValueError(f"source_format must be one of {', '.join(SOURCE_FORMATS)}")
@@ -155,6 +162,9 @@ def build_artifact(
             f"  source: {src.format} (model bytes: {src.payload_format}), "
             f"objective {src.objective}, {model_file.stat().st_size:,} bytes"
         )
+        limit = container_tree_limit(src, tree_limit)
+        say(f"  tree limit: {limit.trees_used} of {limit.trees_in_source} trees ({limit.rule})")
+        src = apply_tree_limit(src, limit)
         manifest = _build_from_source(
             src,
             output_dir=output_dir,
@@ -170,6 +180,11 @@ def build_artifact(
             seed=seed,
             source_format=source_format,
             created_at=created_at,
+            tree_limit=TreeLimitInfo(
+                trees_used=limit.trees_used,
+                trees_in_source=limit.trees_in_source,
+                rule=limit.rule,
+            ),
             say=say,
         )
     say(f"artifact built in {time.perf_counter() - started:.2f} s")
@@ -251,10 +266,11 @@ def _build_from_source(
     opt_level: int,
     reference: Path | None,
     verification_rows: int,
-    tolerance: float,
+    tolerance: Tolerance,
     seed: int,
     source_format: str | None,
     created_at: dt.datetime | None,
+    tree_limit: TreeLimitInfo,
     say: Progress,
 ) -> Manifest:
     import treelite
@@ -264,11 +280,12 @@ def _build_from_source(
     header = model.get_header_accessor()
     output_transform = str(header.get_field("postprocessor"))
     num_target = int(np.asarray(header.get_field("num_target")).ravel()[0])
-    num_class = np.asarray(header.get_field("num_class")).ravel()
-    if num_target != 1 or int(num_class.max()) != 1:
-        raise UnsupportedModelError(
-            f"{src.path}: the model has {num_target} targets and {int(num_class.max())} "
-            f"classes (objective {src.objective}); {_SINGLE_OUTPUT_HELP}"
+    classes = int(np.asarray(header.get_field("num_class")).ravel().max())
+    output_kind, num_outputs = _outputs(src, num_target=num_target, classes=classes)
+    if int(model.num_tree) != tree_limit.trees_used:
+        raise BuildError(
+            f"{src.path}: treelite parsed {model.num_tree} trees, the tree limit kept "
+            f"{tree_limit.trees_used}; refusing to build a model of unknown trees"
         )
     num_features = int(model.num_feature)
     names = _feature_names(src, feature_names, num_features)
@@ -282,12 +299,17 @@ def _build_from_source(
 
     with _step(say, f"verification sample of {verification_rows} rows, expected by GTIL"):
         features = sample_features(split_thresholds(model), rows=verification_rows, seed=seed)
-        expected = predict_gtil(model, features)
+        expected = predict_gtil(model, features, output_kind=output_kind)
     if reference is not None:
+        if num_outputs != 1:
+            raise BuildError(
+                f"{reference}: reference rows hold one prediction each; this model has "
+                f"{num_outputs} outputs per row"
+            )
         ref_features, ref_expected = read_reference_csv(reference, num_features=num_features)
         with _step(say, f"reference rows: {len(ref_expected)} from {reference.name}"):
             report = check_parity(
-                predict_gtil(model, ref_features),
+                predict_gtil(model, ref_features, output_kind=output_kind),
                 ref_expected,
                 tolerance=tolerance,
                 what=f"treelite GTIL against {reference}",
@@ -303,7 +325,7 @@ def _build_from_source(
         model.serialize(str(checkpoint))
         reloaded = treelite.Model.deserialize(str(checkpoint))
         check_parity(
-            predict_gtil(reloaded, features),
+            predict_gtil(reloaded, features, output_kind=output_kind),
             expected,
             tolerance=tolerance,
             what=f"{checkpoint} (treelite GTIL)",
@@ -332,7 +354,7 @@ def _build_from_source(
         else:
             with _step(say, f"check {LIBRARY_FILE} on {len(expected)} rows"):
                 report = check_parity(
-                    predict_compiled(library, features),
+                    predict_compiled(library, features, output_kind=output_kind),
                     expected,
                     tolerance=tolerance,
                     what=f"{library} (compiled)",
@@ -366,6 +388,10 @@ def _build_from_source(
             num_features=num_features,
             feature_names=names,
             bid_threshold=threshold,
+            num_class=src.num_class if src.objective.startswith("multi:") else 0,
+            num_outputs=num_outputs,
+            output_kind=output_kind,
+            tree_limit=tree_limit,
         ),
         compiled=compiled,
         fallback=FallbackInfo(checkpoint=CHECKPOINT_FILE),
@@ -394,12 +420,31 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def _base_score(src: SourceModel, model: treelite.Model) -> float:
+def _base_score(src: SourceModel, model: treelite.Model) -> float | None:
     if src.base_score is not None:
         return src.base_score
     # Treelite stores the margin; report it only when the source does not record the score.
     margin = np.asarray(model.get_header_accessor().get_field("base_scores"), dtype=np.float64)
+    if margin.size > 1:
+        return None  # one per class
     return float(margin.ravel()[0]) if margin.size else 0.0
+
+
+def _outputs(src: SourceModel, *, num_target: int, classes: int) -> tuple[str, int]:
+    """(`output_kind`, outputs per row) of what XGBoost's `predict` returns for this model."""
+    if num_target != 1:
+        raise UnsupportedModelError(
+            f"{src.path}: the model has {num_target} targets (objective {src.objective}); "
+            f"{_MULTI_TARGET_HELP}"
+        )
+    if src.objective == "multi:softmax":
+        return "class_index", 1
+    if classes > 1 and src.objective != "multi:softprob":
+        raise UnsupportedModelError(
+            f"{src.path}: the model has {classes} classes but objective {src.objective}; "
+            "only multi:softprob and multi:softmax models have several classes"
+        )
+    return "score", classes
 
 
 def _feature_names(
