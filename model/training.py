@@ -26,6 +26,7 @@ from model.artifact import LIBRARY_FILE, MANIFEST_FILE, Manifest, Tolerance
 from model.build import Progress, build_artifact
 from model.compiler import DEFAULT_OPT_LEVEL, DEFAULT_TOOLCHAIN
 from model.errors import ModelError, ParityError
+from model.tree_limit import TreeLimitOption
 from model.verification import DEFAULT_ROWS, DEFAULT_TOLERANCE, check_parity, predict_compiled
 
 if TYPE_CHECKING:
@@ -175,6 +176,7 @@ def train_artifact(
     opt_level: int = DEFAULT_OPT_LEVEL,
     verification_rows: int = DEFAULT_ROWS,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tree_limit: TreeLimitOption = "auto",
     created_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
@@ -215,6 +217,7 @@ def train_artifact(
             opt_level=opt_level,
             verification_rows=verification_rows,
             tolerance=tolerance,
+            tree_limit=tree_limit,
             seed=seed,
             source_format="trained",
             created_at=created_at,

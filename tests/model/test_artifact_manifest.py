@@ -15,6 +15,8 @@ from model.artifact import (
     FallbackInfo,
     Manifest,
     ModelInfo,
+    Tolerance,
+    TreeLimitInfo,
     VerificationInfo,
     Versions,
     load_verification,
@@ -52,12 +54,13 @@ def _artifact(directory: Path, *, compiled: bool = True) -> Manifest:
             num_features=2,
             feature_names=("hour", "domain"),
             bid_threshold=0.5,
+            tree_limit=TreeLimitInfo(trees_used=3, trees_in_source=5, rule="best_ntree_limit"),
         ),
         compiled=CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
         if compiled
         else None,
         fallback=FallbackInfo(checkpoint="model.tl"),
-        verification=VerificationInfo(file="verification.npz", rows=ROWS, tolerance=1e-6),
+        verification=VerificationInfo(file="verification.npz", rows=ROWS, tolerance=Tolerance()),
         versions=Versions(
             python="3.11.7", numpy="2.4.6", treelite="4.8.1", tl2cgen="1.0.0", xgboost=None
         ),
@@ -89,7 +92,7 @@ def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
         "versions",
         "files",
     ]
-    assert data["format"] == "rtb-inference-artifact" and data["format_version"] == 1
+    assert data["format"] == "rtb-inference-artifact" and data["format_version"] == 2
     assert (data["compiled"] is None) is not compiled
     assert data == manifest_to_dict(manifest)
     verify_files(tmp_path, manifest)
@@ -97,6 +100,30 @@ def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
     assert features.dtype == np.float32 and features.flags.c_contiguous
     assert features.shape == (ROWS, 2) and np.isnan(features[0, 1])
     assert expected.dtype == np.float64 and expected.shape == (ROWS,)
+
+
+def test_format_1_manifests_are_still_read(tmp_path: Path) -> None:
+    """Artifacts built before format 2 (single-output, every tree, absolute tolerance)."""
+    _artifact(tmp_path)
+
+    def to_version_1(data: dict[str, Any]) -> None:
+        data["format_version"] = 1
+        for key in ("num_class", "num_outputs", "output_kind", "tree_limit"):
+            data["model"].pop(key)
+        data["verification"]["tolerance"] = 2e-6
+
+    _rewrite(tmp_path, to_version_1)
+    manifest = read_manifest(tmp_path)
+    assert manifest.format_version == 1 and manifest.model.tree_limit is None
+    assert (manifest.model.num_class, manifest.model.num_outputs) == (0, 1)
+    assert manifest.verification.tolerance == Tolerance(absolute=2e-6, relative=0.0)
+
+
+def test_tolerance_is_absolute_plus_relative() -> None:
+    tolerance = Tolerance(absolute=1e-6, relative=1e-6)
+    expected = np.array([0.5, 24.0, 24.0, 0.0])
+    actual = np.array([0.5 + 1.6e-6, 24.0 + 1.9e-6, 24.0 + 2.6e-5, np.nan])
+    assert list(tolerance.excess(actual, expected) <= 0) == [False, True, False, False]
 
 
 def test_missing_manifest_names_the_file(tmp_path: Path) -> None:
@@ -114,7 +141,17 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     ("change", "message"),
     [
         (lambda d: d.update(format="something-else"), "format is 'something-else'"),
-        (lambda d: d.update(format_version=2), "format_version is 2.*reads 1"),
+        (lambda d: d.update(format_version=3), "format_version is 3.*reads 1 and 2"),
+        (lambda d: d["model"].update(output_kind="x"), "model.output_kind is 'x'"),
+        (lambda d: d["model"].pop("tree_limit"), "missing key 'model.tree_limit'"),
+        (
+            lambda d: d["model"]["tree_limit"].update(trees_used=2),
+            "trees_used is 2 but model.num_trees is 3",
+        ),
+        (
+            lambda d: d["verification"].update(tolerance=1e-6),
+            "tolerance must be a JSON object",
+        ),
         (lambda d: d.pop("compiled"), "missing key 'compiled'"),
         (lambda d: d["model"].pop("objective"), "missing key 'model.objective'"),
         (lambda d: d["model"].update(num_features="2"), "model.num_features must be an integer"),

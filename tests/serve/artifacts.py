@@ -17,6 +17,8 @@ from model.artifact import (
     FallbackInfo,
     Manifest,
     ModelInfo,
+    Tolerance,
+    TreeLimitInfo,
     VerificationInfo,
     Versions,
     sha256_file,
@@ -68,12 +70,15 @@ def build_tiny_artifact(output_dir: Path, *, compiled: bool = True) -> Path:
             num_features=NUM_FEATURES,
             feature_names=tuple(f"f{i}" for i in range(NUM_FEATURES)),
             bid_threshold=0.5,
+            tree_limit=TreeLimitInfo(trees_used=10, trees_in_source=10, rule="all trees"),
         ),
         compiled=CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
         if compiled
         else None,
         fallback=FallbackInfo(checkpoint="model.tl"),
-        verification=VerificationInfo(file="verification.npz", rows=len(check), tolerance=1e-6),
+        verification=VerificationInfo(
+            file="verification.npz", rows=len(check), tolerance=Tolerance()
+        ),
         versions=Versions(
             python="3", numpy=np.__version__, treelite="4", tl2cgen="1", xgboost=None
         ),
