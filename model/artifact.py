@@ -45,8 +45,12 @@ __all__ = [
     "FallbackInfo",
     "Manifest",
     "ManifestError",
+    "COMBINE_RULES",
+    "EnsembleInfo",
+    "MemberInfo",
     "ModelInfo",
     "OUTPUT_KINDS",
+    "combine_members",
     "READABLE_FORMAT_VERSIONS",
     "Tolerance",
     "TreeLimitInfo",
@@ -69,6 +73,7 @@ FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
 """Version 1 (single-output models, absolute tolerance) is still read: see `manifest_from_dict`."""
 OUTPUT_KINDS = ("score", "class_index")
+COMBINE_RULES = ("mean", "vote")
 DEFAULT_ABSOLUTE_TOLERANCE = 1e-6
 DEFAULT_RELATIVE_TOLERANCE = 1e-6
 MANIFEST_FILE = "manifest.json"
@@ -111,6 +116,41 @@ class TreeLimitInfo:
     trees_used: int
     trees_in_source: int
     rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One model of an ensemble: its source, trees and files."""
+
+    source_file: str
+    source_sha256: str
+    num_trees: int
+    tree_limit: TreeLimitInfo
+    library: str | None
+    """Null when the artifact is not compiled."""
+    checkpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleInfo:
+    """Several model files served together, as SageMaker's built-in container does with
+    `SAGEMAKER_INFERENCE_ENSEMBLE` (the default): `mean` of the members' predictions, or
+    `vote` (per-row mode, the smallest value on a tie) for multi:softmax and binary:hinge.
+    `members[0]` is also described by `model`, `compiled` and `fallback`."""
+
+    combine: str
+    members: tuple[MemberInfo, ...]
+
+
+def combine_members(predictions: list[npt.NDArray[Any]], combine: str) -> npt.NDArray[np.float32]:
+    """The built-in's combination of its members' float32 predictions (see `EnsembleInfo`)."""
+    stacked = np.stack([np.asarray(p, dtype=np.float32) for p in predictions])
+    if combine == "mean":
+        return np.asarray(np.mean(stacked, axis=0), dtype=np.float32)
+    # scipy.stats.mode over the members: the most frequent value, the smallest on a tie
+    counts = (stacked[:, None] == stacked[None, :]).sum(axis=1)
+    most = counts == counts.max(axis=0, keepdims=True)
+    return np.asarray(np.where(most, stacked, np.inf).min(axis=0), dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +239,8 @@ class Manifest:
     versions: Versions
     files: Mapping[str, str] = field(default_factory=dict)
     """File name (relative to the artifact directory) to lowercase hex sha256."""
+    ensemble: EnsembleInfo | None = None
+    """Null for one model file."""
     format: str = ARTIFACT_FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -268,13 +310,7 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "num_outputs": model.num_outputs,
             "output_kind": model.output_kind,
             "num_trees": model.num_trees,
-            "tree_limit": None
-            if model.tree_limit is None
-            else {
-                "trees_used": model.tree_limit.trees_used,
-                "trees_in_source": model.tree_limit.trees_in_source,
-                "rule": model.tree_limit.rule,
-            },
+            "tree_limit": None if model.tree_limit is None else _tree_limit_dict(model.tree_limit),
             "num_features": model.num_features,
             "feature_names": list(model.feature_names),
             "bid_threshold": model.bid_threshold,
@@ -287,6 +323,22 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "toolchain": compiled.toolchain,
         },
         "fallback": {"checkpoint": manifest.fallback.checkpoint},
+        "ensemble": None
+        if manifest.ensemble is None
+        else {
+            "combine": manifest.ensemble.combine,
+            "members": [
+                {
+                    "source_file": member.source_file,
+                    "source_sha256": member.source_sha256,
+                    "num_trees": member.num_trees,
+                    "tree_limit": _tree_limit_dict(member.tree_limit),
+                    "library": member.library,
+                    "checkpoint": member.checkpoint,
+                }
+                for member in manifest.ensemble.members
+            ],
+        },
         "verification": {
             "file": manifest.verification.file,
             "rows": manifest.verification.rows,
@@ -304,6 +356,65 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         },
         "files": dict(sorted(manifest.files.items())),
     }
+
+
+def _tree_limit_dict(limit: TreeLimitInfo) -> dict[str, Any]:
+    return {
+        "trees_used": limit.trees_used,
+        "trees_in_source": limit.trees_in_source,
+        "rule": limit.rule,
+    }
+
+
+def _read_tree_limit(reader: _Reader, raw: object, *, prefix: str) -> TreeLimitInfo:
+    limit = reader.mapping(raw, prefix)
+    return TreeLimitInfo(
+        trees_used=reader.integer(limit, "trees_used", prefix=prefix, minimum=1),
+        trees_in_source=reader.integer(limit, "trees_in_source", prefix=prefix, minimum=1),
+        rule=reader.string(limit, "rule", prefix=prefix),
+    )
+
+
+def _read_ensemble(reader: _Reader, raw: object, *, compiled: bool) -> EnsembleInfo | None:
+    if raw is None:
+        return None
+    section = reader.mapping(raw, "ensemble")
+    combine = reader.string(section, "combine", prefix="ensemble")
+    if combine not in COMBINE_RULES:
+        raise ManifestError(
+            f"{reader.origin}: ensemble.combine is {combine!r}, expected one of "
+            f"{', '.join(COMBINE_RULES)}"
+        )
+    raw_members = reader.require(section, "members", prefix="ensemble")
+    if not isinstance(raw_members, list) or len(raw_members) < 2:
+        raise ManifestError(f"{reader.origin}: ensemble.members must list at least 2 models")
+    members = []
+    for index, item in enumerate(raw_members):
+        prefix = f"ensemble.members[{index}]"
+        member = reader.mapping(item, prefix)
+        library = reader.optional_string(member, "library", prefix=prefix)
+        if (library is None) == compiled:
+            raise ManifestError(
+                f"{reader.origin}: {prefix}.library must be "
+                + ("a file name (the artifact is compiled)" if compiled else "null")
+            )
+        if library is not None:
+            _check_member_name(library, origin=reader.origin)
+        members.append(
+            MemberInfo(
+                source_file=reader.string(member, "source_file", prefix=prefix),
+                source_sha256=reader.string(member, "source_sha256", prefix=prefix),
+                num_trees=reader.integer(member, "num_trees", prefix=prefix, minimum=1),
+                tree_limit=_read_tree_limit(
+                    reader,
+                    reader.require(member, "tree_limit", prefix=prefix),
+                    prefix=f"{prefix}.tree_limit",
+                ),
+                library=library,
+                checkpoint=reader.filename(member, "checkpoint", prefix=prefix),
+            )
+        )
+    return EnsembleInfo(combine=combine, members=tuple(members))
 
 
 def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest:
@@ -353,13 +464,8 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
                 f"{origin}: model.output_kind is {output_kind!r}, expected one of "
                 f"{', '.join(OUTPUT_KINDS)}"
             )
-        limit = reader.mapping(reader.require(model, "tree_limit", prefix="model"), "tree_limit")
-        tree_limit = TreeLimitInfo(
-            trees_used=reader.integer(limit, "trees_used", prefix="model.tree_limit", minimum=1),
-            trees_in_source=reader.integer(
-                limit, "trees_in_source", prefix="model.tree_limit", minimum=1
-            ),
-            rule=reader.string(limit, "rule", prefix="model.tree_limit"),
+        tree_limit = _read_tree_limit(
+            reader, reader.require(model, "tree_limit", prefix="model"), prefix="model.tree_limit"
         )
         if tree_limit.trees_used != num_trees:
             raise ManifestError(
@@ -423,10 +529,17 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
             xgboost=reader.optional_string(versions, "xgboost", prefix="versions"),
         ),
         files=files,
+        ensemble=None
+        if version == 1
+        else _read_ensemble(reader, reader.require(top, "ensemble"), compiled=compiled is not None),
     )
     referenced = [manifest.fallback.checkpoint, manifest.verification.file]
     if manifest.compiled is not None:
         referenced.append(manifest.compiled.library)
+    for member in manifest.ensemble.members if manifest.ensemble is not None else ():
+        referenced.append(member.checkpoint)
+        if member.library is not None:
+            referenced.append(member.library)
     for name in referenced:
         if name not in files:
             raise ManifestError(

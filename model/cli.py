@@ -171,6 +171,14 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help=(
+            "build one model file of a directory of several, as SAGEMAKER_INFERENCE_ENSEMBLE="
+            "false (default: all of them, combined as the built-in container does)"
+        ),
+    )
+    parser.add_argument(
         "--verification-rows",
         type=_positive_int,
         default=1_000,
@@ -189,6 +197,7 @@ def _build_options(args: argparse.Namespace) -> dict[str, Any]:
         "opt_level": args.opt_level,
         "verification_rows": args.verification_rows,
         "tree_limit": args.tree_limit,
+        "ensemble": not args.no_ensemble,
         "created_at": _source_date(),
         "progress": None if args.quiet else _progress,
     }

@@ -49,6 +49,7 @@ __all__ = [
     "SourceModel",
     "detect_format",
     "find_model_file",
+    "find_model_files",
     "legacy_layout",
     "load_treelite",
     "read_source",
@@ -570,6 +571,44 @@ def _describe_bytes(data: bytes) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Directories
+
+
+def find_model_files(directory: Path | str, *, ensemble: bool = True) -> list[Path]:
+    """The model files the built-in container serves from `directory` (sorted by name).
+
+    SageMaker's container loads every regular file at the top of the model directory that
+    does not start with a dot and, with `SAGEMAKER_INFERENCE_ENSEMBLE` on (its default),
+    serves all of them as one ensemble (k-fold training writes `xgboost-model-0` ... `-N`).
+    It fails when one of them is not a model; so does this. With `ensemble=False`, or fewer
+    than two top-level model files, this is `[find_model_file(directory)]`. (The container
+    then takes the first name `os.listdir` returns, an order the file system decides; this
+    takes `xgboost-model` if present, else the first name in sorted order.)
+    """
+    directory = Path(directory)
+    top: list[Path] = []
+    models: list[Path] = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+            continue
+        top.append(path)
+        with open(path, "rb") as handle:
+            if detect_format(handle.read(256)) is not None:
+                models.append(path)
+    if len(models) < 2:
+        return [find_model_file(directory)]
+    if not ensemble:
+        preferred = directory / DEFAULT_MODEL_FILE
+        return [preferred if preferred in models else models[0]]
+    others = [path.name for path in top if path not in models]
+    if others:
+        raise UnsupportedFormatError(
+            f"{directory}: holds {len(models)} model files, served together as an ensemble "
+            f"(SAGEMAKER_INFERENCE_ENSEMBLE), and {', '.join(others)}, which "
+            f"{'is' if len(others) == 1 else 'are'} not a model; SageMaker's container fails "
+            "to load such a directory too: remove the other files or set "
+            "SAGEMAKER_INFERENCE_ENSEMBLE=false"
+        )
+    return models
 
 
 def find_model_file(directory: Path | str) -> Path:

@@ -177,6 +177,7 @@ def train_artifact(
     verification_rows: int = DEFAULT_ROWS,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     tree_limit: TreeLimitOption = "auto",
+    ensemble: bool = True,
     created_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
@@ -218,6 +219,7 @@ def train_artifact(
             verification_rows=verification_rows,
             tolerance=tolerance,
             tree_limit=tree_limit,
+            ensemble=ensemble,
             seed=seed,
             source_format="trained",
             created_at=created_at,

@@ -26,7 +26,14 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from model.artifact import Manifest, load_verification, read_manifest, resolve_member, verify_files
+from model.artifact import (
+    Manifest,
+    combine_members,
+    load_verification,
+    read_manifest,
+    resolve_member,
+    verify_files,
+)
 from model.errors import ArtifactError
 from serve.shared_library import SharedLibraryError, check_shared_library
 
@@ -303,6 +310,37 @@ class GtilPredictor:
         return np.ascontiguousarray(output.reshape(shape), dtype=np.float32)
 
 
+class EnsemblePredictor:
+    """Several models served as one, combined as SageMaker's built-in container combines them
+    (`model.artifact.combine_members`: the mean, or the per-row vote)."""
+
+    def __init__(self, members: list[Predictor], *, combine: str) -> None:
+        self._members = members
+        self._combine = combine
+
+    @property
+    def kind(self) -> str:
+        return self._members[0].kind
+
+    @property
+    def num_features(self) -> int:
+        return self._members[0].num_features
+
+    @property
+    def num_outputs(self) -> int:
+        return self._members[0].num_outputs
+
+    @property
+    def members(self) -> list[Predictor]:
+        return list(self._members)
+
+    def predict_row(self, values: list[float]) -> Probabilities:
+        return combine_members([m.predict_row(values) for m in self._members], self._combine)
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        return combine_members([m.predict(features) for m in self._members], self._combine)
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     """A verified predictor and the manifest it was built from."""
@@ -327,40 +365,46 @@ def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
     manifest = read_manifest(model_dir)
     verify_files(model_dir, manifest)
     num_features = manifest.model.num_features
-    class_index = manifest.model.output_kind == "class_index"
-    num_classes = max(manifest.model.num_class, 1)
-    predictor: Predictor | None = None
+    if manifest.ensemble is None:
+        files = [
+            (
+                None if manifest.compiled is None else manifest.compiled.library,
+                manifest.fallback.checkpoint,
+            )
+        ]
+    else:
+        files = [(member.library, member.checkpoint) for member in manifest.ensemble.members]
     if manifest.compiled is None:
         logger.warning(
             "%s: the artifact has no compiled library (built without a C compiler); "
             "serving through treelite GTIL, which is much slower",
             model_dir,
         )
-    elif allow_compiled:
+    members: list[Predictor] | None = None
+    if manifest.compiled is not None and allow_compiled:
         try:
-            library = resolve_member(model_dir, manifest.compiled.library)
-            compiled = (
-                CompiledPredictor(library, num_features=num_features)
-                if num_classes == 1 and not class_index
-                else MulticlassPredictor(
-                    library,
-                    num_features=num_features,
-                    num_classes=num_classes,
-                    class_index=class_index,
-                )
-            )
-            compiled.load_batch_path()
-            predictor = compiled  # before the verification set, which checks it too
+            members = [
+                _compiled_predictor(resolve_member(model_dir, library), manifest)
+                for library, _ in files
+                if library is not None
+            ]
         except (PredictorError, ArtifactError) as exc:
             logger.warning("%s; serving through treelite GTIL, which is much slower", exc)
-    if predictor is None:
-        checkpoint = resolve_member(model_dir, manifest.fallback.checkpoint)
-        predictor = GtilPredictor(
-            checkpoint,
-            num_features=num_features,
-            num_outputs=manifest.model.num_outputs,
-            class_index=class_index,
-        )
+    if members is None:
+        members = [
+            GtilPredictor(
+                resolve_member(model_dir, checkpoint),
+                num_features=num_features,
+                num_outputs=manifest.model.num_outputs,
+                class_index=manifest.model.output_kind == "class_index",
+            )
+            for _, checkpoint in files
+        ]
+    predictor: Predictor = (
+        members[0]
+        if manifest.ensemble is None
+        else EnsemblePredictor(members, combine=manifest.ensemble.combine)
+    )
     max_error = verify_predictor(predictor, model_dir=model_dir, manifest=manifest)
     warm_up(predictor)
     logger.info(
@@ -375,6 +419,21 @@ def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
         (time.perf_counter() - started) * 1e3,
     )
     return LoadedModel(predictor=predictor, manifest=manifest, max_error=max_error)
+
+
+def _compiled_predictor(library: Path, manifest: Manifest) -> CompiledPredictor:
+    num_features = manifest.model.num_features
+    class_index = manifest.model.output_kind == "class_index"
+    num_classes = max(manifest.model.num_class, 1)
+    compiled = (
+        CompiledPredictor(library, num_features=num_features)
+        if num_classes == 1 and not class_index
+        else MulticlassPredictor(
+            library, num_features=num_features, num_classes=num_classes, class_index=class_index
+        )
+    )
+    compiled.load_batch_path()  # before the verification set, which checks it too
+    return compiled
 
 
 def verify_predictor(predictor: Predictor, *, model_dir: Path, manifest: Manifest) -> float:
@@ -412,8 +471,10 @@ def verify_predictor(predictor: Predictor, *, model_dir: Path, manifest: Manifes
 
 def warm_up(predictor: Predictor, *, rounds: int = 100) -> None:
     """Touch every code path once so the first request pays no first-call costs."""
-    if isinstance(predictor, CompiledPredictor):
-        predictor.predict(np.zeros((predictor.BATCH_ROWS, predictor.num_features), np.float32))
+    members = predictor.members if isinstance(predictor, EnsemblePredictor) else [predictor]
+    for member in members:
+        if isinstance(member, CompiledPredictor):
+            member.predict(np.zeros((member.BATCH_ROWS, member.num_features), np.float32))
     zeros = np.zeros((1, predictor.num_features), dtype=np.float32)
     missing = np.full((2, predictor.num_features), np.nan, dtype=np.float32)
     for _ in range(rounds):

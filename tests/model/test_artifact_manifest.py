@@ -88,6 +88,7 @@ def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
         "model",
         "compiled",
         "fallback",
+        "ensemble",
         "verification",
         "versions",
         "files",
@@ -143,6 +144,14 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
         (lambda d: d.update(format="something-else"), "format is 'something-else'"),
         (lambda d: d.update(format_version=3), "format_version is 3.*reads 1 and 2"),
         (lambda d: d["model"].update(output_kind="x"), "model.output_kind is 'x'"),
+        (
+            lambda d: d.update(ensemble={"combine": "median", "members": []}),
+            "ensemble.combine is 'median'",
+        ),
+        (
+            lambda d: d.update(ensemble={"combine": "mean", "members": []}),
+            "ensemble.members must list at least 2 models",
+        ),
         (lambda d: d["model"].pop("tree_limit"), "missing key 'model.tree_limit'"),
         (
             lambda d: d["model"]["tree_limit"].update(trees_used=2),

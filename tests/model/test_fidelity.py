@@ -4,8 +4,10 @@ what SageMaker's built-in container serves: tree limit, objective, outputs per r
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,9 @@ import pytest
 from model_testdata import requires_gcc
 
 from model.artifact import Tolerance, read_manifest
-from model.build import build_artifact
-from model.source import read_source
+from model.build import build_artifact, resolve_sources
+from model.errors import UnsupportedFormatError
+from model.source import find_model_files, read_source
 from model.tree_limit import RULE_ALL, RULE_PICKLED, RULE_SAVED, container_tree_limit
 from serve.predictor import load_model
 from tests.fixtures.cases import FidelityCase, fidelity_cases
@@ -51,6 +54,34 @@ def test_the_raw_model_directory_serves_what_the_builtin_serves(
     rows = [loaded.predictor.predict_row([float(v) for v in row]).copy() for row in case.features]
     _assert_served(np.concatenate(rows), case)
     assert loaded.predictor.num_outputs == (1 if case.expected.ndim == 1 else case.num_class)
+
+
+ENSEMBLES = [case for case in CASES if case.is_ensemble]
+
+
+@requires_gcc
+@pytest.mark.parametrize("ensemble", [True, False], ids=["ensemble", "first-file"])
+@pytest.mark.parametrize("case", ENSEMBLES, ids=[case.name for case in ENSEMBLES])
+def test_a_k_fold_directory_serves_the_builtins_ensemble(
+    case: FidelityCase, ensemble: bool, tmp_path: Path
+) -> None:
+    """k-fold output (`xgboost-model-0` ... `-2`): the mean, or the per-row vote for
+    multi:softmax; with SAGEMAKER_INFERENCE_ENSEMBLE=false, the first file alone."""
+    manifest = build_artifact(case.model_dir, output_dir=tmp_path / "a", ensemble=ensemble)
+    want = case.expected if ensemble else case.expected_first_member
+    if ensemble:
+        assert manifest.ensemble is not None
+        assert [m.source_file for m in manifest.ensemble.members] == list(case.files)
+        combine = "vote" if case.objective == "multi:softmax" else "mean"
+        assert manifest.ensemble.combine == combine
+    else:
+        assert manifest.ensemble is None and manifest.model.source_file == case.files[0]
+    assert np.abs(case.expected - case.expected_first_member).max() > 1e-3  # members differ
+    loaded = load_model(tmp_path / "a")
+    got = loaded.predictor.predict(case.features)
+    assert got.shape == want.shape and (Tolerance().excess(got, want) <= 0).all()
+    rows = [loaded.predictor.predict_row([float(v) for v in row]).copy() for row in case.features]
+    assert (Tolerance().excess(np.concatenate(rows), want) <= 0).all()
 
 
 @pytest.mark.parametrize(
@@ -119,3 +150,22 @@ def test_bad_tree_limits_are_usage_errors(tmp_path: Path) -> None:
         check=False,
     )
     assert run.returncode == 2 and "expected auto, all or a number of rounds" in run.stderr
+
+
+def test_ensemble_members_are_the_top_level_non_dot_files(tmp_path: Path) -> None:
+    """Dotfiles are ignored (as the built-in does since 1.3-1); a file that is not a model
+    fails the build, as it fails the built-in's load; a model.tar.gz of the directory works."""
+    case = _by_name("kfold-logistic-1.7")
+    directory = tmp_path / "model"
+    shutil.copytree(case.model_dir, directory)
+    (directory / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    assert [path.name for path in find_model_files(directory)] == list(case.files)
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(directory.iterdir()):
+            tar.add(path, arcname=path.name)
+    with resolve_sources(tmp_path / "model.tar.gz") as files:
+        assert [path.name for path in files] == list(case.files)
+    (directory / "notes.txt").write_text("trained on 2026-11-01\n")
+    with pytest.raises(UnsupportedFormatError, match=r"notes\.txt.*not a model"):
+        find_model_files(directory)
+    assert find_model_files(directory, ensemble=False) == [directory / case.files[0]]
