@@ -417,7 +417,7 @@ class LegacyLayout:
     tree_info: int
     """Offset of the int32 `tree_info` table (one class index per tree)."""
     weight_drop: int | None
-    """Offset of dart's float32 `weight_drop` (one per tree), None for gbtree."""
+    """Offset of dart's `weight_drop` (uint64 count, then a float32 per tree), None for gbtree."""
     tail: int
     """Offset of what follows the trees (attributes, ...), kept unchanged when truncating."""
     attributes: tuple[tuple[str, str], ...]
@@ -463,9 +463,14 @@ def legacy_layout(path: Path, legacy: bytes) -> LegacyLayout:
     if len(legacy) < position:
         raise UnsupportedFormatError(f"{damaged} (the tree info table is cut off)")
     weight_drop: int | None = None
-    if booster == b"dart":
+    if booster == b"dart":  # std::vector<float>: uint64 count, then the floats
         weight_drop = position
-        position += 4 * num_trees
+        if len(legacy) < position + 8:
+            raise UnsupportedFormatError(f"{damaged} (dart's weight_drop is cut off)")
+        (count,) = struct.unpack_from("<Q", legacy, position)
+        if count != num_trees or len(legacy) < position + 8 + 4 * count:
+            raise UnsupportedFormatError(f"{damaged} (dart's weight_drop has {count} entries)")
+        position += 8 + 4 * num_trees
     tail = position
     attributes: list[tuple[str, str]] = []
     if contain_extra_attrs and len(legacy) >= position + 8:

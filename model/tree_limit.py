@@ -203,6 +203,7 @@ def _cut_legacy(src: SourceModel, keep: int) -> bytes:
         legacy[layout.tree_info : layout.tree_info + 4 * keep],
     ]
     if layout.weight_drop is not None:
-        parts.append(legacy[layout.weight_drop : layout.weight_drop + 4 * keep])
+        start = layout.weight_drop + 8
+        parts += [struct.pack("<Q", keep), legacy[start : start + 4 * keep]]
     parts.append(legacy[layout.tail :])
     return b"".join(parts)

@@ -91,6 +91,7 @@ def test_a_k_fold_directory_serves_the_builtins_ensemble(
         ("es-binary-1.7", RULE_SAVED, (1, 6)),
         ("es-json-1.7", RULE_SAVED, (1, 6)),
         ("es-ubj-1.7", RULE_SAVED, (1, 6)),
+        ("es-dart-1.7", RULE_SAVED, (1, 6)),
         # best_ntree_limit 4 = 2 rounds of num_parallel_tree 2, times 3 classes
         ("es-softprob-forest-1.7", RULE_SAVED, (12, 42)),
         ("es-ubj-3.x", RULE_ALL, (6, 6)),
