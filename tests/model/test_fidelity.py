@@ -87,6 +87,11 @@ def test_a_k_fold_directory_serves_the_builtins_ensemble(
 @pytest.mark.parametrize(
     ("name", "rule", "trees"),
     [
+        ("es-pickle-0.90", RULE_PICKLED, (2, 7)),
+        ("es-pickle-1.2", RULE_PICKLED, (2, 7)),
+        # XGBoost < 1.4: the first best_ntree_limit x num_class trees (8 x 3 of 8 rounds x 6)
+        ("es-softprob-forest-0.90", RULE_PICKLED, (24, 48)),
+        ("es-softprob-forest-1.2", RULE_PICKLED, (24, 48)),
         ("es-pickle-1.7", RULE_PICKLED, (1, 6)),
         ("es-binary-1.7", RULE_SAVED, (1, 6)),
         ("es-json-1.7", RULE_SAVED, (1, 6)),
