@@ -89,6 +89,20 @@ def format_manifest(manifest: Manifest, *, files_checked: bool = False) -> str:
             else f"{limit.trees_used} of {limit.trees_in_source} trees: {limit.rule}",
         ),
         ("features", f"{model.num_features}: {', '.join(model.feature_names)}"),
+        *(
+            []
+            if manifest.ensemble is None
+            else [
+                (
+                    "ensemble",
+                    f"{len(manifest.ensemble.members)} models combined by "
+                    f"{manifest.ensemble.combine}: "
+                    + ", ".join(
+                        f"{m.source_file} ({m.num_trees} trees)" for m in manifest.ensemble.members
+                    ),
+                )
+            ]
+        ),
         (
             "bid when",
             "no bid threshold (regression)"

@@ -92,6 +92,8 @@ def test_a_k_fold_directory_serves_the_builtins_ensemble(
         # XGBoost < 1.4: the first best_ntree_limit x num_class trees (8 x 3 of 8 rounds x 6)
         ("es-softprob-forest-0.90", RULE_PICKLED, (24, 48)),
         ("es-softprob-forest-1.2", RULE_PICKLED, (24, 48)),
+        # 1.3: saved with best_iteration but no best_ntree_limit; its load_model sets none
+        ("es-binary-1.3", RULE_ALL, (6, 6)),
         ("es-pickle-1.7", RULE_PICKLED, (1, 6)),
         ("es-binary-1.7", RULE_SAVED, (1, 6)),
         ("es-json-1.7", RULE_SAVED, (1, 6)),
