@@ -19,6 +19,7 @@ from model.artifact import (
     TreeLimitInfo,
     VerificationInfo,
     Versions,
+    combine_members,
     load_verification,
     manifest_to_dict,
     read_manifest,
@@ -292,3 +293,19 @@ def test_the_server_side_imports_stay_light() -> None:
         timeout=60,
     )
     assert run.stdout.strip() == ""
+
+
+def test_ensembles_combine_by_mean_or_by_the_smallest_most_frequent_value() -> None:
+    """The built-in's `np.mean(..., axis=0)` and `scipy.stats.mode(...).mode[0]` (scipy < 1.11,
+    the 1.x containers: per row, the smallest value on a tie)."""
+    members = [
+        np.array([2.0, 1.0, 0.0, 1.0], dtype=np.float32),
+        np.array([0.0, 1.0, 2.0, 1.0], dtype=np.float32),
+        np.array([1.0, 0.0, 2.0, 2.0], dtype=np.float32),
+    ]
+    assert combine_members(members, "vote").tolist() == [0.0, 1.0, 2.0, 1.0]
+    mean = combine_members(members, "mean")
+    assert mean.dtype == np.float32
+    np.testing.assert_array_equal(mean, np.mean(np.stack(members), axis=0))
+    probabilities = [np.full((2, 3), 0.2, np.float32), np.full((2, 3), 0.4, np.float32)]
+    assert combine_members(probabilities, "mean").shape == (2, 3)
