@@ -104,6 +104,8 @@ class XGBoostPredictor:
             )
         self._num_features = num_features
 
+    num_outputs = 1  # the benchmark serves the single-output default model
+
     @property
     def num_features(self) -> int:
         return self._num_features

@@ -45,7 +45,15 @@ __all__ = [
     "FallbackInfo",
     "Manifest",
     "ManifestError",
+    "COMBINE_RULES",
+    "EnsembleInfo",
+    "MemberInfo",
     "ModelInfo",
+    "OUTPUT_KINDS",
+    "combine_members",
+    "READABLE_FORMAT_VERSIONS",
+    "Tolerance",
+    "TreeLimitInfo",
     "VerificationDataError",
     "VerificationInfo",
     "Versions",
@@ -61,7 +69,13 @@ __all__ = [
 ]
 
 ARTIFACT_FORMAT = "rtb-inference-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Version 1 (single-output models, absolute tolerance) is still read: see `manifest_from_dict`."""
+OUTPUT_KINDS = ("score", "class_index")
+COMBINE_RULES = ("mean", "vote")
+DEFAULT_ABSOLUTE_TOLERANCE = 1e-6
+DEFAULT_RELATIVE_TOLERANCE = 1e-6
 MANIFEST_FILE = "manifest.json"
 LIBRARY_FILE = "model.so"
 CHECKPOINT_FILE = "model.tl"
@@ -69,6 +83,74 @@ VERIFICATION_FILE = "verification.npz"
 SOURCE_FORMATS = ("sagemaker-pickle", "legacy-binary", "json", "ubjson", "trained")
 
 _HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """How far a prediction may be from the expected value: `|got - expected| <= absolute +
+    relative * |expected|`, elementwise. The one definition used by the build, the server's
+    start-up check and the tests: float32 predictions of 10 to 25 are 1 to 2e-6 apart from
+    one ULP to the next, so a purely absolute 1e-6 refuses correct regression models."""
+
+    absolute: float = DEFAULT_ABSOLUTE_TOLERANCE
+    relative: float = DEFAULT_RELATIVE_TOLERANCE
+
+    def excess(
+        self, actual: npt.NDArray[np.float64], expected: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """`|actual - expected| - allowed` per element: > 0 where the tolerance is broken.
+        NaN where either is NaN (a NaN is never within tolerance: test with `~(excess <= 0)`)."""
+        actual = np.asarray(actual, dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        allowed = self.absolute + self.relative * np.abs(expected)
+        return np.asarray(np.abs(actual - expected) - allowed, dtype=np.float64)
+
+    def describe(self) -> str:
+        return f"absolute {self.absolute:g} + relative {self.relative:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class TreeLimitInfo:
+    """Which trees of the source are compiled (see model.tree_limit)."""
+
+    trees_used: int
+    trees_in_source: int
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """One model of an ensemble: its source, trees and files."""
+
+    source_file: str
+    source_sha256: str
+    num_trees: int
+    tree_limit: TreeLimitInfo
+    library: str | None
+    """Null when the artifact is not compiled."""
+    checkpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleInfo:
+    """Several model files served together, as SageMaker's built-in container does with
+    `SAGEMAKER_INFERENCE_ENSEMBLE` (the default): `mean` of the members' predictions, or
+    `vote` (per-row mode, the smallest value on a tie) for multi:softmax and binary:hinge.
+    `members[0]` is also described by `model`, `compiled` and `fallback`."""
+
+    combine: str
+    members: tuple[MemberInfo, ...]
+
+
+def combine_members(predictions: list[npt.NDArray[Any]], combine: str) -> npt.NDArray[np.float32]:
+    """The built-in's combination of its members' float32 predictions (see `EnsembleInfo`)."""
+    stacked = np.stack([np.asarray(p, dtype=np.float32) for p in predictions])
+    if combine == "mean":
+        return np.asarray(np.mean(stacked, axis=0), dtype=np.float32)
+    # scipy.stats.mode over the members: the most frequent value, the smallest on a tie
+    counts = (stacked[:, None] == stacked[None, :]).sum(axis=1)
+    most = counts == counts.max(axis=0, keepdims=True)
+    return np.asarray(np.where(most, stacked, np.inf).min(axis=0), dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +166,24 @@ class ModelInfo:
     """XGBoost objective, e.g. `binary:logistic`."""
     output_transform: str
     """Treelite postprocessor applied to the summed margin: `sigmoid`, `identity`, ..."""
-    base_score: float
-    """XGBoost's base score as the user gave it (a probability for `binary:logistic`)."""
+    base_score: float | None
+    """XGBoost's base score as the user gave it (a probability for `binary:logistic`); null
+    when the model has one per class (XGBoost 3 multi-class)."""
     num_trees: int
+    """Trees compiled (after the tree limit)."""
     num_features: int
     feature_names: tuple[str, ...]
     bid_threshold: float | None
     """Bid when the served prediction is >= this; null for models that do not score a bid."""
+    num_class: int = 0
+    """XGBoost's `num_class` as the built-in's config reports it: 0 unless `multi:*`."""
+    num_outputs: int = 1
+    """Values per row the predictor returns: `num_class` for `multi:softprob`, else 1."""
+    output_kind: str = "score"
+    """`score`: the library's output as is; `class_index`: the index of the largest margin
+    (`multi:softmax`), as a float, as XGBoost returns it."""
+    tree_limit: TreeLimitInfo | None = None
+    """Null only in format-1 artifacts (built before tree limits were applied)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +205,11 @@ class FallbackInfo:
 
 @dataclass(frozen=True, slots=True)
 class VerificationInfo:
-    """Rows and the predictions they must produce, within `tolerance` absolute."""
+    """Rows and the predictions they must produce, within `tolerance`."""
 
     file: str
     rows: int
-    tolerance: float
+    tolerance: Tolerance
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +229,7 @@ class Versions:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The contents of `manifest.json`, format version 1."""
+    """The contents of `manifest.json`, format version 2."""
 
     created_at: str
     model: ModelInfo
@@ -146,6 +239,8 @@ class Manifest:
     versions: Versions
     files: Mapping[str, str] = field(default_factory=dict)
     """File name (relative to the artifact directory) to lowercase hex sha256."""
+    ensemble: EnsembleInfo | None = None
+    """Null for one model file."""
     format: str = ARTIFACT_FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -211,7 +306,11 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "objective": model.objective,
             "output_transform": model.output_transform,
             "base_score": model.base_score,
+            "num_class": model.num_class,
+            "num_outputs": model.num_outputs,
+            "output_kind": model.output_kind,
             "num_trees": model.num_trees,
+            "tree_limit": None if model.tree_limit is None else _tree_limit_dict(model.tree_limit),
             "num_features": model.num_features,
             "feature_names": list(model.feature_names),
             "bid_threshold": model.bid_threshold,
@@ -224,10 +323,29 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             "toolchain": compiled.toolchain,
         },
         "fallback": {"checkpoint": manifest.fallback.checkpoint},
+        "ensemble": None
+        if manifest.ensemble is None
+        else {
+            "combine": manifest.ensemble.combine,
+            "members": [
+                {
+                    "source_file": member.source_file,
+                    "source_sha256": member.source_sha256,
+                    "num_trees": member.num_trees,
+                    "tree_limit": _tree_limit_dict(member.tree_limit),
+                    "library": member.library,
+                    "checkpoint": member.checkpoint,
+                }
+                for member in manifest.ensemble.members
+            ],
+        },
         "verification": {
             "file": manifest.verification.file,
             "rows": manifest.verification.rows,
-            "tolerance": manifest.verification.tolerance,
+            "tolerance": {
+                "absolute": manifest.verification.tolerance.absolute,
+                "relative": manifest.verification.tolerance.relative,
+            },
         },
         "versions": {
             "python": versions.python,
@@ -238,6 +356,65 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         },
         "files": dict(sorted(manifest.files.items())),
     }
+
+
+def _tree_limit_dict(limit: TreeLimitInfo) -> dict[str, Any]:
+    return {
+        "trees_used": limit.trees_used,
+        "trees_in_source": limit.trees_in_source,
+        "rule": limit.rule,
+    }
+
+
+def _read_tree_limit(reader: _Reader, raw: object, *, prefix: str) -> TreeLimitInfo:
+    limit = reader.mapping(raw, prefix)
+    return TreeLimitInfo(
+        trees_used=reader.integer(limit, "trees_used", prefix=prefix, minimum=1),
+        trees_in_source=reader.integer(limit, "trees_in_source", prefix=prefix, minimum=1),
+        rule=reader.string(limit, "rule", prefix=prefix),
+    )
+
+
+def _read_ensemble(reader: _Reader, raw: object, *, compiled: bool) -> EnsembleInfo | None:
+    if raw is None:
+        return None
+    section = reader.mapping(raw, "ensemble")
+    combine = reader.string(section, "combine", prefix="ensemble")
+    if combine not in COMBINE_RULES:
+        raise ManifestError(
+            f"{reader.origin}: ensemble.combine is {combine!r}, expected one of "
+            f"{', '.join(COMBINE_RULES)}"
+        )
+    raw_members = reader.require(section, "members", prefix="ensemble")
+    if not isinstance(raw_members, list) or len(raw_members) < 2:
+        raise ManifestError(f"{reader.origin}: ensemble.members must list at least 2 models")
+    members = []
+    for index, item in enumerate(raw_members):
+        prefix = f"ensemble.members[{index}]"
+        member = reader.mapping(item, prefix)
+        library = reader.optional_string(member, "library", prefix=prefix)
+        if (library is None) == compiled:
+            raise ManifestError(
+                f"{reader.origin}: {prefix}.library must be "
+                + ("a file name (the artifact is compiled)" if compiled else "null")
+            )
+        if library is not None:
+            _check_member_name(library, origin=reader.origin)
+        members.append(
+            MemberInfo(
+                source_file=reader.string(member, "source_file", prefix=prefix),
+                source_sha256=reader.string(member, "source_sha256", prefix=prefix),
+                num_trees=reader.integer(member, "num_trees", prefix=prefix, minimum=1),
+                tree_limit=_read_tree_limit(
+                    reader,
+                    reader.require(member, "tree_limit", prefix=prefix),
+                    prefix=f"{prefix}.tree_limit",
+                ),
+                library=library,
+                checkpoint=reader.filename(member, "checkpoint", prefix=prefix),
+            )
+        )
+    return EnsembleInfo(combine=combine, members=tuple(members))
 
 
 def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest:
@@ -251,10 +428,11 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
             "this is not a manifest written by `python -m model`"
         )
     version = reader.integer(top, "format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise ManifestError(
             f"{origin}: format_version is {version}, this version of the server reads "
-            f"{FORMAT_VERSION}; rebuild the artifact with this version's `python -m model build`"
+            f"{' and '.join(map(str, READABLE_FORMAT_VERSIONS))}; rebuild the artifact with "
+            "this version's `python -m model build`"
         )
     model = reader.mapping(top.get("model"), "model")
     source_format = reader.string(model, "source_format", prefix="model")
@@ -270,17 +448,45 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
             f"{origin}: model.feature_names has {len(names)} names but model.num_features "
             f"is {num_features}"
         )
+    num_trees = reader.integer(model, "num_trees", prefix="model", minimum=1)
+    if version == 1:
+        # Format 1: single-output models, every tree, absolute tolerance.
+        base_score: float | None = reader.number(model, "base_score", prefix="model")
+        num_class, num_outputs, output_kind = 0, 1, "score"
+        tree_limit: TreeLimitInfo | None = None
+    else:
+        base_score = reader.optional_number(model, "base_score", prefix="model")
+        num_class = reader.integer(model, "num_class", prefix="model")
+        num_outputs = reader.integer(model, "num_outputs", prefix="model", minimum=1)
+        output_kind = reader.string(model, "output_kind", prefix="model")
+        if output_kind not in OUTPUT_KINDS:
+            raise ManifestError(
+                f"{origin}: model.output_kind is {output_kind!r}, expected one of "
+                f"{', '.join(OUTPUT_KINDS)}"
+            )
+        tree_limit = _read_tree_limit(
+            reader, reader.require(model, "tree_limit", prefix="model"), prefix="model.tree_limit"
+        )
+        if tree_limit.trees_used != num_trees:
+            raise ManifestError(
+                f"{origin}: model.tree_limit.trees_used is {tree_limit.trees_used} but "
+                f"model.num_trees is {num_trees}"
+            )
     model_info = ModelInfo(
         source_format=source_format,
         source_file=reader.string(model, "source_file", prefix="model"),
         source_sha256=reader.string(model, "source_sha256", prefix="model"),
         objective=reader.string(model, "objective", prefix="model"),
         output_transform=reader.string(model, "output_transform", prefix="model"),
-        base_score=reader.number(model, "base_score", prefix="model"),
-        num_trees=reader.integer(model, "num_trees", prefix="model", minimum=1),
+        base_score=base_score,
+        num_trees=num_trees,
         num_features=num_features,
         feature_names=names,
         bid_threshold=reader.optional_number(model, "bid_threshold", prefix="model"),
+        num_class=num_class,
+        num_outputs=num_outputs,
+        output_kind=output_kind,
+        tree_limit=tree_limit,
     )
     compiled_raw = reader.require(top, "compiled")
     compiled: CompiledInfo | None = None
@@ -313,7 +519,7 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
         verification=VerificationInfo(
             file=reader.filename(verification, "file", prefix="verification"),
             rows=reader.integer(verification, "rows", prefix="verification", minimum=1),
-            tolerance=reader.number(verification, "tolerance", prefix="verification"),
+            tolerance=_tolerance(reader, verification, version=version),
         ),
         versions=Versions(
             python=reader.string(versions, "python", prefix="versions"),
@@ -323,10 +529,17 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
             xgboost=reader.optional_string(versions, "xgboost", prefix="versions"),
         ),
         files=files,
+        ensemble=None
+        if version == 1
+        else _read_ensemble(reader, reader.require(top, "ensemble"), compiled=compiled is not None),
     )
     referenced = [manifest.fallback.checkpoint, manifest.verification.file]
     if manifest.compiled is not None:
         referenced.append(manifest.compiled.library)
+    for member in manifest.ensemble.members if manifest.ensemble is not None else ():
+        referenced.append(member.checkpoint)
+        if member.library is not None:
+            referenced.append(member.library)
     for name in referenced:
         if name not in files:
             raise ManifestError(
@@ -334,6 +547,21 @@ def manifest_from_dict(data: object, *, origin: str = MANIFEST_FILE) -> Manifest
                 "rebuild the artifact with `python -m model build`"
             )
     return manifest
+
+
+def _tolerance(reader: _Reader, section: Mapping[str, Any], *, version: int) -> Tolerance:
+    if version == 1:
+        return Tolerance(
+            absolute=reader.number(section, "tolerance", prefix="verification"), relative=0.0
+        )
+    raw = reader.mapping(reader.require(section, "tolerance", prefix="verification"), "tolerance")
+    tolerance = Tolerance(
+        absolute=reader.number(raw, "absolute", prefix="verification.tolerance"),
+        relative=reader.number(raw, "relative", prefix="verification.tolerance"),
+    )
+    if not (0 <= tolerance.absolute < 1 and 0 <= tolerance.relative < 1):
+        raise ManifestError(f"{reader.origin}: verification.tolerance is out of range [0, 1)")
+    return tolerance
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,7 +620,8 @@ def load_verification(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
     """Load the verification set as (features, expected).
 
-    `features` is float32, C-contiguous, (rows, num_features); `expected` is float64 (rows,).
+    `features` is float32, C-contiguous, (rows, num_features); `expected` is float64, (rows,)
+    or (rows, num_outputs) when the model has several outputs per row.
 
     NaN in `features` is a missing value. Raises `VerificationDataError` on any mismatch
     with the manifest. Never unpickles (`allow_pickle=False`).
@@ -420,9 +649,11 @@ def load_verification(
             f"{path}: `features` is {features.dtype} {features.shape}, "
             f"expected float32 ({rows}, {num_features})"
         )
-    if expected.dtype != np.float64 or expected.shape != (rows,):
+    outputs = manifest.model.num_outputs
+    shape = (rows,) if outputs == 1 else (rows, outputs)
+    if expected.dtype != np.float64 or expected.shape != shape:
         raise VerificationDataError(
-            f"{path}: `expected` is {expected.dtype} {expected.shape}, expected float64 ({rows},)"
+            f"{path}: `expected` is {expected.dtype} {expected.shape}, expected float64 {shape}"
         )
     if not np.isfinite(expected).all():
         raise VerificationDataError(f"{path}: `expected` holds NaN or infinite values")

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import re
 import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from model.archive import extract_archive, is_tar_archive, write_archive
 from model.artifact import (
@@ -36,11 +39,16 @@ from model.artifact import (
     SOURCE_FORMATS,
     VERIFICATION_FILE,
     CompiledInfo,
+    EnsembleInfo,
     FallbackInfo,
     Manifest,
+    MemberInfo,
     ModelInfo,
+    Tolerance,
+    TreeLimitInfo,
     VerificationInfo,
     Versions,
+    combine_members,
     is_artifact_dir,
     read_manifest,
     sha256_file,
@@ -55,7 +63,8 @@ from model.compiler import (
     toolchain_available,
 )
 from model.errors import BuildError, CompileError, SourceError, UnsupportedModelError
-from model.source import SourceModel, find_model_file, load_treelite, read_source
+from model.source import SourceModel, find_model_files, load_treelite, read_source
+from model.tree_limit import TreeLimitOption, apply_tree_limit, container_tree_limit
 from model.verification import (
     DEFAULT_ROWS,
     DEFAULT_TOLERANCE,
@@ -77,6 +86,7 @@ __all__ = [
     "default_bid_threshold",
     "package_artifact",
     "resolve_source",
+    "resolve_sources",
     "sole_archive",
 ]
 
@@ -84,10 +94,12 @@ Progress = Callable[[str], None]
 """Receives one human-readable line per step (e.g. `print` to stderr, or `logger.info`)."""
 
 ARTIFACT_FILES = (MANIFEST_FILE, LIBRARY_FILE, CHECKPOINT_FILE, VERIFICATION_FILE)
-"""The files of a serving artifact, in packaging order."""
+"""The files of a serving artifact of one model, in packaging order."""
+_MEMBER_FILE = re.compile(r"model-[0-9]+\.(so|tl)")
+"""The library and checkpoint of ensemble member N >= 1."""
 
-_SINGLE_OUTPUT_HELP = (
-    "the server returns one score per row, so only single-output models are served"
+_MULTI_TARGET_HELP = (
+    "multi-target models are not served by SageMaker's built-in XGBoost containers either"
 )
 
 
@@ -103,7 +115,9 @@ def build_artifact(
     opt_level: int = DEFAULT_OPT_LEVEL,
     reference: Path | str | None = None,
     verification_rows: int = DEFAULT_ROWS,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tree_limit: TreeLimitOption = "auto",
+    ensemble: bool = True,
     seed: int = 0,
     source_format: str | None = None,
     created_at: dt.datetime | None = None,
@@ -128,6 +142,12 @@ def build_artifact(
     - `reference`: a CSV of feature rows followed by the prediction the producer of the model
       gave (e.g. XGBoost itself); those rows are checked and kept in the verification set.
     - `verification_rows`, `tolerance`, `seed`: the generated verification sample.
+    - `tree_limit`: "auto" cuts the trees where the SageMaker container that wrote the model
+      does (`best_ntree_limit`, see model.tree_limit), "all" keeps every tree, N keeps the
+      first N boosting rounds. The trees are cut before compiling.
+    - `ensemble`: SageMaker's `SAGEMAKER_INFERENCE_ENSEMBLE` (default on): a directory of
+      several model files is served as their mean (or vote), as the built-in container does;
+      off, only one file is built (see `model.source.find_model_files`).
     - `source_format`: record this instead of the detected format (training passes "trained").
     - `created_at`: the build time to record (default now); with it fixed, the same source and
       options give byte-identical files.
@@ -139,7 +159,7 @@ def build_artifact(
         raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
     if verification_rows < 1:
         raise ValueError(f"verification_rows must be at least 1, not {verification_rows}")
-    if not 0 < tolerance < 1:
+    if not (0 < tolerance.absolute < 1 and 0 <= tolerance.relative < 1):
         raise ValueError(f"tolerance must be between 0 and 1, not {tolerance}")
     if source_format is not None and source_format not in SOURCE_FORMATS:
         raise ValueError(f"source_format must be one of {', '.join(SOURCE_FORMATS)}")
@@ -148,15 +168,29 @@ def build_artifact(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise BuildError(f"{output_dir}: exists and is not a directory")
-    with resolve_source(source) as model_file:
-        with _step(say, f"read {model_file.name}"):
-            src = read_source(model_file)
-        say(
-            f"  source: {src.format} (model bytes: {src.payload_format}), "
-            f"objective {src.objective}, {model_file.stat().st_size:,} bytes"
-        )
-        manifest = _build_from_source(
-            src,
+    with resolve_sources(source, ensemble=ensemble) as model_files:
+        members: list[_Member] = []
+        for model_file in model_files:
+            with _step(say, f"read {model_file.name}"):
+                src = read_source(model_file)
+            say(
+                f"  source: {src.format} (model bytes: {src.payload_format}), "
+                f"objective {src.objective}, {model_file.stat().st_size:,} bytes"
+            )
+            limit = container_tree_limit(src, tree_limit)
+            say(f"  tree limit: {limit.trees_used} of {limit.trees_in_source} trees ({limit.rule})")
+            members.append(
+                _Member(
+                    source=apply_tree_limit(src, limit),
+                    tree_limit=TreeLimitInfo(
+                        trees_used=limit.trees_used,
+                        trees_in_source=limit.trees_in_source,
+                        rule=limit.rule,
+                    ),
+                )
+            )
+        manifest = _build_from_sources(
+            members,
             output_dir=output_dir,
             feature_names=feature_names,
             bid_threshold=bid_threshold,
@@ -178,7 +212,16 @@ def build_artifact(
 
 @contextmanager
 def resolve_source(source: Path | str) -> Iterator[Path]:
-    """The model file behind `source`; a tar archive is extracted (checked) into a temp dir.
+    """The one model file behind `source` (see `resolve_sources` with `ensemble=False`)."""
+    with resolve_sources(source, ensemble=False) as files:
+        yield files[0]
+
+
+@contextmanager
+def resolve_sources(source: Path | str, *, ensemble: bool = True) -> Iterator[list[Path]]:
+    """The model files behind `source` (`model.source.find_model_files`: several only for a
+    directory of several top-level model files with `ensemble`); a tar archive is extracted
+    (checked) into a temp dir.
 
     A directory that holds only a tar archive (SageMaker's `model.tar.gz`, not unpacked) stands
     for that archive.
@@ -194,7 +237,7 @@ def resolve_source(source: Path | str) -> Iterator[Path]:
             )
         archive = sole_archive(path)
         if archive is None:
-            yield find_model_file(path)
+            yield find_model_files(path, ensemble=ensemble)
             return
         path = archive
     if is_tar_archive(path):
@@ -205,9 +248,9 @@ def resolve_source(source: Path | str) -> Iterator[Path]:
                     f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
                     "unpack it and serve it, or build from the original XGBoost model"
                 )
-            yield find_model_file(tmp)
+            yield find_model_files(tmp, ensemble=ensemble)
         return
-    yield path
+    yield [path]
 
 
 def sole_archive(directory: Path) -> Path | None:
@@ -239,8 +282,21 @@ def default_bid_threshold(objective: str, output_transform: str) -> float | None
 # --------------------------------------------------------------------------------------------
 
 
-def _build_from_source(
-    src: SourceModel,
+@dataclass(frozen=True, slots=True)
+class _Member:
+    source: SourceModel
+    tree_limit: TreeLimitInfo
+
+
+def _member_files(index: int) -> tuple[str, str]:
+    """(library, checkpoint) names of ensemble member `index` (member 0: the usual names)."""
+    if index == 0:
+        return LIBRARY_FILE, CHECKPOINT_FILE
+    return f"model-{index}.so", f"model-{index}.tl"
+
+
+def _build_from_sources(
+    members: list[_Member],
     *,
     output_dir: Path,
     feature_names: Sequence[str] | None,
@@ -251,7 +307,7 @@ def _build_from_source(
     opt_level: int,
     reference: Path | None,
     verification_rows: int,
-    tolerance: float,
+    tolerance: Tolerance,
     seed: int,
     source_format: str | None,
     created_at: dt.datetime | None,
@@ -259,55 +315,93 @@ def _build_from_source(
 ) -> Manifest:
     import treelite
 
+    first = members[0].source
     with _step(say, "parse with treelite"):
-        model = load_treelite(src)
-    header = model.get_header_accessor()
+        models = [load_treelite(member.source) for member in members]
+    header = models[0].get_header_accessor()
     output_transform = str(header.get_field("postprocessor"))
     num_target = int(np.asarray(header.get_field("num_target")).ravel()[0])
-    num_class = np.asarray(header.get_field("num_class")).ravel()
-    if num_target != 1 or int(num_class.max()) != 1:
-        raise UnsupportedModelError(
-            f"{src.path}: the model has {num_target} targets and {int(num_class.max())} "
-            f"classes (objective {src.objective}); {_SINGLE_OUTPUT_HELP}"
-        )
-    num_features = int(model.num_feature)
-    names = _feature_names(src, feature_names, num_features)
+    classes = int(np.asarray(header.get_field("num_class")).ravel().max())
+    output_kind, num_outputs = _outputs(first, num_target=num_target, classes=classes)
+    num_features = int(models[0].num_feature)
+    for member, model in zip(members, models, strict=True):
+        if int(model.num_tree) != member.tree_limit.trees_used:
+            raise BuildError(
+                f"{member.source.path}: treelite parsed {model.num_tree} trees, the tree limit "
+                f"kept {member.tree_limit.trees_used}; refusing to build a model of unknown trees"
+            )
+        if (member.source.objective, member.source.num_class, int(model.num_feature)) != (
+            first.objective,
+            first.num_class,
+            num_features,
+        ):
+            raise UnsupportedModelError(
+                f"{member.source.path}: objective {member.source.objective}, "
+                f"{model.num_feature} features; {first.path.name} has {first.objective}, "
+                f"{num_features} features: an ensemble's models must agree"
+            )
+    combine = "vote" if first.objective in ("multi:softmax", "binary:hinge") else "mean"
+    if len(members) > 1:
+        say(f"  ensemble of {len(members)} models, combined by {combine}")
+    names = _feature_names(first, feature_names, num_features)
     threshold: float | None
     if bid_threshold == "auto":
-        threshold = default_bid_threshold(src.objective, output_transform)
+        threshold = default_bid_threshold(first.objective, output_transform)
     elif bid_threshold is None or isinstance(bid_threshold, int | float):
         threshold = None if bid_threshold is None else float(bid_threshold)
     else:
         raise ValueError(f"bid_threshold must be a number, None or 'auto', not {bid_threshold!r}")
 
+    def expected_of(features: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float64]]:
+        return [predict_gtil(model, features, output_kind=output_kind) for model in models]
+
+    def combined(each: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        if len(each) == 1:
+            return each[0]
+        return combine_members(each, combine).astype(np.float64)
+
     with _step(say, f"verification sample of {verification_rows} rows, expected by GTIL"):
-        features = sample_features(split_thresholds(model), rows=verification_rows, seed=seed)
-        expected = predict_gtil(model, features)
+        thresholds = [split_thresholds(model) for model in models]
+        merged = [np.unique(np.concatenate(found)) for found in zip(*thresholds, strict=True)]
+        features = sample_features(merged, rows=verification_rows, seed=seed)
+        per_member = expected_of(features)
     if reference is not None:
+        if num_outputs != 1:
+            raise BuildError(
+                f"{reference}: reference rows hold one prediction each; this model has "
+                f"{num_outputs} outputs per row"
+            )
         ref_features, ref_expected = read_reference_csv(reference, num_features=num_features)
         with _step(say, f"reference rows: {len(ref_expected)} from {reference.name}"):
+            ref_members = expected_of(ref_features)
             report = check_parity(
-                predict_gtil(model, ref_features),
+                combined(ref_members),
                 ref_expected,
                 tolerance=tolerance,
                 what=f"treelite GTIL against {reference}",
             )
         say(f"  GTIL vs reference: max |diff| {report.max_abs_diff:.3g}")
+        expected = np.concatenate([ref_expected, combined(per_member)])  # the producer's values
         features = np.ascontiguousarray(np.concatenate([ref_features, features]))
-        expected = np.concatenate([ref_expected, expected])
+        per_member = [
+            np.concatenate([ref, own]) for ref, own in zip(ref_members, per_member, strict=True)
+        ]
+    else:
+        expected = combined(per_member)
 
-    # Only now, with the source known to be good, is the output directory touched.
+    # Only now, with the sources known to be good, is the output directory touched.
     _prepare_output_dir(output_dir)
-    with _step(say, f"write {CHECKPOINT_FILE}"):
-        checkpoint = output_dir / CHECKPOINT_FILE
-        model.serialize(str(checkpoint))
-        reloaded = treelite.Model.deserialize(str(checkpoint))
-        check_parity(
-            predict_gtil(reloaded, features),
-            expected,
-            tolerance=tolerance,
-            what=f"{checkpoint} (treelite GTIL)",
-        )
+    for index, model in enumerate(models):
+        checkpoint = output_dir / _member_files(index)[1]
+        with _step(say, f"write {checkpoint.name}"):
+            model.serialize(str(checkpoint))
+            reloaded = treelite.Model.deserialize(str(checkpoint))
+            check_parity(
+                predict_gtil(reloaded, features, output_kind=output_kind),
+                per_member[index],
+                tolerance=tolerance,
+                what=f"{checkpoint} (treelite GTIL)",
+            )
 
     compiled: CompiledInfo | None = None
     should_compile = toolchain_available(toolchain) if compile is None else compile
@@ -317,27 +411,36 @@ def _build_from_source(
             "(the server predicts with GTIL, several times slower)"
         )
     if should_compile:
-        library = output_dir / LIBRARY_FILE
-        parts = units or default_units(model.num_tree)
+        libraries = [output_dir / _member_files(index)[0] for index in range(len(models))]
         try:
-            with _step(say, f"compile {LIBRARY_FILE} ({toolchain} -O{opt_level}, {parts} units)"):
-                compile_library(
-                    model, libpath=library, toolchain=toolchain, units=parts, opt_level=opt_level
-                )
+            for library, model in zip(libraries, models, strict=True):
+                parts = units or default_units(model.num_tree)
+                with _step(
+                    say, f"compile {library.name} ({toolchain} -O{opt_level}, {parts} units)"
+                ):
+                    compile_library(
+                        model,
+                        libpath=library,
+                        toolchain=toolchain,
+                        units=parts,
+                        opt_level=opt_level,
+                    )
         except CompileError as exc:
             if compile is not None:
                 raise
-            library.unlink(missing_ok=True)
+            for library in libraries:
+                library.unlink(missing_ok=True)
             say(f"  compiling failed, writing the treelite fallback only: {exc}")
         else:
-            with _step(say, f"check {LIBRARY_FILE} on {len(expected)} rows"):
-                report = check_parity(
-                    predict_compiled(library, features),
-                    expected,
-                    tolerance=tolerance,
-                    what=f"{library} (compiled)",
-                )
-            say(f"  compiled vs GTIL: max |diff| {report.max_abs_diff:.3g}")
+            for library, own in zip(libraries, per_member, strict=True):
+                with _step(say, f"check {library.name} on {len(own)} rows"):
+                    report = check_parity(
+                        predict_compiled(library, features, output_kind=output_kind),
+                        own,
+                        tolerance=tolerance,
+                        what=f"{library} (compiled)",
+                    )
+                say(f"  compiled vs GTIL: max |diff| {report.max_abs_diff:.3g}")
             compiled = CompiledInfo(
                 library=LIBRARY_FILE,
                 platform=f"{sys.platform}-{platform.machine()}",
@@ -346,26 +449,50 @@ def _build_from_source(
 
     verification = output_dir / VERIFICATION_FILE
     _write_npz(verification, features=features, expected=expected)
-    files = {
-        name: sha256_file(output_dir / name)
-        for name in (CHECKPOINT_FILE, VERIFICATION_FILE, LIBRARY_FILE)
-        if name != LIBRARY_FILE or compiled is not None
-    }
+    written = [VERIFICATION_FILE]
+    for index in range(len(models)):
+        library_name, checkpoint_name = _member_files(index)
+        written.append(checkpoint_name)
+        if compiled is not None:
+            written.append(library_name)
+    files = {name: sha256_file(output_dir / name) for name in written}
+    ensemble_info = (
+        None
+        if len(members) == 1
+        else EnsembleInfo(
+            combine=combine,
+            members=tuple(
+                MemberInfo(
+                    source_file=member.source.path.name,
+                    source_sha256=member.source.sha256,
+                    num_trees=int(model.num_tree),
+                    tree_limit=member.tree_limit,
+                    library=_member_files(index)[0] if compiled is not None else None,
+                    checkpoint=_member_files(index)[1],
+                )
+                for index, (member, model) in enumerate(zip(members, models, strict=True))
+            ),
+        )
+    )
     manifest = Manifest(
         created_at=(created_at or dt.datetime.now(dt.UTC))
         .astimezone(dt.UTC)
         .strftime("%Y-%m-%dT%H:%M:%SZ"),
         model=ModelInfo(
-            source_format=source_format or src.format,
-            source_file=src.path.name,
-            source_sha256=src.sha256,
-            objective=src.objective,
+            source_format=source_format or first.format,
+            source_file=first.path.name,
+            source_sha256=first.sha256,
+            objective=first.objective,
             output_transform=output_transform,
-            base_score=_base_score(src, model),
-            num_trees=int(model.num_tree),
+            base_score=_base_score(first, models[0]),
+            num_trees=int(models[0].num_tree),
             num_features=num_features,
             feature_names=names,
             bid_threshold=threshold,
+            num_class=first.num_class if first.objective.startswith("multi:") else 0,
+            num_outputs=num_outputs,
+            output_kind=output_kind,
+            tree_limit=members[0].tree_limit,
         ),
         compiled=compiled,
         fallback=FallbackInfo(checkpoint=CHECKPOINT_FILE),
@@ -377,9 +504,10 @@ def _build_from_source(
             numpy=np.__version__,
             treelite=treelite.__version__,
             tl2cgen=_installed_version("tl2cgen"),
-            xgboost=src.xgboost_version,
+            xgboost=first.xgboost_version,
         ),
         files=files,
+        ensemble=ensemble_info,
     )
     write_manifest(output_dir, manifest)
     return manifest
@@ -394,12 +522,31 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def _base_score(src: SourceModel, model: treelite.Model) -> float:
+def _base_score(src: SourceModel, model: treelite.Model) -> float | None:
     if src.base_score is not None:
         return src.base_score
     # Treelite stores the margin; report it only when the source does not record the score.
     margin = np.asarray(model.get_header_accessor().get_field("base_scores"), dtype=np.float64)
+    if margin.size > 1:
+        return None  # one per class
     return float(margin.ravel()[0]) if margin.size else 0.0
+
+
+def _outputs(src: SourceModel, *, num_target: int, classes: int) -> tuple[str, int]:
+    """(`output_kind`, outputs per row) of what XGBoost's `predict` returns for this model."""
+    if num_target != 1:
+        raise UnsupportedModelError(
+            f"{src.path}: the model has {num_target} targets (objective {src.objective}); "
+            f"{_MULTI_TARGET_HELP}"
+        )
+    if src.objective == "multi:softmax":
+        return "class_index", 1
+    if classes > 1 and src.objective != "multi:softprob":
+        raise UnsupportedModelError(
+            f"{src.path}: the model has {classes} classes but objective {src.objective}; "
+            "only multi:softprob and multi:softmax models have several classes"
+        )
+    return "score", classes
 
 
 def _feature_names(
@@ -428,15 +575,16 @@ def _prepare_output_dir(output_dir: Path) -> None:
     entries = {entry.name for entry in output_dir.iterdir()}
     if not entries:
         return
-    if not entries <= set(ARTIFACT_FILES):
-        foreign = ", ".join(sorted(entries - set(ARTIFACT_FILES)))
+    members = {name for name in entries if _MEMBER_FILE.fullmatch(name)}
+    if not entries - members <= set(ARTIFACT_FILES):
+        foreign = ", ".join(sorted(entries - members - set(ARTIFACT_FILES)))
         raise BuildError(
             f"{output_dir}: is not empty and not a previous artifact (it holds {foreign}); "
             "choose a new directory"
         )
     # Replace a previous (or half-written) artifact: the manifest goes first, so a crash
     # never leaves a manifest describing files that are no longer there.
-    for name in ARTIFACT_FILES:
+    for name in (*ARTIFACT_FILES, *sorted(members)):
         (output_dir / name).unlink(missing_ok=True)
 
 

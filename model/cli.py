@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from model.errors import ModelError
+from model.tree_limit import TreeLimitOption, parse_tree_limit
 
 __all__ = ["main"]
 
@@ -160,6 +161,24 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         help="score at or above which to bid (auto: 0.5 for probabilities, none for regression)",
     )
     parser.add_argument(
+        "--tree-limit",
+        type=_tree_limit,
+        default="auto",
+        metavar="N|all|auto",
+        help=(
+            "trees to compile: auto (default) cuts at best_ntree_limit where the SageMaker "
+            "container that wrote the model does, all keeps every tree, N the first N rounds"
+        ),
+    )
+    parser.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help=(
+            "build one model file of a directory of several, as SAGEMAKER_INFERENCE_ENSEMBLE="
+            "false (default: all of them, combined as the built-in container does)"
+        ),
+    )
+    parser.add_argument(
         "--verification-rows",
         type=_positive_int,
         default=1_000,
@@ -177,6 +196,8 @@ def _build_options(args: argparse.Namespace) -> dict[str, Any]:
         "units": args.units,
         "opt_level": args.opt_level,
         "verification_rows": args.verification_rows,
+        "tree_limit": args.tree_limit,
+        "ensemble": not args.no_ensemble,
         "created_at": _source_date(),
         "progress": None if args.quiet else _progress,
     }
@@ -292,6 +313,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
     return value
+
+
+def _tree_limit(text: str) -> TreeLimitOption:
+    try:
+        return parse_tree_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _threshold(text: str) -> float | Literal["auto"] | None:

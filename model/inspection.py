@@ -21,6 +21,7 @@ from model.artifact import (
 from model.build import sole_archive
 from model.errors import IntegrityError, SourceError
 from model.source import SourceModel, find_model_file, read_source
+from model.tree_limit import container_tree_limit
 
 __all__ = ["Description", "describe", "format_manifest"]
 
@@ -67,13 +68,41 @@ def format_manifest(manifest: Manifest, *, files_checked: bool = False) -> str:
     """A few aligned lines a person can read: what the model is, how it is served, provenance."""
     model = manifest.model
     versions = manifest.versions
+    base = "per class" if model.base_score is None else f"{model.base_score:g}"
+    classes = f", {model.num_class} classes" if model.num_class else ""
+    limit = model.tree_limit
     rows = [
         (
             "model",
-            f"{model.objective}, {model.output_transform} output, "
-            f"base score {model.base_score:g}, {model.num_trees} trees",
+            f"{model.objective}, {model.output_transform} output{classes}, "
+            f"base score {base}, {model.num_trees} trees",
+        ),
+        (
+            "predicts",
+            f"{model.num_outputs} value{'s' if model.num_outputs > 1 else ''} per row"
+            + (" (class index)" if model.output_kind == "class_index" else ""),
+        ),
+        (
+            "tree limit",
+            "not recorded (format 1 artifact: every tree)"
+            if limit is None
+            else f"{limit.trees_used} of {limit.trees_in_source} trees: {limit.rule}",
         ),
         ("features", f"{model.num_features}: {', '.join(model.feature_names)}"),
+        *(
+            []
+            if manifest.ensemble is None
+            else [
+                (
+                    "ensemble",
+                    f"{len(manifest.ensemble.members)} models combined by "
+                    f"{manifest.ensemble.combine}: "
+                    + ", ".join(
+                        f"{m.source_file} ({m.num_trees} trees)" for m in manifest.ensemble.members
+                    ),
+                )
+            ]
+        ),
         (
             "bid when",
             "no bid threshold (regression)"
@@ -96,7 +125,7 @@ def format_manifest(manifest: Manifest, *, files_checked: bool = False) -> str:
         (
             "verification",
             f"{manifest.verification.rows:,} rows in {manifest.verification.file}, "
-            f"tolerance {manifest.verification.tolerance:g}",
+            f"tolerance {manifest.verification.tolerance.describe()}",
         ),
         (
             "built",
@@ -142,6 +171,12 @@ def _describe_source(shown: Path, model_file: Path) -> Description:
         "feature_names": list(source.feature_names) if source.feature_names else None,
         "xgboost_version": source.xgboost_version,
     }
+    limit = container_tree_limit(source)
+    details["tree_limit"] = {
+        "trees_used": limit.trees_used,
+        "trees_in_source": limit.trees_in_source,
+        "rule": limit.rule,
+    }
     details.update(_treelite_summary(source))
     lines = [
         f"{shown}: raw XGBoost model{inside}, not a serving artifact",
@@ -154,6 +189,7 @@ def _describe_source(shown: Path, model_file: Path) -> Description:
             f"  trees       {details['num_trees']}, {details['num_features']} features, "
             f"{details['output_transform']} output"
         )
+    lines.append(f"  tree limit  {limit.trees_used} of {limit.trees_in_source} trees: {limit.rule}")
     if source.feature_names:
         lines.append(f"  features    {', '.join(source.feature_names)}")
     if source.xgboost_version:

@@ -26,7 +26,8 @@ import re
 import struct
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,14 +42,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
+    "LegacyLayout",
     "MAX_FEATURES",
     "PayloadFormat",
     "SourceFormat",
     "SourceModel",
     "detect_format",
     "find_model_file",
+    "find_model_files",
+    "legacy_layout",
     "load_treelite",
     "read_source",
+    "tree_model_of",
 ]
 
 SourceFormat = Literal["sagemaker-pickle", "legacy-binary", "json", "ubjson"]
@@ -88,6 +93,17 @@ class SourceModel:
     feature_names: tuple[str, ...] | None
     xgboost_version: str | None
     """The XGBoost version that wrote the model, when the source records it."""
+    booster: str = "gbtree"
+    """`gbtree` or `dart`."""
+    num_class: int = 0
+    """XGBoost's `num_class`: 0 (or 1) for one output per row, k for `multi:*`."""
+    num_parallel_tree: int = 1
+    num_trees: int = 0
+    """Trees in the source model (all classes and parallel trees)."""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    """The Booster's attributes (`Booster.attributes()`): `best_ntree_limit`, ..."""
+    pickled_best_ntree_limit: int | None = None
+    """The Python attribute `best_ntree_limit` of a pickled Booster (see `model.tree_limit`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,11 +175,13 @@ def read_source(path: Path | str) -> SourceModel:
         )
     sha256 = hashlib.sha256(data).hexdigest()
     feature_names: tuple[str, ...] | None = None
+    pickled_limit: int | None = None
     payload = data
     if fmt == "sagemaker-pickle":
         state = read_booster_pickle(path, data=data)
         payload = state.handle
         feature_names = state.feature_names
+        pickled_limit = state.best_ntree_limit
     payload_format = _detect_payload(payload)
     if payload_format is None:
         raise UnsupportedFormatError(
@@ -183,6 +201,12 @@ def read_source(path: Path | str) -> SourceModel:
         base_score=info.base_score,
         feature_names=feature_names,
         xgboost_version=info.xgboost_version,
+        booster=info.booster,
+        num_class=info.num_class,
+        num_parallel_tree=info.num_parallel_tree,
+        num_trees=info.num_trees,
+        attributes=info.attributes,
+        pickled_best_ntree_limit=pickled_limit,
     )
 
 
@@ -193,6 +217,11 @@ class _PayloadInfo:
     base_score: float | None
     feature_names: tuple[str, ...] | None
     xgboost_version: str | None
+    booster: str
+    num_class: int
+    num_parallel_tree: int
+    num_trees: int
+    attributes: dict[str, str]
 
 
 def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> _PayloadInfo:
@@ -274,27 +303,29 @@ def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | Non
         raise UnsupportedFormatError(f"{path}: legacy binary model has no valid booster name")
     booster = legacy[start + 8 : start + 8 + size].decode("ascii", "replace")
     _check_booster(path, booster)
-    _check_legacy_trees(path, legacy, start + 8 + size)
+    layout = legacy_layout(path, legacy)
     (base_score,) = struct.unpack_from("<f", legacy, offset)
     (num_class,) = struct.unpack_from("<i", legacy, offset + 8)
-    version: str | None = None
+    major, minor = struct.unpack_from("<II", legacy, offset + 20)
+    # XGBoost >= 1.0 records the version that wrote the file in the parameter block
+    version: str | None = f"{major}.{minor}.0" if 1 <= major < 100 and minor < 100 else None
     if config is not None:
         learner = config.get("learner", {})
         objective = _objective_of(learner) or objective
         configured = _base_score_of(path, learner)
         base_score = base_score if configured is None else configured
-        version = _version_of(config)
-    if num_class > 1:
-        raise UnsupportedModelError(
-            f"{path}: a multi-class model ({num_class} classes, objective {objective}); "
-            "the server returns one score per row, so only single-output models are supported"
-        )
+        version = _version_of(config) or version
     return _PayloadInfo(
         payload=legacy,
         objective=objective,
         base_score=float(base_score),
         feature_names=None,
         xgboost_version=version,
+        booster=booster,
+        num_class=max(int(num_class), 0),
+        num_parallel_tree=max(layout.num_parallel_tree, 1),
+        num_trees=layout.num_trees,
+        attributes=dict(layout.attributes),
     )
 
 
@@ -311,13 +342,62 @@ def _info_from_document(path: Path, payload: bytes, document: object) -> _Payloa
     feature_names: tuple[str, ...] | None = None
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
         feature_names = tuple(names)
+    model_param = learner.get("learner_model_param")
+    num_class = _int_of(model_param.get("num_class") if isinstance(model_param, dict) else None)
+    trees = tree_model_of(document)
+    tree_param = trees.get("gbtree_model_param") if trees is not None else None
+    raw_attributes = learner.get("attributes")
+    attributes = (
+        {str(k): str(v) for k, v in raw_attributes.items() if isinstance(v, str)}
+        if isinstance(raw_attributes, dict)
+        else {}
+    )
     return _PayloadInfo(
         payload=payload,
         objective=_objective_of(learner) or "unknown",
         base_score=_base_score_of(path, learner),
         feature_names=feature_names,
         xgboost_version=_version_of(document),
+        booster=str(booster.get("name")) if isinstance(booster, dict) else "gbtree",
+        num_class=max(num_class or 0, 0),
+        num_parallel_tree=max(
+            _int_of(tree_param.get("num_parallel_tree") if isinstance(tree_param, dict) else 1)
+            or 1,
+            1,
+        ),
+        num_trees=len(trees.get("trees", [])) if trees is not None else 0,
+        attributes=attributes,
     )
+
+
+def tree_model_of(document: object) -> dict[str, Any] | None:
+    """`learner.gradient_booster.model` (gbtree) or `...gbtree.model` (dart) of a model document."""
+    if not isinstance(document, dict):
+        return None
+    learner = document.get("learner")
+    booster = learner.get("gradient_booster") if isinstance(learner, dict) else None
+    if not isinstance(booster, dict):
+        return None
+    if booster.get("name") == "dart":
+        booster = booster.get("gbtree")
+        if not isinstance(booster, dict):
+            return None
+    model = booster.get("model")
+    return model if isinstance(model, dict) else None
+
+
+def _int_of(value: object) -> int | None:
+    """An integer model parameter: XGBoost writes them as strings (`"3"`), UBJSON may not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    return None
 
 
 _GBTREE_PARAM_SIZE = 160  # GBTreeModelParam
@@ -325,23 +405,50 @@ _TREE_PARAM_SIZE = 148  # TreeParam
 _NODE_SIZE = 20 + 16  # RegTree::Node + RTreeNodeStat
 
 
-def _check_legacy_trees(path: Path, legacy: bytes, start: int) -> None:
-    """Walk the tree records of a legacy binary and check every size against the bytes left.
+@dataclass(frozen=True, slots=True)
+class LegacyLayout:
+    """Where the parts of a legacy binary model are (byte offsets into it)."""
+
+    num_trees: int
+    num_parallel_tree: int
+    trees_param: int
+    """Offset of the `GBTreeModelParam` block (its first int32 is `num_trees`)."""
+    tree_spans: tuple[tuple[int, int], ...]
+    tree_info: int
+    """Offset of the int32 `tree_info` table (one class index per tree)."""
+    weight_drop: int | None
+    """Offset of dart's `weight_drop` (uint64 count, then a float32 per tree), None for gbtree."""
+    tail: int
+    """Offset of what follows the trees (attributes, ...), kept unchanged when truncating."""
+    attributes: tuple[tuple[str, str], ...]
+
+
+def legacy_layout(path: Path, legacy: bytes) -> LegacyLayout:
+    """Walk a legacy binary model and check every size against the bytes left.
 
     Treelite sizes its buffers from these counts before reading them; a damaged or hostile
     file could otherwise make it allocate far more memory than the file holds.
     """
     damaged = f"{path}: legacy binary model is damaged or truncated"
+    offset = len(_LEGACY_MAGIC) if legacy.startswith(_LEGACY_MAGIC) else 0
+    objective = _legacy_objective_at(legacy, offset) or ""
+    (contain_extra_attrs,) = struct.unpack_from("<i", legacy, offset + 12)
+    position = offset + _LEGACY_PARAM_SIZE + 8 + len(objective)
+    (size,) = struct.unpack_from("<Q", legacy, position)
+    booster = legacy[position + 8 : position + 8 + size]
+    start = position + 8 + size
     if len(legacy) < start + _GBTREE_PARAM_SIZE:
         raise UnsupportedFormatError(f"{damaged} (no tree ensemble header)")
-    (num_trees,) = struct.unpack_from("<i", legacy, start)
+    num_trees, num_parallel_tree = struct.unpack_from("<ii", legacy, start)
     position = start + _GBTREE_PARAM_SIZE
     if not 0 <= num_trees <= (len(legacy) - position) // _TREE_PARAM_SIZE:
         raise UnsupportedFormatError(f"{damaged} (it claims {num_trees} trees)")
+    spans: list[tuple[int, int]] = []
     for tree in range(num_trees):
         if len(legacy) < position + _TREE_PARAM_SIZE:
             raise UnsupportedFormatError(f"{damaged} (tree {tree} is cut off)")
         _, num_nodes, num_deleted, _, _, leaf_vector = struct.unpack_from("<6i", legacy, position)
+        begin = position
         position += _TREE_PARAM_SIZE
         if leaf_vector != 0:
             raise UnsupportedModelError(f"{path}: tree {tree} has leaf vectors; not supported")
@@ -350,8 +457,56 @@ def _check_legacy_trees(path: Path, legacy: bytes, start: int) -> None:
         ):
             raise UnsupportedFormatError(f"{damaged} (tree {tree} claims {num_nodes} nodes)")
         position += num_nodes * _NODE_SIZE
-    if len(legacy) < position + 4 * num_trees:
+        spans.append((begin, position))
+    tree_info = position
+    position += 4 * num_trees
+    if len(legacy) < position:
         raise UnsupportedFormatError(f"{damaged} (the tree info table is cut off)")
+    weight_drop: int | None = None
+    if booster == b"dart":  # std::vector<float>: uint64 count, then the floats
+        weight_drop = position
+        if len(legacy) < position + 8:
+            raise UnsupportedFormatError(f"{damaged} (dart's weight_drop is cut off)")
+        (count,) = struct.unpack_from("<Q", legacy, position)
+        if count != num_trees or len(legacy) < position + 8 + 4 * count:
+            raise UnsupportedFormatError(f"{damaged} (dart's weight_drop has {count} entries)")
+        position += 8 + 4 * num_trees
+    tail = position
+    attributes: list[tuple[str, str]] = []
+    if contain_extra_attrs and len(legacy) >= position + 8:
+        attributes = _legacy_attributes(legacy, position)
+    return LegacyLayout(
+        num_trees=num_trees,
+        num_parallel_tree=num_parallel_tree,
+        trees_param=start,
+        tree_spans=tuple(spans),
+        tree_info=tree_info,
+        weight_drop=weight_drop,
+        tail=tail,
+        attributes=tuple(attributes),
+    )
+
+
+def _legacy_attributes(legacy: bytes, position: int) -> list[tuple[str, str]]:
+    """The `vector<pair<string, string>>` of Booster attributes; [] when it does not parse."""
+    (count,) = struct.unpack_from("<Q", legacy, position)
+    position += 8
+    if count > 1024:
+        return []
+    found: list[tuple[str, str]] = []
+    for _ in range(count):
+        pair: list[str] = []
+        for _ in range(2):
+            if len(legacy) < position + 8:
+                return []
+            (size,) = struct.unpack_from("<Q", legacy, position)
+            position += 8
+            if size > len(legacy) - position:
+                return []
+            pair.append(legacy[position : position + size].decode("utf-8", "replace"))
+            position += size
+        found.append((pair[0], pair[1]))
+    return found
 
 
 def _check_booster(path: Path, name: object) -> None:
@@ -387,10 +542,7 @@ def _base_score_of(path: Path, learner: object) -> float | None:
         return None
     items = [item for item in raw.strip().strip("[]").split(",") if item.strip()]
     if len(items) > 1:
-        raise UnsupportedModelError(
-            f"{path}: the model has {len(items)} base scores (a multi-output model); "
-            "the server returns one score per row, so only single-output models are supported"
-        )
+        return None  # one per class (XGBoost 3 multi-class): treelite reads them
     try:
         value = float(items[0]) if items else math.nan
     except ValueError:
@@ -424,6 +576,44 @@ def _describe_bytes(data: bytes) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Directories
+
+
+def find_model_files(directory: Path | str, *, ensemble: bool = True) -> list[Path]:
+    """The model files the built-in container serves from `directory` (sorted by name).
+
+    SageMaker's container loads every regular file at the top of the model directory that
+    does not start with a dot and, with `SAGEMAKER_INFERENCE_ENSEMBLE` on (its default),
+    serves all of them as one ensemble (k-fold training writes `xgboost-model-0` ... `-N`).
+    It fails when one of them is not a model; so does this. With `ensemble=False`, or fewer
+    than two top-level model files, this is `[find_model_file(directory)]`. (The container
+    then takes the first name `os.listdir` returns, an order the file system decides; this
+    takes `xgboost-model` if present, else the first name in sorted order.)
+    """
+    directory = Path(directory)
+    top: list[Path] = []
+    models: list[Path] = []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+            continue
+        top.append(path)
+        with open(path, "rb") as handle:
+            if detect_format(handle.read(256)) is not None:
+                models.append(path)
+    if len(models) < 2:
+        return [find_model_file(directory)]
+    if not ensemble:
+        preferred = directory / DEFAULT_MODEL_FILE
+        return [preferred if preferred in models else models[0]]
+    others = [path.name for path in top if path not in models]
+    if others:
+        raise UnsupportedFormatError(
+            f"{directory}: holds {len(models)} model files, served together as an ensemble "
+            f"(SAGEMAKER_INFERENCE_ENSEMBLE), and {', '.join(others)}, which "
+            f"{'is' if len(others) == 1 else 'are'} not a model; SageMaker's container fails "
+            "to load such a directory too: remove the other files or set "
+            "SAGEMAKER_INFERENCE_ENSEMBLE=false"
+        )
+    return models
 
 
 def find_model_file(directory: Path | str) -> Path:

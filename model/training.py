@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from model.artifact import LIBRARY_FILE, MANIFEST_FILE, Manifest
+from model.artifact import LIBRARY_FILE, MANIFEST_FILE, Manifest, Tolerance
 from model.build import Progress, build_artifact
 from model.compiler import DEFAULT_OPT_LEVEL, DEFAULT_TOOLCHAIN
 from model.errors import ModelError, ParityError
-from model.verification import DEFAULT_ROWS, check_parity, predict_compiled
+from model.tree_limit import TreeLimitOption
+from model.verification import DEFAULT_ROWS, DEFAULT_TOLERANCE, check_parity, predict_compiled
 
 if TYPE_CHECKING:
     import xgboost
@@ -174,7 +175,9 @@ def train_artifact(
     units: int | None = None,
     opt_level: int = DEFAULT_OPT_LEVEL,
     verification_rows: int = DEFAULT_ROWS,
-    tolerance: float = 1e-6,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tree_limit: TreeLimitOption = "auto",
+    ensemble: bool = True,
     created_at: dt.datetime | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
@@ -215,6 +218,8 @@ def train_artifact(
             opt_level=opt_level,
             verification_rows=verification_rows,
             tolerance=tolerance,
+            tree_limit=tree_limit,
+            ensemble=ensemble,
             seed=seed,
             source_format="trained",
             created_at=created_at,

@@ -120,6 +120,10 @@ class BoosterState:
 
     handle: bytes
     feature_names: tuple[str, ...] | None
+    best_ntree_limit: int | None = None
+    """The Python attribute `best_ntree_limit` that `xgboost.train` of XGBoost 0.90 to 1.7 sets
+    on the Booster (pickled with it); the built-in 1.x containers predict with
+    `ntree_limit=getattr(booster, "best_ntree_limit", 0)`. None when the pickle has none."""
 
 
 def read_booster_pickle(path: Path, *, data: bytes | None = None) -> BoosterState:
@@ -155,4 +159,8 @@ def read_booster_pickle(path: Path, *, data: bytes | None = None) -> BoosterStat
     feature_names: tuple[str, ...] | None = None
     if isinstance(names, list | tuple) and names and all(isinstance(n, str) for n in names):
         feature_names = tuple(names)
-    return BoosterState(handle=bytes(handle), feature_names=feature_names)
+    limit = state.get("best_ntree_limit")
+    best_ntree_limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    return BoosterState(
+        handle=bytes(handle), feature_names=feature_names, best_ntree_limit=best_ntree_limit
+    )

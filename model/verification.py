@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from model.artifact import Tolerance
 from model.errors import ParityError, SourceError
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "ParityReport",
     "check_parity",
+    "class_index",
     "predict_compiled",
     "predict_gtil",
     "read_reference_csv",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_ROWS = 1_000
-DEFAULT_TOLERANCE = 1e-6
+DEFAULT_TOLERANCE = Tolerance()
 _NUMERICAL_TEST_NODE = 1  # treelite's TreeNodeType::kNumericalTestNode
 
 
@@ -108,16 +110,34 @@ def sample_features(
 
 
 def predict_gtil(
-    model: treelite.Model, features: npt.NDArray[np.float32]
+    model: treelite.Model, features: npt.NDArray[np.float32], *, output_kind: str = "score"
 ) -> npt.NDArray[np.float64]:
-    """Treelite GTIL's prediction (output transform applied) for each row, as float64 (rows,)."""
+    """What XGBoost's `predict` returns, computed by treelite GTIL, as float64: (rows,) for one
+    output per row, (rows, num_class) for `multi:softprob`; for `output_kind="class_index"`
+    (`multi:softmax`) the index of the largest margin."""
     import treelite
 
-    output = treelite.gtil.predict(model, np.ascontiguousarray(features, dtype=np.float32))
-    return np.asarray(output, dtype=np.float64).reshape(features.shape[0])
+    data = np.ascontiguousarray(features, dtype=np.float32)
+    if output_kind == "class_index":
+        margin = treelite.gtil.predict(model, data, pred_margin=True)
+        return class_index(np.asarray(margin).reshape(features.shape[0], -1))
+    output = treelite.gtil.predict(model, data)
+    return _rows(np.asarray(output, dtype=np.float64), features.shape[0])
 
 
-def predict_compiled(libpath: Path, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+def class_index(margins: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """The first index of the largest margin per row, as XGBoost's `multi:softmax` returns it."""
+    return np.asarray(np.argmax(margins, axis=1), dtype=np.float64)
+
+
+def _rows(output: npt.NDArray[np.float64], rows: int) -> npt.NDArray[np.float64]:
+    flat = output.reshape(rows, -1)
+    return flat.reshape(rows) if flat.shape[1] == 1 else flat
+
+
+def predict_compiled(
+    libpath: Path, features: npt.NDArray[np.float32], *, output_kind: str = "score"
+) -> npt.NDArray[np.float64]:
     """The compiled library's prediction for each row, through tl2cgen's Predictor.
 
     The library is loaded from a private copy with a unique name: the dynamic loader reuses an
@@ -133,11 +153,14 @@ def predict_compiled(libpath: Path, features: npt.NDArray[np.float32]) -> npt.ND
         shutil.copyfile(libpath, private)
         predictor = tl2cgen.Predictor(private, nthread=1)
         matrix = tl2cgen.DMatrix(np.ascontiguousarray(features, dtype=np.float32))
-        output = predictor.predict(matrix)
+        margin = output_kind == "class_index"
+        output = predictor.predict(matrix, pred_margin=margin)
         del predictor
     finally:
         Path(private).unlink(missing_ok=True)
-    return np.asarray(output, dtype=np.float64).reshape(features.shape[0])
+    if margin:
+        return class_index(np.asarray(output).reshape(features.shape[0], -1))
+    return _rows(np.asarray(output, dtype=np.float64), features.shape[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,28 +176,29 @@ def check_parity(
     actual: npt.NDArray[np.float64],
     expected: npt.NDArray[np.float64],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
     what: str,
 ) -> ParityReport:
-    """Raise `ParityError` (naming `what` and the worst row) unless all |diff| <= tolerance."""
+    """Raise `ParityError` (naming `what` and the worst row) unless every value is within
+    `tolerance` (`model.artifact.Tolerance`: absolute plus relative to the expected value).
+    Predictions are (rows,) or (rows, outputs)."""
     if actual.shape != expected.shape:
         raise ParityError(f"{what}: {actual.shape} predictions for {expected.shape} expected")
     if actual.size == 0:
         return ParityReport(rows=0, max_abs_diff=0.0, worst_row=-1)
-    diff = np.abs(actual - expected)
-    if np.isnan(diff).any():
-        worst = int(np.flatnonzero(np.isnan(diff))[0])
+    rows = actual.shape[0]
+    flat_actual = actual.reshape(rows, -1)
+    flat_expected = expected.reshape(rows, -1)
+    excess = tolerance.excess(flat_actual, flat_expected).max(axis=1)
+    diff = np.abs(flat_actual - flat_expected).max(axis=1)
+    broken = ~(excess <= 0)  # NaN counts as broken
+    worst = int(np.argmax(np.where(np.isnan(excess), np.inf, excess)))
+    report = ParityReport(rows=rows, max_abs_diff=float(np.nanmax(diff)), worst_row=worst)
+    if broken.any():
         raise ParityError(
-            f"{what}: row {worst} predicts {actual[worst]!r}, expected {expected[worst]!r}"
-        )
-    worst = int(np.argmax(diff))
-    report = ParityReport(rows=actual.size, max_abs_diff=float(diff[worst]), worst_row=worst)
-    if report.max_abs_diff > tolerance:
-        bad = int(np.count_nonzero(diff > tolerance))
-        raise ParityError(
-            f"{what}: {bad} of {actual.size} rows differ by more than {tolerance:g}; worst is "
-            f"row {worst}: {actual[worst]!r} instead of {expected[worst]!r} "
-            f"(|diff| {report.max_abs_diff:.3g})"
+            f"{what}: {int(np.count_nonzero(broken))} of {rows} rows differ by more than "
+            f"{tolerance.describe()}; worst is row {worst}: {actual[worst]!r} instead of "
+            f"{expected[worst]!r} (|diff| {diff[worst]:.3g})"
         )
     return report
 

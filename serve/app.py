@@ -103,11 +103,10 @@ def _load(handler: InvocationHandler, model_dir: Path, settings: Settings) -> No
     try:
         loaded = load_model(model_dir)
         model = loaded.manifest.model
-        num_class = getattr(model, "num_class", None)  # in manifests that record it
         selection = OutputSelection.for_model(
             keys=settings.inference_output,
             objective=model.objective,
-            num_class=num_class if isinstance(num_class, int) else None,
+            num_class=model.num_class,
             threshold=model.bid_threshold,
         )
         handler.configure(selection, num_outputs=num_outputs(loaded.predictor))

@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
-import numpy.typing as npt
 
+from serve.features import FeatureMatrix
 from serve.shared_library import SharedLibraryError, check_shared_library
 
 logger = logging.getLogger(__name__)
 
-FeatureMatrix = npt.NDArray[np.float32]
 
 SOURCE: Final = Path(__file__).with_name("fastparse.c")
 PREBUILT: Final = Path(__file__).with_name("_fastparse.so")

@@ -192,8 +192,7 @@ class InvocationHandler:
 
 def num_outputs(predictor: Predictor | None) -> int:
     """Values a row the predictor returns: k for `multi:softprob`, else 1."""
-    outputs = getattr(predictor, "num_outputs", 1)  # a Predictor property once it declares it
-    return outputs if isinstance(outputs, int) else 1
+    return 1 if predictor is None else predictor.num_outputs
 
 
 def _remember(cache: dict[bytes, Any], key: bytes, value: Any) -> Any:

@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 Predictions = npt.NDArray[np.float32]
 """What the predictor returns: (rows,), or (rows, num_class) for `multi:softprob`."""
-Probabilities = Predictions  # the name the codecs and the predictor used before multi-output
 Column = Callable[[Predictions], list[Any]]
 
 DEFAULT_KEY = "score"

@@ -26,14 +26,21 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from model.artifact import Manifest, load_verification, read_manifest, resolve_member, verify_files
+from model.artifact import (
+    Manifest,
+    combine_members,
+    load_verification,
+    read_manifest,
+    resolve_member,
+    verify_files,
+)
 from model.errors import ArtifactError
+from serve.features import FeatureMatrix
+from serve.outputs import Predictions
 from serve.shared_library import SharedLibraryError, check_shared_library
 
 logger = logging.getLogger(__name__)
 
-FeatureMatrix = npt.NDArray[np.float32]
-Probabilities = npt.NDArray[np.float32]
 
 _MISSING = np.int32(-1)
 
@@ -43,7 +50,9 @@ class PredictorError(Exception):
 
 
 class Predictor(Protocol):
-    """Probabilities for a C-contiguous float32 (rows, num_features) matrix; NaN is missing."""
+    """What XGBoost's `predict` returns for a C-contiguous float32 (rows, num_features) matrix
+    (NaN is missing), as float32: shape (rows,) when the model has one output per row, (rows,
+    num_outputs) for `multi:softprob`. `multi:softmax` gives the class index (as a float)."""
 
     @property
     def kind(self) -> str: ...
@@ -51,11 +60,14 @@ class Predictor(Protocol):
     @property
     def num_features(self) -> int: ...
 
-    def predict(self, features: FeatureMatrix) -> Probabilities: ...
+    @property
+    def num_outputs(self) -> int: ...
 
-    def predict_row(self, values: list[float]) -> Probabilities:
+    def predict(self, features: FeatureMatrix) -> Predictions: ...
+
+    def predict_row(self, values: list[float]) -> Predictions:
         """One row given as Python floats (NaN is missing): the hot path of a single-row
-        request. The returned 1-element array may be reused by the next call."""
+        request. Shape (1,) or (1, num_outputs); the array may be reused by the next call."""
         ...
 
 
@@ -73,7 +85,7 @@ class CompiledPredictor:
 
     kind = "compiled"
 
-    def __init__(self, library: Path, *, num_features: int) -> None:
+    def __init__(self, library: Path, *, num_features: int, num_classes: int = 1) -> None:
         try:
             check_shared_library(library)  # dlopen of a truncated ELF dies of SIGBUS, unlogged
             lib = ctypes.CDLL(str(library))
@@ -95,9 +107,13 @@ class CompiledPredictor:
         num_class = ctypes.c_int32(0)
         lib.get_num_class(ctypes.byref(num_class))
         types = (lib.get_threshold_type(), lib.get_leaf_output_type())
-        if lib.get_num_target() != 1 or num_class.value != 1 or types != (b"float32", b"float32"):
+        if (
+            lib.get_num_target() != 1
+            or num_class.value != num_classes
+            or types != (b"float32", b"float32")
+        ):
             raise PredictorError(
-                f"{library}: only single-output float32 models are served "
+                f"{library}: expected a single-target float32 model of {num_classes} classes "
                 f"(targets={lib.get_num_target()}, classes={num_class.value}, types={types})"
             )
         # No argtypes: the single-row call passes ready-made c_void_p objects (the fastest call
@@ -114,7 +130,8 @@ class CompiledPredictor:
         self._row_pointer = ctypes.c_void_p(self._row.ctypes.data)
         # ctypes views of the same memory: Python floats go in without a numpy call.
         self._row_cells: Any = (ctypes.c_float * num_features).from_buffer(self._row.data)
-        self._result = np.zeros(1, dtype=np.float32)
+        self._num_classes = num_classes
+        self._result = np.zeros(num_classes, dtype=np.float32)
         self._result_pointer = ctypes.c_void_p(self._result.ctypes.data)
         self._result_cell = ctypes.c_float.from_buffer(self._result.data)
         self._no_margin = ctypes.c_int(0)
@@ -124,10 +141,14 @@ class CompiledPredictor:
         return self._num_features
 
     @property
+    def num_outputs(self) -> int:
+        return 1
+
+    @property
     def batch_path_loaded(self) -> bool:
         return self._batch is not None
 
-    def predict_row(self, values: list[float]) -> Probabilities:
+    def predict_row(self, values: list[float]) -> Predictions:
         total = sum(values)
         if total != total:  # a missing value: it needs the bit pattern, done in numpy
             return self.predict(np.array((values,), dtype=np.float32))
@@ -136,7 +157,7 @@ class CompiledPredictor:
         self._predict(self._row_pointer, self._no_margin, self._result_pointer)
         return self._result
 
-    def predict(self, features: FeatureMatrix) -> Probabilities:
+    def predict(self, features: FeatureMatrix) -> Predictions:
         rows = features.shape[0]
         if rows == 1:
             row = self._row
@@ -164,6 +185,30 @@ class CompiledPredictor:
             predict(pointer(address + index * stride), no_margin, pointer(out + 4 * index))
         return result
 
+    def _margins(self, features: FeatureMatrix, *, margin: bool) -> npt.NDArray[np.float32]:
+        """The library's output for every row, (rows, num_classes): the batch runtime from
+        `BATCH_ROWS` rows, else one ctypes call a row."""
+        rows = features.shape[0]
+        classes = self._num_classes
+        if rows >= self.BATCH_ROWS and self._batch is not None:
+            matrix = self._batch_matrix(
+                np.ascontiguousarray(features, dtype=np.float32), dtype="float32", missing=np.nan
+            )
+            output = self._batch.predict(matrix, pred_margin=margin)
+            return np.ascontiguousarray(output.reshape(rows, classes), dtype=np.float32)
+        entries = np.array(features, dtype=np.float32, order="C", copy=True)
+        entries.view(np.int32)[np.isnan(entries)] = _MISSING
+        result = np.zeros((rows, classes), dtype=np.float32)
+        predict = self._predict
+        pointer = ctypes.c_void_p
+        flag = ctypes.c_int(1 if margin else 0)
+        address = entries.ctypes.data
+        stride = entries.strides[0]
+        out = result.ctypes.data
+        for index in range(rows):
+            predict(pointer(address + index * stride), flag, pointer(out + 4 * classes * index))
+        return result
+
     def load_batch_path(self) -> None:
         """Load tl2cgen's runtime for batches of `BATCH_ROWS` rows or more (single-threaded,
         as one worker process owns one core). Without it batches still work, more slowly."""
@@ -184,12 +229,45 @@ class CompiledPredictor:
             )
 
 
+class MulticlassPredictor(CompiledPredictor):
+    """A compiled `multi:softprob` model ((rows, num_class) probabilities) or `multi:softmax`
+    model (the index of the largest margin, (rows,)), as XGBoost's `predict` returns them."""
+
+    def __init__(
+        self, library: Path, *, num_features: int, num_classes: int, class_index: bool
+    ) -> None:
+        super().__init__(library, num_features=num_features, num_classes=num_classes)
+        self._class_index = class_index
+        self._margin_flag = ctypes.c_int(1 if class_index else 0)
+        self._index_result = np.zeros(1, dtype=np.float32)
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self._class_index else self._num_classes
+
+    def predict_row(self, values: list[float]) -> Predictions:
+        return self.predict(np.array((values,), dtype=np.float32))
+
+    def predict(self, features: FeatureMatrix) -> Predictions:
+        output = self._margins(features, margin=self._class_index)
+        if self._class_index:
+            return np.asarray(np.argmax(output, axis=1), dtype=np.float32)
+        return output
+
+
 class GtilPredictor:
     """treelite's GTIL interpreter on the checkpoint: portable and slower (the fallback path)."""
 
     kind = "gtil"
 
-    def __init__(self, checkpoint: Path, *, num_features: int) -> None:
+    def __init__(
+        self,
+        checkpoint: Path,
+        *,
+        num_features: int,
+        num_outputs: int = 1,
+        class_index: bool = False,
+    ) -> None:
         import treelite  # only the fallback path needs it
 
         try:
@@ -205,19 +283,62 @@ class GtilPredictor:
             )
         self._gtil: Any = treelite.gtil
         self._num_features = num_features
+        self._num_outputs = num_outputs
+        self._class_index = class_index
 
     @property
     def num_features(self) -> int:
         return self._num_features
 
-    def predict_row(self, values: list[float]) -> Probabilities:
+    @property
+    def num_outputs(self) -> int:
+        return self._num_outputs
+
+    def predict_row(self, values: list[float]) -> Predictions:
         return self.predict(np.array((values,), dtype=np.float32))
 
-    def predict(self, features: FeatureMatrix) -> Probabilities:
-        output = self._gtil.predict(self._model, features, nthread=1)
-        if output.shape[1:] != (1, 1):
-            raise PredictorError(f"GTIL returned shape {output.shape}; expected one output per row")
-        return np.ascontiguousarray(output.reshape(-1), dtype=np.float32)
+    def predict(self, features: FeatureMatrix) -> Predictions:
+        rows = features.shape[0]
+        output = self._gtil.predict(self._model, features, nthread=1, pred_margin=self._class_index)
+        if self._class_index:
+            return np.asarray(np.argmax(output.reshape(rows, -1), axis=1), dtype=np.float32)
+        if output.size != rows * self._num_outputs:
+            raise PredictorError(
+                f"GTIL returned shape {output.shape}; expected {self._num_outputs} per row"
+            )
+        shape = (rows,) if self._num_outputs == 1 else (rows, self._num_outputs)
+        return np.ascontiguousarray(output.reshape(shape), dtype=np.float32)
+
+
+class EnsemblePredictor:
+    """Several models served as one, combined as SageMaker's built-in container combines them
+    (`model.artifact.combine_members`: the mean, or the per-row vote)."""
+
+    def __init__(self, members: list[Predictor], *, combine: str) -> None:
+        self._members = members
+        self._combine = combine
+
+    @property
+    def kind(self) -> str:
+        return self._members[0].kind
+
+    @property
+    def num_features(self) -> int:
+        return self._members[0].num_features
+
+    @property
+    def num_outputs(self) -> int:
+        return self._members[0].num_outputs
+
+    @property
+    def members(self) -> list[Predictor]:
+        return list(self._members)
+
+    def predict_row(self, values: list[float]) -> Predictions:
+        return combine_members([m.predict_row(values) for m in self._members], self._combine)
+
+    def predict(self, features: FeatureMatrix) -> Predictions:
+        return combine_members([m.predict(features) for m in self._members], self._combine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +349,10 @@ class LoadedModel:
     manifest: Manifest
     max_error: float
     """Largest absolute difference from the verification set's expected values."""
+
+    @property
+    def num_outputs(self) -> int:
+        return self.predictor.num_outputs
 
 
 def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
@@ -240,23 +365,46 @@ def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
     manifest = read_manifest(model_dir)
     verify_files(model_dir, manifest)
     num_features = manifest.model.num_features
-    predictor: Predictor | None = None
+    if manifest.ensemble is None:
+        files = [
+            (
+                None if manifest.compiled is None else manifest.compiled.library,
+                manifest.fallback.checkpoint,
+            )
+        ]
+    else:
+        files = [(member.library, member.checkpoint) for member in manifest.ensemble.members]
     if manifest.compiled is None:
         logger.warning(
             "%s: the artifact has no compiled library (built without a C compiler); "
             "serving through treelite GTIL, which is much slower",
             model_dir,
         )
-    elif allow_compiled:
+    members: list[Predictor] | None = None
+    if manifest.compiled is not None and allow_compiled:
         try:
-            library = resolve_member(model_dir, manifest.compiled.library)
-            predictor = CompiledPredictor(library, num_features=num_features)
-            predictor.load_batch_path()  # before the verification set, which checks it too
+            members = [
+                _compiled_predictor(resolve_member(model_dir, library), manifest)
+                for library, _ in files
+                if library is not None
+            ]
         except (PredictorError, ArtifactError) as exc:
             logger.warning("%s; serving through treelite GTIL, which is much slower", exc)
-    if predictor is None:
-        checkpoint = resolve_member(model_dir, manifest.fallback.checkpoint)
-        predictor = GtilPredictor(checkpoint, num_features=num_features)
+    if members is None:
+        members = [
+            GtilPredictor(
+                resolve_member(model_dir, checkpoint),
+                num_features=num_features,
+                num_outputs=manifest.model.num_outputs,
+                class_index=manifest.model.output_kind == "class_index",
+            )
+            for _, checkpoint in files
+        ]
+    predictor: Predictor = (
+        members[0]
+        if manifest.ensemble is None
+        else EnsemblePredictor(members, combine=manifest.ensemble.combine)
+    )
     max_error = verify_predictor(predictor, model_dir=model_dir, manifest=manifest)
     warm_up(predictor)
     logger.info(
@@ -273,36 +421,60 @@ def load_model(model_dir: Path, *, allow_compiled: bool = True) -> LoadedModel:
     return LoadedModel(predictor=predictor, manifest=manifest, max_error=max_error)
 
 
+def _compiled_predictor(library: Path, manifest: Manifest) -> CompiledPredictor:
+    num_features = manifest.model.num_features
+    class_index = manifest.model.output_kind == "class_index"
+    num_classes = max(manifest.model.num_class, 1)
+    compiled = (
+        CompiledPredictor(library, num_features=num_features)
+        if num_classes == 1 and not class_index
+        else MulticlassPredictor(
+            library, num_features=num_features, num_classes=num_classes, class_index=class_index
+        )
+    )
+    compiled.load_batch_path()  # before the verification set, which checks it too
+    return compiled
+
+
 def verify_predictor(predictor: Predictor, *, model_dir: Path, manifest: Manifest) -> float:
     """Predict the verification set row by row and in one batch; refuse any mismatch."""
     features, expected = load_verification(model_dir, manifest)
     tolerance = manifest.verification.tolerance
     batch = predictor.predict(features).astype(np.float64)
     single = np.concatenate([predictor.predict(features[i : i + 1]) for i in range(len(features))])
+    rows = [predictor.predict_row([float(v) for v in features[i]]).copy() for i in range(2)]
     worst = 0.0
-    for name, got in (("batch", batch), ("single-row", single.astype(np.float64))):
-        if got.shape != expected.shape or not np.isfinite(got).all():
+    for name, got, wanted in (
+        ("batch", batch, expected),
+        ("single-row", single.astype(np.float64), expected),
+        ("predict_row", np.concatenate(rows).astype(np.float64), expected[:2]),
+    ):
+        if got.shape != wanted.shape or not np.isfinite(got).all():
             raise PredictorError(
                 f"{model_dir}: the {predictor.kind} predictor returned {got.shape} values "
                 f"(all finite: {bool(np.isfinite(got).all())}) "
-                f"for {expected.shape[0]} verification rows"
+                f"for verification rows of shape {wanted.shape}"
             )
-        errors = np.abs(got - expected)
-        index = int(np.argmax(errors))
-        if errors[index] > tolerance:
+        excess = tolerance.excess(got, wanted).reshape(len(got), -1).max(axis=1)
+        errors = np.abs(got - wanted).reshape(len(got), -1).max(axis=1)
+        index = int(np.argmax(excess))
+        if excess[index] > 0:
             raise PredictorError(
                 f"{model_dir}: the {predictor.kind} predictor fails verification ({name}): "
-                f"row {index} gives {got[index]!r}, expected {expected[index]!r} "
-                f"(difference {errors[index]:.3g} > tolerance {tolerance:g}); refusing to serve"
+                f"row {index} gives {got[index]!r}, expected {wanted[index]!r} "
+                f"(difference {errors[index]:.3g}, allowed {tolerance.describe()}); "
+                "refusing to serve"
             )
-        worst = max(worst, float(errors[index]))
+        worst = max(worst, float(errors.max()))
     return worst
 
 
 def warm_up(predictor: Predictor, *, rounds: int = 100) -> None:
     """Touch every code path once so the first request pays no first-call costs."""
-    if isinstance(predictor, CompiledPredictor):
-        predictor.predict(np.zeros((predictor.BATCH_ROWS, predictor.num_features), np.float32))
+    members = predictor.members if isinstance(predictor, EnsemblePredictor) else [predictor]
+    for member in members:
+        if isinstance(member, CompiledPredictor):
+            member.predict(np.zeros((member.BATCH_ROWS, member.num_features), np.float32))
     zeros = np.zeros((1, predictor.num_features), dtype=np.float32)
     missing = np.full((2, predictor.num_features), np.nan, dtype=np.float32)
     for _ in range(rounds):

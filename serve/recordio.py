@@ -41,7 +41,7 @@ from serve.errors import (
     TooManyRowsError,
 )
 from serve.features import FLOAT32_MAX
-from serve.outputs import OutputSelection, Probabilities
+from serve.outputs import OutputSelection, Predictions
 
 if TYPE_CHECKING:
     from serve.features import FeatureMatrix
@@ -425,12 +425,12 @@ def _check_values(number: int, values: list[float], columns: Sequence[int]) -> N
 # --- responses ----------------------------------------------------------------------------------
 
 
-def encode_recordio(probabilities: Probabilities, selection: OutputSelection) -> bytes:
+def encode_recordio(predictions: Predictions, selection: OutputSelection) -> bytes:
     """One record per prediction: `label[key]` a float32 tensor for `score` or each selected
     key (a list such as `probabilities` as its values, a scalar as one value)."""
     payloads: list[bytes] = []
     record = Record()
-    for row in selection.records(probabilities):
+    for row in selection.records(predictions):
         record.Clear()
         label = record.label
         for key, value in row.items():

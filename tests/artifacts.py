@@ -46,6 +46,7 @@ def write_test_manifest(
     feature_names: Sequence[str],
     rows: int,
     versions: artifact.Versions,
+    tree_limit: artifact.TreeLimitInfo | None = None,
 ) -> artifact.Manifest:
     """Hash the files of the artifact in `directory` (`model.so` too when `compiled`) and write
     its manifest, for a binary:logistic model with `rows` verification rows."""
@@ -63,12 +64,18 @@ def write_test_manifest(
             num_features=len(feature_names),
             feature_names=tuple(feature_names),
             bid_threshold=0.5,
+            tree_limit=tree_limit
+            or artifact.TreeLimitInfo(
+                trees_used=num_trees, trees_in_source=num_trees, rule="all trees"
+            ),
         ),
         compiled=artifact.CompiledInfo(library="model.so", platform="linux-x86_64", toolchain="gcc")
         if compiled
         else None,
         fallback=artifact.FallbackInfo(checkpoint="model.tl"),
-        verification=artifact.VerificationInfo(file="verification.npz", rows=rows, tolerance=1e-6),
+        verification=artifact.VerificationInfo(
+            file="verification.npz", rows=rows, tolerance=artifact.Tolerance()
+        ),
         versions=versions,
         files={name: artifact.sha256_file(directory / name) for name in names},
     )

@@ -12,6 +12,8 @@ import pytest
 
 from model.artifact import (
     Manifest,
+    Tolerance,
+    combine_members,
     load_verification,
     manifest_to_dict,
     read_manifest,
@@ -41,11 +43,12 @@ def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
         "model",
         "compiled",
         "fallback",
+        "ensemble",
         "verification",
         "versions",
         "files",
     ]
-    assert data["format"] == "rtb-inference-artifact" and data["format_version"] == 1
+    assert data["format"] == "rtb-inference-artifact" and data["format_version"] == 2
     assert (data["compiled"] is None) is not compiled
     assert data == manifest_to_dict(manifest)
     verify_files(tmp_path, manifest)
@@ -53,6 +56,30 @@ def test_round_trip_and_documented_keys(tmp_path: Path, compiled: bool) -> None:
     assert features.dtype == np.float32 and features.flags.c_contiguous
     assert features.shape == (ROWS, 2) and np.isnan(features[0, 1])
     assert expected.dtype == np.float64 and expected.shape == (ROWS,)
+
+
+def test_format_1_manifests_are_still_read(tmp_path: Path) -> None:
+    """Artifacts built before format 2 (single-output, every tree, absolute tolerance)."""
+    _artifact(tmp_path)
+
+    def to_version_1(data: dict[str, Any]) -> None:
+        data["format_version"] = 1
+        for key in ("num_class", "num_outputs", "output_kind", "tree_limit"):
+            data["model"].pop(key)
+        data["verification"]["tolerance"] = 2e-6
+
+    _rewrite(tmp_path, to_version_1)
+    manifest = read_manifest(tmp_path)
+    assert manifest.format_version == 1 and manifest.model.tree_limit is None
+    assert (manifest.model.num_class, manifest.model.num_outputs) == (0, 1)
+    assert manifest.verification.tolerance == Tolerance(absolute=2e-6, relative=0.0)
+
+
+def test_tolerance_is_absolute_plus_relative() -> None:
+    tolerance = Tolerance(absolute=1e-6, relative=1e-6)
+    expected = np.array([0.5, 24.0, 24.0, 0.0])
+    actual = np.array([0.5 + 1.6e-6, 24.0 + 1.9e-6, 24.0 + 2.6e-5, np.nan])
+    assert list(tolerance.excess(actual, expected) <= 0) == [False, True, False, False]
 
 
 def test_missing_manifest_names_the_file(tmp_path: Path) -> None:
@@ -70,7 +97,25 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     ("change", "message"),
     [
         (lambda d: d.update(format="something-else"), "format is 'something-else'"),
-        (lambda d: d.update(format_version=2), "format_version is 2.*reads 1"),
+        (lambda d: d.update(format_version=3), "format_version is 3.*reads 1 and 2"),
+        (lambda d: d["model"].update(output_kind="x"), "model.output_kind is 'x'"),
+        (
+            lambda d: d.update(ensemble={"combine": "median", "members": []}),
+            "ensemble.combine is 'median'",
+        ),
+        (
+            lambda d: d.update(ensemble={"combine": "mean", "members": []}),
+            "ensemble.members must list at least 2 models",
+        ),
+        (lambda d: d["model"].pop("tree_limit"), "missing key 'model.tree_limit'"),
+        (
+            lambda d: d["model"]["tree_limit"].update(trees_used=2),
+            "trees_used is 2 but model.num_trees is 3",
+        ),
+        (
+            lambda d: d["verification"].update(tolerance=1e-6),
+            "tolerance must be a JSON object",
+        ),
         (lambda d: d.pop("compiled"), "missing key 'compiled'"),
         (lambda d: d["model"].pop("objective"), "missing key 'model.objective'"),
         (lambda d: d["model"].update(num_features="2"), "model.num_features must be an integer"),
@@ -202,3 +247,19 @@ def test_the_server_side_imports_stay_light() -> None:
         timeout=60,
     )
     assert run.stdout.strip() == ""
+
+
+def test_ensembles_combine_by_mean_or_by_the_smallest_most_frequent_value() -> None:
+    """The built-in's `np.mean(..., axis=0)` and `scipy.stats.mode(...).mode[0]` (scipy < 1.11,
+    the 1.x containers: per row, the smallest value on a tie)."""
+    members = [
+        np.array([2.0, 1.0, 0.0, 1.0], dtype=np.float32),
+        np.array([0.0, 1.0, 2.0, 1.0], dtype=np.float32),
+        np.array([1.0, 0.0, 2.0, 2.0], dtype=np.float32),
+    ]
+    assert combine_members(members, "vote").tolist() == [0.0, 1.0, 2.0, 1.0]
+    mean = combine_members(members, "mean")
+    assert mean.dtype == np.float32
+    np.testing.assert_array_equal(mean, np.mean(np.stack(members), axis=0))
+    probabilities = [np.full((2, 3), 0.2, np.float32), np.full((2, 3), 0.4, np.float32)]
+    assert combine_members(probabilities, "mean").shape == (2, 3)

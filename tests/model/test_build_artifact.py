@@ -165,9 +165,9 @@ def test_compiled_mismatch_fails_loudly_and_writes_no_manifest(
     real = build_module.predict_compiled
 
     def off_by_a_little(
-        library: Path, features: npt.NDArray[np.float32]
+        library: Path, features: npt.NDArray[np.float32], *, output_kind: str = "score"
     ) -> npt.NDArray[np.float64]:
-        result = real(library, features)
+        result = real(library, features, output_kind=output_kind)
         result[3] += 1e-5
         return result
 

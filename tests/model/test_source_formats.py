@@ -12,11 +12,12 @@ import numpy.typing as npt
 import pytest
 from model_testdata import requires_gcc
 
+from model.artifact import load_verification
 from model.build import build_artifact
 from model.errors import UnsupportedFormatError, UnsupportedModelError
 from model.source import detect_format, find_model_file, load_treelite, read_source
 from model.unpickler import read_booster_pickle
-from model.verification import predict_compiled, predict_gtil
+from model.verification import check_parity, predict_compiled, predict_gtil
 
 Reference = tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]
 
@@ -100,12 +101,24 @@ def test_json_and_ubjson_are_detected_by_content_not_name(tmp_path: Path, suffix
     )
 
 
-def test_multi_class_models_are_refused_clearly(tmp_path: Path) -> None:
-    booster = _train("multi:softprob", num_class=3, rounds=3)
+@pytest.mark.parametrize("objective", ["multi:softprob", "multi:softmax"])
+def test_multi_class_models_predict_what_xgboost_predicts(tmp_path: Path, objective: str) -> None:
+    """softprob: (rows, num_class) probabilities; softmax: the class index, as XGBoost gives."""
+    import treelite
+    import xgboost
+
+    booster = _train(objective, num_class=3, rounds=3)
     source = tmp_path / "model.json"
     booster.save_model(str(source))
-    with pytest.raises(UnsupportedModelError, match=r"model\.json: .*one score per row"):
-        build_artifact(source, output_dir=tmp_path / "a", compile=False)
+    manifest = build_artifact(source, output_dir=tmp_path / "a", compile=False)
+    assert manifest.model.num_class == 3
+    assert manifest.model.num_outputs == (3 if objective == "multi:softprob" else 1)
+    features, _ = load_verification(tmp_path / "a", manifest)
+    expected = booster.predict(xgboost.DMatrix(features)).astype(np.float64)
+    model = treelite.Model.deserialize(str(tmp_path / "a" / "model.tl"))
+    got = predict_gtil(model, features, output_kind=manifest.model.output_kind)
+    assert got.shape == expected.shape
+    check_parity(got, expected, what=objective)
 
 
 @pytest.mark.parametrize("with_magic", [True, False], ids=["binf", "no-binf"])

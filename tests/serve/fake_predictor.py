@@ -10,6 +10,7 @@ class FakePredictor:
 
     kind = "fake"
     num_features = 3
+    num_outputs = 1
 
     def __init__(self) -> None:
         self.calls: list[np.ndarray] = []
@@ -28,3 +29,12 @@ class BrokenPredictor(FakePredictor):
 
     def predict_row(self, values: list[float]) -> np.ndarray:
         raise RuntimeError("secret internal detail")
+
+
+class ConstantPredictor(FakePredictor):
+    """Seven features, every row scored 0.5: the shape of the seed model, for schema tests."""
+
+    num_features = 7
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.full(features.shape[0], 0.5, dtype=np.float32)

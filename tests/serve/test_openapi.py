@@ -10,26 +10,14 @@ import warnings
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 import schemathesis
+from fake_predictor import ConstantPredictor as FakePredictor
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from serve.app import create_app
 from serve.settings import Settings
-
-
-class FakePredictor:
-    kind = "fake"
-    num_features = 7
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.full(features.shape[0], 0.5, dtype=np.float32)
-
-    def predict_row(self, values: list[float]) -> np.ndarray:
-        return np.full(1, 0.5, dtype=np.float32)
-
 
 # schemathesis drives ASGI apps through starlette's TestClient, which warns about httpx.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from artifacts import NUM_FEATURES, corrupt_expected, training_data
 
+from model.artifact import Tolerance
 from model.errors import ArtifactError
 from serve.predictor import CompiledPredictor, GtilPredictor, PredictorError, load_model
+from tests.fixtures.cases import FidelityCase, fidelity_cases
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -190,3 +192,57 @@ def test_a_truncated_library_whose_hash_matches_falls_back_to_gtil_without_dlope
     assert loaded.predictor.kind == "gtil"
     assert "model.so" in caplog.text
     assert "not a loadable shared library" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Fidelity fixtures (models written by real XGBoost; see tests/data/fixtures/README.md)
+
+
+def _fixture(name: str) -> FidelityCase:
+    return next(case for case in fidelity_cases() if case.name == name)
+
+
+@pytest.mark.parametrize("allow_compiled", [True, False], ids=["compiled", "gtil"])
+@pytest.mark.parametrize("name", ["multi-softprob-1.7", "multi-softmax-1.7"])
+def test_multiclass_predictions_have_xgboosts_shape(
+    name: str, allow_compiled: bool, tmp_path: Path
+) -> None:
+    """softprob: (rows, num_class) probabilities; softmax: (rows,) class indices; one row:
+    (1, num_class) / (1,)."""
+    from model.build import build_artifact
+
+    if allow_compiled and shutil.which("gcc") is None:
+        pytest.skip("needs gcc")
+    case = _fixture(name)
+    build_artifact(case.model_dir, output_dir=tmp_path / "a", compile=allow_compiled)
+    loaded = load_model(tmp_path / "a", allow_compiled=allow_compiled)
+    predictor = loaded.predictor
+    assert predictor.kind == ("compiled" if allow_compiled else "gtil")
+    assert loaded.manifest.model.num_class == 3
+    got = predictor.predict(case.features)
+    assert got.dtype == np.float32 and got.shape == case.expected.shape
+    assert (Tolerance().excess(got, case.expected) <= 0).all()
+    row = predictor.predict_row([float(v) for v in case.features[5]])
+    assert row.shape == (1, *case.expected.shape[1:])
+    np.testing.assert_array_equal(row, got[5:6])
+    batch = predictor.predict(np.repeat(case.features, 2, axis=0))  # the tl2cgen batch path
+    np.testing.assert_array_equal(batch[::2], got)
+    if name == "multi-softmax-1.7":
+        assert set(np.unique(got)) <= {0.0, 1.0, 2.0} and predictor.num_outputs == 1
+    else:
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+        assert predictor.num_outputs == 3
+
+
+def test_regression_around_20_passes_the_start_up_check(tmp_path: Path) -> None:
+    """Scores of 10 to 25: compiled and GTIL agree to float32 precision (1.9e-6 apart at 24),
+    which the relative part of the tolerance accepts; an absolute 1e-6 refused it."""
+    from model.build import build_artifact
+
+    case = _fixture("reg-squarederror-3.x")
+    assert 10 < float(np.median(case.expected)) < 25
+    build_artifact(case.model_dir, output_dir=tmp_path / "a")
+    loaded = load_model(tmp_path / "a")
+    got = loaded.predictor.predict(case.features)
+    assert np.abs(got.astype(np.float64) - case.expected).max() > 1e-6  # float32 rounding
+    assert (Tolerance().excess(got, case.expected) <= 0).all()
