@@ -30,10 +30,11 @@ from botocore.stub import ANY, Stubber
 from benchmark import __main__ as dispatcher
 from benchmark import recommend
 from benchmark.recommender.estimate import LocalEstimate
-from benchmark.recommender.job import Step
 from benchmark.recommender.report import Report, render_markdown
-from benchmark.recommender.results import from_job, ordered
-from benchmark.recommender.scaling import suggestion_from_response
+from deploy.recommender.job import Step
+from deploy.recommender.results import from_job, ordered
+from deploy.recommender.scaling import suggestion_from_response
+from deploy.suggestion import AutoscaleSuggestion
 
 pytestmark = pytest.mark.aws
 
@@ -189,7 +190,7 @@ def scaling_response(name: str, recommendation_id: str, target: float) -> dict[s
 
 @dataclass
 class Stubs:
-    clients: recommend.Clients
+    clients: dict[str, Any]
     sagemaker: Stubber
     s3: Stubber
 
@@ -275,7 +276,7 @@ def stubs() -> Iterator[Stubs]:
     )
     sagemaker, s3 = session.client("sagemaker"), session.client("s3")
     with Stubber(sagemaker) as sm_stub, Stubber(s3) as s3_stub:
-        yield Stubs(recommend.Clients(sagemaker=sagemaker, s3=s3), sm_stub, s3_stub)
+        yield Stubs({"sagemaker": sagemaker, "s3": s3}, sm_stub, s3_stub)
         sm_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
 
@@ -360,7 +361,7 @@ def test_sample_payload_archive_is_what_gets_uploaded(stubs: Stubs, tmp_path: Pa
         if "Body" in params:
             uploaded["body"] = params["Body"]
 
-    stubs.clients.s3.meta.events.register("before-parameter-build.s3.PutObject", capture)
+    stubs.clients["s3"].meta.events.register("before-parameter-build.s3.PutObject", capture)
     argv = [
         *REGISTER_ARGS,
         "--job-name",
@@ -533,12 +534,13 @@ def test_objective_orders_the_table(
 
 
 def test_the_scaling_file_is_what_deploy_autoscale_reads(stubs: Stubs, tmp_path: Path) -> None:
-    scaling = pytest.importorskip("deploy.scaling")
     queue_advanced(stubs)
     assert run(stubs, advanced_argv("rtb-adv-1", tmp_path)) == 0
-    read = scaling.read_recommendation(tmp_path / "autoscaling.json")
-    assert read["metric"] == "SageMakerVariantInvocationsPerInstance"
-    assert read["target_value"] == 30500.0
+    read = AutoscaleSuggestion.read(tmp_path / "autoscaling.json")
+    assert read.metric == "SageMakerVariantInvocationsPerInstance"
+    assert read.target_value == 30500.0
+    assert (read.min_capacity, read.max_capacity) == (1, 4)
+    assert (read.scale_in_cooldown, read.scale_out_cooldown) == (300, 60)
 
 
 def test_failed_steps_are_reported_and_the_job_still_answers(

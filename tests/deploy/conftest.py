@@ -22,6 +22,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import aws_fakes
 import pytest
 import requests
 from deploy_support import (
@@ -33,21 +34,11 @@ from deploy_support import (
     Router,
     require_or_skip,
 )
-from moto.server import ThreadedMotoServer
 
 from deploy.cli import main
 from deploy.gateway import Gateway
 
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+moto_url = aws_fakes.moto_url  # the one moto server fixture
 
 
 @pytest.fixture

@@ -154,7 +154,7 @@ def test_missing_bucket_is_an_error_unless_asked_to_create_it(
     [
         ("--endpoint-name", "rtb_test", "breaks SageMaker's name rule"),
         ("--endpoint-name", "x" * 44, "leave room for the '-YYYYmmdd-HHMMSS-mmm' suffix"),
-        ("--instance-type", "c5.large", "is not a SageMaker hosting instance type"),
+        ("--instance-type", "c5.large", "instance type: 'c5.large' is not an instance type like"),
         ("--role-arn", "rtb-role", "is not an IAM role ARN"),
         ("--region", "us-east", "is not an AWS region name"),
         (
@@ -838,7 +838,7 @@ def test_autoscale_reads_the_file_benchmark_recommend_writes(
     aws: str, cli: Cli, seed_model: Path, tmp_path: Path
 ) -> None:
     """The contract between the two packages, checked with the writer's own class."""
-    from benchmark.recommender.scaling import AutoscaleSuggestion
+    from deploy.suggestion import AutoscaleSuggestion
 
     created(cli, seed_model)
     suggestion = AutoscaleSuggestion(

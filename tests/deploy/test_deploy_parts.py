@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from aws_fakes import client_error
+from botocore.exceptions import ClientError
 
-from deploy import endpoint, image, invocation, progress, registry, scaling
-from deploy.errors import DeployError, explain, is_not_found
-from deploy.gateway import Gateway, is_read_only
+from deploy import endpoint, image, invocation, progress, registry, scaling, suggestion
+from deploy.errors import DeployError
+from deploy.gateway import Gateway
 
 
 class FakeEndpoint(Gateway):
@@ -131,47 +132,6 @@ def test_target_from_max_rps_follows_aws_load_test_rule() -> None:
             scaling.target_from_max_rps(bad)
 
 
-def test_a_recommendation_needs_only_metric_and_target(tmp_path: Path) -> None:
-    path = tmp_path / "rec.json"
-    path.write_text(json.dumps({"metric": scaling.INVOCATIONS, "target_value": 1234}))
-    policy = scaling.build_policy(
-        recommendation=scaling.read_recommendation(path), metric=None, target_value=None,
-        max_rps=None, safety_factor=None, min_capacity=None, max_capacity=None,
-        scale_in_cooldown=None, scale_out_cooldown=None, disable_scale_in=False,
-    )  # fmt: skip
-    assert (policy.target_value, policy.min_capacity, policy.max_capacity) == (1234.0, 1, 2)
-    assert policy.source == str(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("[1, 2]", "must be a JSON object"),
-        ('{"metric": "SageMakerVariantInvocationsPerInstance"}', "lacks target_value"),
-        (
-            '{"metric": "SageMakerVariantInvocationsPerInstance", "target_value": "high"}',
-            "target_value must be a number",
-        ),
-        (
-            '{"metric": "SageMakerVariantInvocationsPerInstance", "target_value": 5, '
-            '"min_capacity": 1.5}',
-            "whole number",
-        ),
-        ("{", "is not JSON"),
-    ],
-)
-def test_bad_recommendation_files(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "rec.json"
-    path.write_text(content)
-    with pytest.raises(DeployError, match=message):
-        scaling.read_recommendation(path)
-
-
-def test_an_unknown_metric_in_a_recommendation_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(DeployError, match="is not one of"):
-        scaling.Policy(metric="CPUUtilization", target_value=50).validate()
-
-
 def test_ecr_tokens_decode_to_user_and_password() -> None:
     token = base64.b64encode(b"AWS:secret:with:colons").decode()
     assert registry.decode_token(token) == ("AWS", "secret:with:colons")
@@ -220,46 +180,6 @@ def test_answers_become_one_prediction_per_row() -> None:
     ]
     with pytest.raises(DeployError, match="invalid JSON"):
         invocation.Answer(b"{", "application/json", "v").predictions()
-
-
-def client_error(code: str, message: str, operation: str = "CreateEndpoint") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
-
-
-def test_error_messages_say_what_to_do() -> None:
-    assert "AWS_ACCESS_KEY_ID" in explain(NoCredentialsError())
-    assert "--region" in explain(NoRegionError())
-    assert "Service Quotas" in explain(client_error("ResourceLimitExceeded", "limit 0"))
-    assert (
-        explain(client_error("ValidationException", "bad name"))
-        == "CreateEndpoint: AWS rejected the request: bad name"
-    )
-    assert "access denied" in explain(client_error("AccessDeniedException", "no", "CreateModel"))
-
-
-@pytest.mark.parametrize(
-    ("code", "message", "gone"),
-    [
-        ("ValidationException", 'Could not find model "x".', True),
-        ("ValidationException", "Could not find endpoint", True),
-        ("ObjectNotFoundException", "No scalable target registered", True),
-        ("ValidationException", "No scaling policy found for service namespace", True),
-        ("NoSuchBucket", "", True),
-        ("ValidationException", "Cannot delete endpoint config in use", False),
-        ("ThrottlingException", "Rate exceeded", False),
-    ],
-)
-def test_already_deleted_is_recognised(code: str, message: str, gone: bool) -> None:
-    assert is_not_found(client_error(code, message)) is gone
-
-
-def test_dry_run_prints_writes_and_makes_none(capsys: pytest.CaptureFixture[str]) -> None:
-    gateway = Gateway(region="us-east-1", dry_run=True)
-    assert gateway.call("sagemaker", "create_model", ModelName="m") == {}
-    assert capsys.readouterr().out == 'dry-run: sagemaker.create_model {"ModelName": "m"}\n'
-    assert gateway.planned == [("sagemaker", "create_model", {"ModelName": "m"})]
-    assert is_read_only("describe_endpoint") and is_read_only("head_bucket")
-    assert not is_read_only("upload_file") and not is_read_only("put_scaling_policy")
 
 
 def test_blue_green_deployment_config_shapes() -> None:
@@ -345,7 +265,7 @@ def test_the_default_maximum_is_never_below_the_minimum() -> None:
 
 def test_max_rps_applies_only_to_invocations_per_instance() -> None:
     with pytest.raises(DeployError, match="does not apply"):
-        policy_from(max_rps=100.0, metric=scaling.CONCURRENCY)
+        policy_from(max_rps=100.0, metric=suggestion.CONCURRENCY)
     with pytest.raises(DeployError, match="only applies with --max-rps"):
         policy_from(target_value=5.0, safety_factor=0.5)
 
