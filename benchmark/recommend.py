@@ -98,6 +98,22 @@ def _invocation_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _texts(group: Any, *specs: tuple[str, str, str | None, str]) -> None:
+    """Plain string options, one (flag, metavar, default, help) each."""
+    for flag, metavar, default, help_text in specs:
+        group.add_argument(flag, metavar=metavar, default=default, help=help_text)
+
+
+def _repeated(group: Any, flag: str, kind: Any, metavar: str, help_text: str) -> None:
+    group.add_argument(
+        flag, action="append", type=kind, default=[], metavar=metavar, help=help_text
+    )
+
+
+def _switch(group: Any, flag: str, help_text: str) -> None:
+    group.add_argument(flag, action="store_true", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark recommend",
@@ -107,59 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Documentation: docs/recommend.md",
     )
     mode = parser.add_argument_group("mode")
-    mode.add_argument("--from-job", metavar="NAME", help="only fetch and report this existing job")
-    mode.add_argument(
-        "--stop-job", metavar="NAME", help="stop a running job (its test endpoints are removed)"
+    _texts(
+        mode,
+        ("--from-job", "NAME", None, "only fetch and report this existing job"),
+        ("--stop-job", "NAME", None, "stop a running job (its test endpoints are removed)"),
+        (
+            "--instant",
+            "MODEL",
+            None,
+            "SageMaker model whose instant DeploymentRecommendation to read (alone: only that)",
+        ),
     )
-    mode.add_argument(
-        "--register-only", action="store_true", help="register the model package and stop"
-    )
-    mode.add_argument(
-        "--instant",
-        metavar="MODEL",
-        help="SageMaker model whose instant DeploymentRecommendation to read (alone: only that)",
-    )
-    mode.add_argument(
-        "--dry-run", action="store_true", help="check and print the calls; call nothing"
-    )
+    _switch(mode, "--register-only", "register the model package and stop")
+    _switch(mode, "--dry-run", "check and print the calls; call nothing")
 
     package = parser.add_argument_group("model package")
-    package.add_argument(
-        "--model-package-arn",
-        metavar="ARN",
-        help="use this registered version instead of registering one",
-    )
-    package.add_argument("--image", metavar="URI", help="serving image URI in ECR")
-    package.add_argument("--model-data", metavar="S3_URI", help="model.tar.gz in S3")
-    package.add_argument(
-        "--payload-uri", metavar="S3_URI", help="where to upload the sample payload archive"
-    )
-    package.add_argument(
-        "--model-package-group",
-        metavar="NAME",
-        default=DEFAULT_GROUP,
-        help="created if missing (%(default)s)",
+    _texts(
+        package,
+        (
+            "--model-package-arn",
+            "ARN",
+            None,
+            "use this registered version instead of registering one",
+        ),
+        ("--image", "URI", None, "serving image URI in ECR"),
+        ("--model-data", "S3_URI", None, "model.tar.gz in S3"),
+        ("--payload-uri", "S3_URI", None, "where to upload the sample payload archive"),
+        ("--model-package-group", "NAME", DEFAULT_GROUP, "created if missing (%(default)s)"),
+        ("--accept", "MIME", "text/csv", "response MIME type (%(default)s)"),
+        ("--framework-version", "VERSION", DEFAULT_FRAMEWORK_VERSION, "%(default)s"),
+        ("--nearest-model-name", "NAME", "xgboost", "%(default)s"),
+        ("--domain", "DOMAIN", "MACHINE_LEARNING", "%(default)s"),
+        ("--task", "TASK", "CLASSIFICATION", "%(default)s"),
+        ("--framework", "NAME", "XGBOOST", "%(default)s"),
     )
     package.add_argument(
         "--content-type", default="text/csv", choices=CONTENT_TYPES, help="served request type"
     )
-    package.add_argument(
-        "--accept", metavar="MIME", default="text/csv", help="response MIME type (%(default)s)"
-    )
-    package.add_argument(
-        "--framework-version",
-        metavar="VERSION",
-        default=DEFAULT_FRAMEWORK_VERSION,
-        help="%(default)s",
-    )
-    package.add_argument(
-        "--nearest-model-name", metavar="NAME", default="xgboost", help="%(default)s"
-    )
-    package.add_argument(
-        "--domain", metavar="DOMAIN", default="MACHINE_LEARNING", help="%(default)s"
-    )
-    package.add_argument("--task", metavar="TASK", default="CLASSIFICATION", help="%(default)s")
-    package.add_argument("--framework", metavar="NAME", default="XGBOOST", help="%(default)s")
     package.add_argument(
         "--supported-instance-types",
         type=_csv_list,
@@ -177,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument(
         "--payload-rows", type=int, metavar="N", default=1, help="rows per request (%(default)s)"
     )
-    package.add_argument(
+    _switch(
+        package,
         "--check-metadata",
-        action="store_true",
-        help="before registering, check framework version and nearest model with ListModelMetadata",
+        "before registering, check framework version and nearest model with ListModelMetadata",
     )
     package.add_argument(
         "--payload-reference",
@@ -193,40 +193,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     job = parser.add_argument_group("job")
-    job.add_argument(
-        "--job-type", metavar="TYPE", default="Default", help="Default or Advanced (%(default)s)"
-    )
-    job.add_argument("--job-name", metavar="NAME", help="default rtb-<type>-<UTC time>")
-    job.add_argument("--role", metavar="ARN", help="IAM role ARN Inference Recommender assumes")
-    job.add_argument(
-        "--description", metavar="TEXT", help="job description (at most 128 characters)"
+    _texts(
+        job,
+        ("--job-type", "TYPE", "Default", "Default or Advanced (%(default)s)"),
+        ("--job-name", "NAME", None, "default rtb-<type>-<UTC time>"),
+        ("--role", "ARN", None, "IAM role ARN Inference Recommender assumes"),
+        ("--description", "TEXT", None, "job description (at most 128 characters)"),
     )
 
     load = parser.add_argument_group("Advanced job (load test)")
-    load.add_argument(
+    _repeated(
+        load,
         "--instance-type",
-        action="append",
-        type=_csv_list,
-        default=[],
-        metavar="T1,T2",
-        help="instance types to load-test (repeat or comma-separate; 1-10)",
+        _csv_list,
+        "T1,T2",
+        "instance types to load-test (repeat or comma-separate; 1-10)",
     )
-    load.add_argument(
+    _repeated(
+        load,
         "--env",
-        action="append",
-        type=_env_range,
-        default=[],
-        metavar="NAME=V1,V2,V3",
-        help="environment values to try, e.g. SAGEMAKER_MODEL_SERVER_WORKERS=1,2,4",
+        _env_range,
+        "NAME=V1,V2,V3",
+        "environment values to try, e.g. SAGEMAKER_MODEL_SERVER_WORKERS=1,2,4",
     )
     traffic = load.add_mutually_exclusive_group()
-    traffic.add_argument(
+    _repeated(
+        traffic,
         "--phase",
-        action="append",
-        type=_phase,
-        default=[],
-        metavar="USERS:SPAWN_RATE:SECONDS",
-        help="a traffic phase (repeat; default 1:2:120 then 3:2:120)",
+        _phase,
+        "USERS:SPAWN_RATE:SECONDS",
+        "a traffic phase (repeat; default 1:2:120 then 3:2:120)",
     )
     traffic.add_argument(
         "--stairs",
@@ -253,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-parallel-tests", type=int, metavar="N", help="ResourceLimit")
 
     wait = parser.add_argument_group("waiting")
-    wait.add_argument("--no-wait", action="store_true", help="start the job and return")
+    _switch(wait, "--no-wait", "start the job and return")
     wait.add_argument(
         "--poll-interval", type=float, metavar="S", default=60.0, help="seconds (%(default)s)"
     )

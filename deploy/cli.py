@@ -57,6 +57,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _key_values(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    parser.add_argument(
+        flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    parser.add_argument(flag, action="store_true", help=help_text)
+
+
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (flags > environment > deploy.toml)")
@@ -78,12 +88,10 @@ def _common_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"{help_text} [{env}]",
         )
-    common.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print every AWS call that would change something instead of making it",
+    _switch(
+        common, "--dry-run", "print every AWS call that would change something instead of making it"
     )
-    common.add_argument("--trace", action="store_true", help="print every AWS call made to stderr")
+    _switch(common, "--trace", "print every AWS call made to stderr")
     return common
 
 
@@ -96,17 +104,8 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-data-url", help="an artifact already in S3 (s3://bucket/key/model.tar.gz)"
     )
-    parser.add_argument(
-        "--create-bucket", action="store_true", help="create the S3 bucket if it does not exist"
-    )
-    parser.add_argument(
-        "--env",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="container environment variable (repeatable)",
-    )
+    _switch(parser, "--create-bucket", "create the S3 bucket if it does not exist")
+    _key_values(parser, "--env", "container environment variable (repeatable)")
     parser.add_argument(
         "--capture-s3-uri", help="enable data capture (requests and responses) to this S3 prefix"
     )
@@ -116,10 +115,8 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="data capture sampling percentage (default 100)",
     )
-    parser.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="return once the request is accepted, without waiting for InService",
+    _switch(
+        parser, "--no-wait", "return once the request is accepted, without waiting for InService"
     )
 
 
@@ -136,34 +133,23 @@ def _push_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         choices=image.PLATFORMS,
         help="linux/arm64 for Graviton instances",
     )
-    push.add_argument(
-        "--build-arg",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="BASE_IMAGE defaults to $RTB_BASE_IMAGE",
-    )
+    _key_values(push, "--build-arg", "BASE_IMAGE defaults to $RTB_BASE_IMAGE")
     push.add_argument(
         "--tag", help="image tag (default: git describe --always --dirty, else a timestamp)"
     )
     push.add_argument("--registry", help="push to this registry host[:port] instead of ECR")
     push.add_argument("--username", help="registry user for --registry [RTB_REGISTRY_USERNAME]")
-    push.add_argument(
+    _switch(
+        push,
         "--password-stdin",
-        action="store_true",
-        help="read the --registry password from stdin [else RTB_REGISTRY_PASSWORD]",
+        "read the --registry password from stdin [else RTB_REGISTRY_PASSWORD]",
     )
     push.add_argument(
         "--engine",
         choices=image.ENGINES,
         help="container engine (default: detected) [RTB_CONTAINER_ENGINE]",
     )
-    push.add_argument(
-        "--immutable-tags",
-        action="store_true",
-        help="create the ECR repository with immutable tags",
-    )
+    _switch(push, "--immutable-tags", "create the ECR repository with immutable tags")
 
 
 def _update_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -195,10 +181,10 @@ def _update_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="ALARM",
         help="CloudWatch alarm that rolls the update back (repeatable)",
     )
-    update.add_argument(
+    _switch(
+        update,
         "--suspend-autoscaling",
-        action="store_true",
-        help="to change an autoscaled variant's instance type: remove policies, update, restore",
+        "to change an autoscaled variant's instance type: remove policies, update, restore",
     )
 
 
@@ -229,7 +215,7 @@ def _autoscale_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         ("--scale-out-cooldown", "seconds (default 60)"),
     ):
         autoscale.add_argument(flag, type=int, help=text)
-    autoscale.add_argument("--disable-scale-in", action="store_true")
+    _switch(autoscale, "--disable-scale-in", "never scale in (scale-in is on by default)")
 
 
 def _endpoint_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -248,22 +234,18 @@ def _endpoint_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     invoke.add_argument("--content-type", choices=invocation.CONTENT_TYPES, default=invocation.CSV)
     invoke.add_argument("--accept", help="response type (default: the content type)")
     invoke.add_argument("--target-variant", help="send to this variant")
-    invoke.add_argument("--raw", action="store_true", help="print the response body as it came")
+    _switch(invoke, "--raw", "print the response body as it came")
 
     status = commands.add_parser(
         "status", parents=[common], help="endpoint state, variants and recent CloudWatch metrics"
     )
     status.add_argument("--minutes", type=int, default=60, help="metrics window (default 60)")
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _switch(status, "--json", "print JSON instead of a table")
 
     delete = commands.add_parser(
         "delete", parents=[common], help="delete autoscaling, endpoint, configs and models"
     )
-    delete.add_argument(
-        "--purge",
-        action="store_true",
-        help="also delete the S3 artifacts and the ECR images the models used",
-    )
+    _switch(delete, "--purge", "also delete the S3 artifacts and the ECR images the models used")
     commands.add_parser(
         "config", parents=[common], help="print the resolved settings and where each came from"
     )

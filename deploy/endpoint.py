@@ -21,7 +21,7 @@ from deploy import scaling, validation
 from deploy.errors import DeployError, error_code, is_not_found
 from deploy.gateway import Gateway
 from deploy.progress import wait_for_endpoint
-from deploy.settings import DeploymentSettings, missing_hints
+from deploy.settings import DeploymentSettings, EndpointSettings, missing_hints
 
 TAG_ENDPOINT = "rtb:endpoint"
 TAG_MANAGED_BY = "rtb:managed-by"
@@ -451,6 +451,30 @@ def _outcome(
     )
 
 
+def _point_endpoint(
+    gateway: Gateway, operation: str, request: Mapping[str, Any], staged: Staged, *, err: TextIO
+) -> None:
+    """CreateEndpoint or UpdateEndpoint onto the staged config; if refused, undo the staging."""
+    try:
+        gateway.call("sagemaker", operation, **request)
+    except BaseException:
+        _undo(gateway, staged.created, err=err)
+        raise
+
+
+def _wait(
+    gateway: Gateway, settings: EndpointSettings, *, expect_config: str | None, err: TextIO
+) -> dict[str, Any]:
+    return wait_for_endpoint(
+        gateway,
+        settings.endpoint_name,
+        poll_interval=settings.poll_interval,
+        timeout=settings.wait_timeout,
+        expect_config=expect_config,
+        err=err,
+    )
+
+
 def create(
     gateway: Gateway,
     settings: DeploymentSettings,
@@ -470,29 +494,15 @@ def create(
             "change it"
         )
     staged = _stage(gateway, settings, container, release, err=err)
-    try:
-        gateway.call(
-            "sagemaker",
-            "create_endpoint",
-            EndpointName=settings.endpoint_name,
-            EndpointConfigName=staged.name,
-            Tags=tags_for(settings.endpoint_name),
-        )
-    except BaseException:
-        _undo(gateway, staged.created, err=err)
-        raise
-    status = "Creating"
-    if gateway.dry_run:
-        status = "DryRun"
-    elif wait:
-        final = wait_for_endpoint(
-            gateway,
-            settings.endpoint_name,
-            poll_interval=settings.poll_interval,
-            timeout=settings.wait_timeout,
-            err=err,
-        )
-        status = str(final["EndpointStatus"])
+    request = {
+        "EndpointName": settings.endpoint_name,
+        "EndpointConfigName": staged.name,
+        "Tags": tags_for(settings.endpoint_name),
+    }
+    _point_endpoint(gateway, "create_endpoint", request, staged, err=err)
+    status = "DryRun" if gateway.dry_run else "Creating"
+    if wait and not gateway.dry_run:
+        status = str(_wait(gateway, settings, expect_config=None, err=err)["EndpointStatus"])
     return _outcome(settings, container, staged, status)
 
 
@@ -633,23 +643,10 @@ def update(
             gateway, endpoint_name=settings.endpoint_name, variant_names=[settings.variant_name]
         )
     try:
-        try:
-            gateway.call("sagemaker", "update_endpoint", **request)
-        except BaseException:
-            _undo(gateway, staged.created, err=err)
-            raise
-        status = "Updating"
-        if gateway.dry_run:
-            status = "DryRun"
-        elif wait:
-            final = wait_for_endpoint(
-                gateway,
-                settings.endpoint_name,
-                poll_interval=settings.poll_interval,
-                timeout=settings.wait_timeout,
-                expect_config=config_name,
-                err=err,
-            )
+        _point_endpoint(gateway, "update_endpoint", request, staged, err=err)
+        status = "DryRun" if gateway.dry_run else "Updating"
+        if wait and not gateway.dry_run:
+            final = _wait(gateway, settings, expect_config=config_name, err=err)
             if final.get("EndpointConfigName") != config_name:
                 serving = final.get("EndpointConfigName")
                 if final.get("FailureReason"):

@@ -176,45 +176,47 @@ def apply(
     }
 
 
+def _policies(gateway: Gateway, resource: str) -> list[dict[str, Any]]:
+    policies: list[dict[str, Any]] = gateway.pages(
+        "application-autoscaling",
+        "describe_scaling_policies",
+        "ScalingPolicies",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+    )
+    return policies
+
+
+def _gone_or_done(gateway: Gateway, operation: str, resource: str, **params: Any) -> bool:
+    """Make a delete call on ``resource``; False when it was already gone."""
+    try:
+        gateway.call(
+            "application-autoscaling",
+            operation,
+            ServiceNamespace=NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
+            **params,
+        )
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        return False
+    return True
+
+
 def remove(gateway: Gateway, *, endpoint_name: str, variant_names: list[str]) -> list[str]:
     """Delete every scaling policy on the variants, then deregister them; already gone is fine."""
     removed: list[str] = []
     for variant_name in variant_names:
         resource = resource_id(endpoint_name, variant_name)
-        policies = gateway.pages(
-            "application-autoscaling",
-            "describe_scaling_policies",
-            "ScalingPolicies",
-            ServiceNamespace=NAMESPACE,
-            ResourceId=resource,
-            ScalableDimension=DIMENSION,
-        )
-        for policy in policies:
-            try:
-                gateway.call(
-                    "application-autoscaling",
-                    "delete_scaling_policy",
-                    PolicyName=policy["PolicyName"],
-                    ServiceNamespace=NAMESPACE,
-                    ResourceId=resource,
-                    ScalableDimension=DIMENSION,
-                )
-                removed.append(f"scaling policy {policy['PolicyName']}")
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-        try:
-            gateway.call(
-                "application-autoscaling",
-                "deregister_scalable_target",
-                ServiceNamespace=NAMESPACE,
-                ResourceId=resource,
-                ScalableDimension=DIMENSION,
-            )
+        for policy in _policies(gateway, resource):
+            name = policy["PolicyName"]
+            if _gone_or_done(gateway, "delete_scaling_policy", resource, PolicyName=name):
+                removed.append(f"scaling policy {name}")
+        if _gone_or_done(gateway, "deregister_scalable_target", resource):
             removed.append(f"scalable target {resource}")
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
     return removed
 
 
@@ -248,15 +250,10 @@ def snapshot(gateway: Gateway, *, endpoint_name: str, variant_name: str) -> Snap
     ).get("ScalableTargets", [])
     if not targets:
         return None
-    policies = gateway.pages(
-        "application-autoscaling",
-        "describe_scaling_policies",
-        "ScalingPolicies",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
+    kept = tuple(
+        {key: policy[key] for key in _POLICY_KEYS if key in policy}
+        for policy in _policies(gateway, resource)
     )
-    kept = tuple({key: policy[key] for key in _POLICY_KEYS if key in policy} for policy in policies)
     return Snapshot(
         resource_id=resource,
         min_capacity=int(targets[0]["MinCapacity"]),

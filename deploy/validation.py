@@ -87,6 +87,49 @@ PHASE_INITIAL_USERS: Final = (1, 3)
 STAIRS_USERS_PER_STEP: Final = (1, 3)
 
 
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A pattern and a length range from the API reference, and what to say when broken."""
+
+    pattern: re.Pattern[str]
+    length: tuple[int, int]
+    says: str
+
+    def check(self, value: str, *, what: str) -> str:
+        low, high = self.length
+        if not low <= len(value) <= high or not self.pattern.fullmatch(value):
+            raise InvalidInputError(f"{what}: {value!r} {self.says}")
+        return value
+
+
+ROLE_ARN = Rule(
+    pattern=_ROLE_ARN,
+    length=ROLE_ARN_LENGTH,
+    says="is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/NAME)",
+)
+MODEL_PACKAGE_ARN = Rule(
+    pattern=_MODEL_PACKAGE_ARN,
+    length=(1, 2048),
+    says="is not a versioned model package ARN "
+    "(arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)",
+)
+REPOSITORY = Rule(
+    pattern=_ECR_REPOSITORY,
+    length=(2, 256),
+    says="breaks ECR's rules: 2-256 lower-case letters, digits, and . _ - / separators",
+)
+IMAGE_TAG = Rule(
+    pattern=_IMAGE_TAG,
+    length=(1, 128),
+    says="is not a valid tag: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+)
+FRAMEWORK_VERSION = Rule(
+    pattern=_FRAMEWORK_VERSION,
+    length=(3, 10),
+    says="must be 3-10 characters like '1.7' (a digit, a dot, then letters, digits or dots)",
+)
+
+
 def check_choice(value: str, choices: Sequence[str], *, what: str) -> str:
     if value not in choices:
         raise InvalidInputError(f"{what}: {value!r} is not one of {', '.join(choices)}")
@@ -177,12 +220,7 @@ def check_region(value: str) -> str:
 
 
 def check_role_arn(value: str, *, what: str = "execution role") -> str:
-    low, high = ROLE_ARN_LENGTH
-    if not low <= len(value) <= high or not _ROLE_ARN.fullmatch(value):
-        raise InvalidInputError(
-            f"{what}: {value!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/NAME)"
-        )
-    return value
+    return ROLE_ARN.check(value, what=what)
 
 
 def role_account(value: str) -> str:
@@ -192,12 +230,7 @@ def role_account(value: str) -> str:
 
 
 def check_model_package_arn(value: str) -> str:
-    if not _MODEL_PACKAGE_ARN.fullmatch(value):
-        raise InvalidInputError(
-            f"--model-package-arn: {value!r} is not a versioned model package ARN "
-            "(arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)"
-        )
-    return value
+    return MODEL_PACKAGE_ARN.check(value, what="--model-package-arn")
 
 
 def check_bucket(value: str, *, what: str = "bucket") -> str:
@@ -274,30 +307,15 @@ def check_image_uri(value: str, *, what: str = "image", region: str | None = Non
 
 
 def check_repository(value: str) -> str:
-    if not 2 <= len(value) <= 256 or not _ECR_REPOSITORY.fullmatch(value):
-        raise InvalidInputError(
-            f"repository: {value!r} breaks ECR's rules: 2-256 lower-case letters, digits, "
-            "and . _ - / separators"
-        )
-    return value
+    return REPOSITORY.check(value, what="repository")
 
 
 def check_image_tag(value: str) -> str:
-    if not _IMAGE_TAG.fullmatch(value):
-        raise InvalidInputError(
-            f"image tag: {value!r} is not a valid tag: up to 128 of [A-Za-z0-9_.-], not starting "
-            "with '.' or '-'"
-        )
-    return value
+    return IMAGE_TAG.check(value, what="image tag")
 
 
 def check_framework_version(value: str) -> str:
-    if not 3 <= len(value) <= 10 or not _FRAMEWORK_VERSION.fullmatch(value):
-        raise InvalidInputError(
-            f"--framework-version: {value!r} must be 3-10 characters like '1.7' "
-            "(a digit, a dot, then letters, digits or dots)"
-        )
-    return value
+    return FRAMEWORK_VERSION.check(value, what="--framework-version")
 
 
 def check_nearest_model_name(value: str) -> str:
@@ -373,10 +391,7 @@ def check_phases(
                 f"--phase {index}: duration must be {low_s}-{high_s} s, got {duration_s}"
             )
     total = sum(duration for _, _, duration in phases)
-    if job_duration_s is not None and total > job_duration_s:
-        raise InvalidInputError(
-            f"--phase: the phases last {total} s, longer than --job-duration {job_duration_s} s"
-        )
+    _fits_the_job(total, "--phase: the phases", job_duration_s=job_duration_s)
     return tuple(phases)
 
 
@@ -392,9 +407,12 @@ def check_stairs(
         raise InvalidInputError(
             f"--stairs: users per step must be {low}-{high}, got {users_per_step}"
         )
-    total = duration_s * steps
-    if job_duration_s is not None and total > job_duration_s:
-        raise InvalidInputError(
-            f"--stairs: the steps last {total} s, longer than --job-duration {job_duration_s} s"
-        )
+    _fits_the_job(duration_s * steps, "--stairs: the steps", job_duration_s=job_duration_s)
     return stairs
+
+
+def _fits_the_job(total_s: int, what: str, *, job_duration_s: int | None) -> None:
+    if job_duration_s is not None and total_s > job_duration_s:
+        raise InvalidInputError(
+            f"{what} last {total_s} s, longer than --job-duration {job_duration_s} s"
+        )

@@ -201,6 +201,16 @@ class Stubs:
             {"JobName": name, "StepType": "BENCHMARK", "MaxResults": 100},
         )
 
+    def completed(self, name: str) -> None:
+        """The Advanced job is COMPLETED, without steps, and its best row scales at 1/min."""
+        self.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
+        self.steps(name, [])
+        self.sagemaker.add_response(
+            "get_scaling_configuration_recommendation",
+            scaling_response(name, "rtb-adv-1/00000002", 1.0),
+            None,
+        )
+
     def describe(self, response: dict[str, Any]) -> None:
         self.sagemaker.add_response(
             "describe_inference_recommendations_job", response, {"JobName": response["JobName"]}
@@ -760,13 +770,7 @@ def test_capacity_file_puts_the_local_estimate_alongside(stubs: Stubs, tmp_path:
         "measured_at": "2026-11-25T10:00:00Z", "host": "ci-runner", "extra": "kept",
     }))  # fmt: skip
     name = "rtb-adv-1"
-    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
-    stubs.steps(name, [])
-    stubs.sagemaker.add_response(
-        "get_scaling_configuration_recommendation",
-        scaling_response(name, "rtb-adv-1/00000002", 1.0),
-        None,
-    )
+    stubs.completed(name)
     argv = ["--from-job", name, "--capacity", str(capacity), "--output-dir", str(tmp_path / "out")]
     assert run(stubs, argv) == 0
     markdown = (tmp_path / "out" / "report.md").read_text()
@@ -818,13 +822,7 @@ def test_a_failing_poll_says_how_to_resume(
 
 def test_from_job_with_instant_puts_both_in_one_report(stubs: Stubs, tmp_path: Path) -> None:
     name = "rtb-adv-1"
-    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
-    stubs.steps(name, [])
-    stubs.sagemaker.add_response(
-        "get_scaling_configuration_recommendation",
-        scaling_response(name, "rtb-adv-1/00000002", 1.0),
-        None,
-    )
+    stubs.completed(name)
     stubs.sagemaker.add_response(
         "describe_model",
         describe_model("COMPLETED", [("rec-1", "ml.c6i.large")]),

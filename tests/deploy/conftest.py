@@ -210,6 +210,10 @@ def small_image(engine: str, base_image: str, tmp_path_factory: pytest.TempPathF
     return tag
 
 
+# The tag of the image the end-to-end test builds and pushes; give each checkout its own.
+E2E_TAG = os.environ.get("RTB_DEPLOY_TEST_TAG", "e2e")
+
+
 @pytest.fixture(scope="session")
 def pushed_image(engine: str, base_image: str, local_registry: Registry) -> PushedImage:
     """The real serving image: `deploy push` builds the repository's Dockerfile and pushes it."""
@@ -223,7 +227,7 @@ def pushed_image(engine: str, base_image: str, local_registry: Registry) -> Push
                 [
                     "push", "--registry", local_registry.host,
                     "--username", local_registry.username,
-                    "--password-stdin", "--repository", "rtb/inference", "--tag", "e2e",
+                    "--password-stdin", "--repository", "rtb/inference", "--tag", E2E_TAG,
                     "--dockerfile", str(REPO / "Dockerfile"), "--context", str(REPO),
                     "--build-arg", f"BASE_IMAGE={base_image}",
                 ]

@@ -134,7 +134,7 @@ def test_target_from_max_rps_follows_aws_load_test_rule() -> None:
 
 def test_ecr_tokens_decode_to_user_and_password() -> None:
     token = base64.b64encode(b"AWS:secret:with:colons").decode()
-    assert registry.decode_token(token) == ("AWS", "secret:with:colons")
+    assert registry.decode_token(token) == registry.Credentials("AWS", "secret:with:colons")
     for bad in (
         "not base64!",
         base64.b64encode(b"no-colon").decode(),

@@ -151,30 +151,32 @@ def test_scaling_request_limits(options: dict[str, Any], message: str) -> None:
         scaling_request(job_name="j", recommendation_id="r", **options)
 
 
-def test_group_lookup_reraises_errors_other_than_missing() -> None:
-    clients = offline_clients("sagemaker")
-    with Stubber(clients["sagemaker"]) as stub:
-        stub.add_client_error(
-            "describe_model_package_group",
-            service_error_code="AccessDeniedException",
-            http_status_code=403,
-        )
-        with pytest.raises(ClientError, match="AccessDenied"):
-            group_exists(Gateway(region=None, clients=clients), "rtb-xgboost")
-
-
 def test_metadata_check_with_no_benchmarked_model_says_so() -> None:
     with pytest.raises(InvalidInputError, match="lists no benchmarked model for 'PYTORCH'"):
         check_known([], framework="PYTORCH", framework_version="2.1", nearest_model_name="resnet50")
 
 
-def test_a_missing_group_is_not_an_error() -> None:
+@pytest.mark.parametrize(
+    ("code", "status", "message", "exists"),
+    [
+        ("ValidationException", 400, "ModelPackageGroup rtb-xgboost does not exist.", False),
+        ("AccessDeniedException", 403, "not allowed", None),  # None: the error goes up
+    ],
+)
+def test_a_missing_group_is_an_answer_other_errors_are_raised(
+    code: str, status: int, message: str, exists: bool | None
+) -> None:
     clients = offline_clients("sagemaker")
+    gateway = Gateway(region=None, clients=clients)
     with Stubber(clients["sagemaker"]) as stub:
         stub.add_client_error(
             "describe_model_package_group",
-            service_error_code="ValidationException",
-            service_message="ModelPackageGroup rtb-xgboost does not exist.",
-            http_status_code=400,
+            service_error_code=code,
+            service_message=message,
+            http_status_code=status,
         )
-        assert group_exists(Gateway(region=None, clients=clients), "rtb-xgboost") is False
+        if exists is None:
+            with pytest.raises(ClientError, match=code):
+                group_exists(gateway, "rtb-xgboost")
+        else:
+            assert group_exists(gateway, "rtb-xgboost") is exists

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from deploy_support import example_suggestion
 
 from deploy import scaling
 from deploy.errors import DeployError
@@ -58,15 +59,7 @@ def test_an_unknown_metric_in_a_recommendation_is_refused(tmp_path: Path) -> Non
 
 
 def test_what_the_writer_writes_the_reader_reads_back(tmp_path: Path) -> None:
-    written = AutoscaleSuggestion(
-        metric=INVOCATIONS,
-        target_value=30500.0,
-        min_capacity=1,
-        max_capacity=4,
-        scale_in_cooldown=300,
-        scale_out_cooldown=60,
-        source="inference recommender job rtb-adv-1, recommendation r",
-    )
+    written = example_suggestion()
     path = tmp_path / "autoscaling.json"
     path.write_text(written.to_json())
     assert AutoscaleSuggestion.read(path) == written
@@ -85,11 +78,5 @@ def test_what_the_writer_writes_the_reader_reads_back(tmp_path: Path) -> None:
 def test_the_writer_cannot_write_what_the_reader_refuses(
     fields: dict[str, float], message: str
 ) -> None:
-    values: dict[str, object] = {
-        "metric": INVOCATIONS,
-        "target_value": 1.0,
-        "source": "t",
-        **fields,
-    }
     with pytest.raises(DeployError, match=message):
-        AutoscaleSuggestion(**values)  # type: ignore[arg-type]
+        example_suggestion(**fields)
