@@ -7,6 +7,7 @@ trace of reads and errors go to stderr. Exit status: 0 done, 1 failed, 2 bad usa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -330,7 +331,7 @@ class Update:
 @dataclass(frozen=True, kw_only=True)
 class Autoscale:
     settings: EndpointSettings
-    recommendation: Path | None
+    from_recommendation: Path | None
     metric: str | None
     target_value: float | None
     max_rps: float | None
@@ -372,6 +373,7 @@ class Config:
 
 
 Command = Push | Create | Update | Autoscale | Invoke | Status | Delete | Config
+_C = TypeVar("_C", Autoscale, Invoke, Status, Delete)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -448,20 +450,10 @@ def _update(args: argparse.Namespace, resolved: Resolved) -> Update:
     )
 
 
-def _autoscale(args: argparse.Namespace, resolved: Resolved) -> Autoscale:
-    return Autoscale(
-        settings=endpoint_settings(resolved.settings),
-        recommendation=args.from_recommendation,
-        metric=args.metric,
-        target_value=args.target_value,
-        max_rps=args.max_rps,
-        safety_factor=args.safety_factor,
-        min_capacity=args.min_capacity,
-        max_capacity=args.max_capacity,
-        scale_in_cooldown=args.scale_in_cooldown,
-        scale_out_cooldown=args.scale_out_cooldown,
-        disable_scale_in=args.disable_scale_in,
-    )
+def _from_args(kind: type[_C], args: argparse.Namespace, **given: Any) -> _C:
+    """A command: the ``given`` fields, and each other field from the option of the same name."""
+    names = {field.name for field in dataclasses.fields(kind)} - set(given)
+    return kind(**given, **{name: getattr(args, name) for name in names})
 
 
 def _command(args: argparse.Namespace, resolved: Resolved) -> Command:
@@ -478,22 +470,14 @@ def _command(args: argparse.Namespace, resolved: Resolved) -> Command:
         return _update(args, resolved)
     if name == "config":
         return Config(resolved=resolved)
-    if name == "autoscale":
-        return _autoscale(args, resolved)
     settings = endpoint_settings(resolved.settings)
+    if name == "autoscale":
+        return _from_args(Autoscale, args, settings=settings)
     if name == "invoke":
-        return Invoke(
-            settings=settings,
-            rows=tuple(args.row),
-            file=args.file,
-            content_type=args.content_type,
-            accept=args.accept,
-            target_variant=args.target_variant,
-            raw=args.raw,
-        )
+        return _from_args(Invoke, args, settings=settings, rows=tuple(args.row))
     if name == "status":
-        return Status(settings=settings, minutes=args.minutes, json=args.json)
-    return Delete(settings=settings, purge=args.purge)
+        return _from_args(Status, args, settings=settings)
+    return _from_args(Delete, args, settings=settings)
 
 
 def parse(argv: Sequence[str] | None = None) -> Parsed:
@@ -549,8 +533,8 @@ def _run_push(command: Push, gateway: Gateway) -> None:
 
 def _run_autoscale(command: Autoscale, gateway: Gateway) -> None:
     recommendation = None
-    if command.recommendation is not None:
-        recommendation = AutoscaleSuggestion.read(command.recommendation)
+    if command.from_recommendation is not None:
+        recommendation = AutoscaleSuggestion.read(command.from_recommendation)
     policy = scaling.build_policy(
         recommendation=recommendation,
         metric=command.metric,
