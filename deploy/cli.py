@@ -332,15 +332,7 @@ class Update:
 class Autoscale:
     settings: EndpointSettings
     from_recommendation: Path | None
-    metric: str | None
-    target_value: float | None
-    max_rps: float | None
-    safety_factor: float | None
-    min_capacity: int | None
-    max_capacity: int | None
-    scale_in_cooldown: int | None
-    scale_out_cooldown: int | None
-    disable_scale_in: bool
+    flags: scaling.PolicyFlags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -373,7 +365,7 @@ class Config:
 
 
 Command = Push | Create | Update | Autoscale | Invoke | Status | Delete | Config
-_C = TypeVar("_C", Autoscale, Invoke, Status, Delete)
+_C = TypeVar("_C", scaling.PolicyFlags, Invoke, Status, Delete)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -472,7 +464,11 @@ def _command(args: argparse.Namespace, resolved: Resolved) -> Command:
         return Config(resolved=resolved)
     settings = endpoint_settings(resolved.settings)
     if name == "autoscale":
-        return _from_args(Autoscale, args, settings=settings)
+        return Autoscale(
+            settings=settings,
+            from_recommendation=args.from_recommendation,
+            flags=_from_args(scaling.PolicyFlags, args),
+        )
     if name == "invoke":
         return _from_args(Invoke, args, settings=settings, rows=tuple(args.row))
     if name == "status":
@@ -535,18 +531,7 @@ def _run_autoscale(command: Autoscale, gateway: Gateway) -> None:
     recommendation = None
     if command.from_recommendation is not None:
         recommendation = AutoscaleSuggestion.read(command.from_recommendation)
-    policy = scaling.build_policy(
-        recommendation=recommendation,
-        metric=command.metric,
-        target_value=command.target_value,
-        max_rps=command.max_rps,
-        safety_factor=command.safety_factor,
-        min_capacity=command.min_capacity,
-        max_capacity=command.max_capacity,
-        scale_in_cooldown=command.scale_in_cooldown,
-        scale_out_cooldown=command.scale_out_cooldown,
-        disable_scale_in=command.disable_scale_in,
-    )
+    policy = scaling.build_policy(command.flags, recommendation=recommendation)
     _print_json(
         scaling.apply(
             gateway,

@@ -73,20 +73,25 @@ class Policy:
         return self
 
 
-def build_policy(
-    *,
-    recommendation: AutoscaleSuggestion | None,
-    metric: str | None,
-    target_value: float | None,
-    max_rps: float | None,
-    safety_factor: float | None,
-    min_capacity: int | None,
-    max_capacity: int | None,
-    scale_in_cooldown: int | None,
-    scale_out_cooldown: int | None,
-    disable_scale_in: bool,
-) -> Policy:
+@dataclass(frozen=True, kw_only=True)
+class PolicyFlags:
+    """What ``autoscale`` was told on its command line; None is "not given"."""
+
+    metric: str | None = None
+    target_value: float | None = None
+    max_rps: float | None = None
+    safety_factor: float | None = None
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    scale_in_cooldown: int | None = None
+    scale_out_cooldown: int | None = None
+    disable_scale_in: bool = False
+
+
+def build_policy(flags: PolicyFlags, *, recommendation: AutoscaleSuggestion | None) -> Policy:
     """Flags override the recommendation file; exactly one way of giving the target must be used."""
+    metric, target_value, max_rps = flags.metric, flags.target_value, flags.max_rps
+    safety_factor = flags.safety_factor
     base: dict[str, Any] = {}
     if recommendation is not None:
         base = {key: value for key, value in asdict(recommendation).items() if value is not None}
@@ -114,17 +119,13 @@ def build_policy(
             "give the target: --max-rps N (measured), --target-value N, or --from-recommendation "
             "FILE"
         )
-    overrides = {
-        "min_capacity": min_capacity,
-        "max_capacity": max_capacity,
-        "scale_in_cooldown": scale_in_cooldown,
-        "scale_out_cooldown": scale_out_cooldown,
-    }
-    base.update({key: value for key, value in overrides.items() if value is not None})
+    for key in ("min_capacity", "max_capacity", "scale_in_cooldown", "scale_out_cooldown"):
+        if getattr(flags, key) is not None:
+            base[key] = getattr(flags, key)
     if "max_capacity" not in base:  # never below the minimum the user asked for
         base["max_capacity"] = max(Policy.max_capacity, int(base.get("min_capacity", 1)))
     policy = Policy(**base)
-    if disable_scale_in:
+    if flags.disable_scale_in:
         policy = replace(policy, disable_scale_in=True)
     return policy.validate()
 

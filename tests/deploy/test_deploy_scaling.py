@@ -17,13 +17,7 @@ def test_target_from_max_rps_follows_aws_load_test_rule() -> None:
 
 
 def policy_from(**flags: object) -> scaling.Policy:
-    arguments: dict[str, object] = {
-        "recommendation": None, "metric": None, "target_value": None, "max_rps": None,
-        "safety_factor": None, "min_capacity": None, "max_capacity": None,
-        "scale_in_cooldown": None, "scale_out_cooldown": None, "disable_scale_in": False,
-    }  # fmt: skip
-    arguments.update(flags)
-    return scaling.build_policy(**arguments)  # type: ignore[arg-type]
+    return scaling.build_policy(scaling.PolicyFlags(**flags), recommendation=None)  # type: ignore[arg-type]
 
 
 def test_the_default_maximum_is_never_below_the_minimum() -> None:

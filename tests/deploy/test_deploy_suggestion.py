@@ -17,10 +17,8 @@ def test_a_recommendation_needs_only_metric_and_target(tmp_path: Path) -> None:
     path = tmp_path / "rec.json"
     path.write_text(json.dumps({"metric": INVOCATIONS, "target_value": 1234}))
     policy = scaling.build_policy(
-        recommendation=AutoscaleSuggestion.read(path), metric=None, target_value=None,
-        max_rps=None, safety_factor=None, min_capacity=None, max_capacity=None,
-        scale_in_cooldown=None, scale_out_cooldown=None, disable_scale_in=False,
-    )  # fmt: skip
+        scaling.PolicyFlags(), recommendation=AutoscaleSuggestion.read(path)
+    )
     assert (policy.target_value, policy.min_capacity, policy.max_capacity) == (1234.0, 1, 2)
     assert policy.source == str(path)
 
