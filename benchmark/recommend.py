@@ -18,60 +18,48 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, cast
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    ParamValidationError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from benchmark.payloads import CONTENT_TYPES
-from benchmark.recommender import validation
 from benchmark.recommender.archive import SamplePayload, build_archive, upload_request
-from benchmark.recommender.calls import Caller
-from benchmark.recommender.errors import (
-    InvalidInputError,
-    JobFailedError,
-    RecommenderError,
-)
 from benchmark.recommender.estimate import LocalEstimate, load_estimate
-from benchmark.recommender.instant import InstantResult, fetch_instant
-from benchmark.recommender.instant import from_response as instant_from_response
-from benchmark.recommender.job import (
+from benchmark.recommender.report import Report, render_instant, render_markdown, write_report
+from deploy import validation
+from deploy.errors import DeployError, InvalidInputError, JobFailedError, explain
+from deploy.gateway import Gateway
+from deploy.recommender.instant import InstantResult, fetch_instant
+from deploy.recommender.job import (
+    DEFAULT_PHASES,
     TERMINAL_STATUSES,
+    FlatInvocations,
+    JobState,
+    JobType,
+    LatencyPercentile,
     LoadTest,
-    Step,
     describe_job,
     job_request,
     list_steps,
     wait_for_job,
 )
-from benchmark.recommender.metadata import benchmarked_models, check_known, metadata_request
-from benchmark.recommender.registry import PackageSpec, group_exists, group_request, package_request
-from benchmark.recommender.report import Report, render_instant, render_markdown, write_report
-from benchmark.recommender.results import OBJECTIVES, from_job, ordered
-from benchmark.recommender.scaling import AutoscaleSuggestion, fetch_suggestion, scaling_request
+from deploy.recommender.metadata import benchmarked_models, check_known
+from deploy.recommender.package import PackageSpec, group_exists, group_request, package_request
+from deploy.recommender.results import OBJECTIVES, Objective, from_job, ordered
+from deploy.recommender.scaling import fetch_suggestion, scaling_request
+from deploy.suggestion import AutoscaleSuggestion
+from deploy.validation import JOB_NAME_MAX
 
 DEFAULT_GROUP: Final = "rtb-xgboost"
 DEFAULT_FRAMEWORK_VERSION: Final = "1.7"
 DEFAULT_TIMEOUT_S: Final = 4 * 3600
-DRY_RUN_REGION: Final = "us-east-1"
 PACKAGE_PLACEHOLDER: Final = "<ModelPackageArn returned by create_model_package>"
+BEST_PLACEHOLDER: Final = "<best RecommendationId>"
 PAYLOAD_NAME: Final = "payload.tar.gz"
-
-
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The two boto3 clients the command uses; tests pass clients wired to a Stubber or moto."""
-
-    sagemaker: Any
-    s3: Any
 
 
 def _triple(text: str, *, what: str) -> tuple[int, int, int]:
@@ -110,6 +98,22 @@ def _invocation_range(text: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+def _texts(group: Any, *specs: tuple[str, str, str | None, str]) -> None:
+    """Plain string options, one (flag, metavar, default, help) each."""
+    for flag, metavar, default, help_text in specs:
+        group.add_argument(flag, metavar=metavar, default=default, help=help_text)
+
+
+def _repeated(group: Any, flag: str, kind: Any, metavar: str, help_text: str) -> None:
+    group.add_argument(
+        flag, action="append", type=kind, default=[], metavar=metavar, help=help_text
+    )
+
+
+def _switch(group: Any, flag: str, help_text: str) -> None:
+    group.add_argument(flag, action="store_true", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark recommend",
@@ -119,59 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Documentation: docs/recommend.md",
     )
     mode = parser.add_argument_group("mode")
-    mode.add_argument("--from-job", metavar="NAME", help="only fetch and report this existing job")
-    mode.add_argument(
-        "--stop-job", metavar="NAME", help="stop a running job (its test endpoints are removed)"
+    _texts(
+        mode,
+        ("--from-job", "NAME", None, "only fetch and report this existing job"),
+        ("--stop-job", "NAME", None, "stop a running job (its test endpoints are removed)"),
+        (
+            "--instant",
+            "MODEL",
+            None,
+            "SageMaker model whose instant DeploymentRecommendation to read (alone: only that)",
+        ),
     )
-    mode.add_argument(
-        "--register-only", action="store_true", help="register the model package and stop"
-    )
-    mode.add_argument(
-        "--instant",
-        metavar="MODEL",
-        help="SageMaker model whose instant DeploymentRecommendation to read (alone: only that)",
-    )
-    mode.add_argument(
-        "--dry-run", action="store_true", help="check and print the calls; call nothing"
-    )
+    _switch(mode, "--register-only", "register the model package and stop")
+    _switch(mode, "--dry-run", "check and print the calls; call nothing")
 
     package = parser.add_argument_group("model package")
-    package.add_argument(
-        "--model-package-arn",
-        metavar="ARN",
-        help="use this registered version instead of registering one",
-    )
-    package.add_argument("--image", metavar="URI", help="serving image URI in ECR")
-    package.add_argument("--model-data", metavar="S3_URI", help="model.tar.gz in S3")
-    package.add_argument(
-        "--payload-uri", metavar="S3_URI", help="where to upload the sample payload archive"
-    )
-    package.add_argument(
-        "--model-package-group",
-        metavar="NAME",
-        default=DEFAULT_GROUP,
-        help="created if missing (%(default)s)",
+    _texts(
+        package,
+        (
+            "--model-package-arn",
+            "ARN",
+            None,
+            "use this registered version instead of registering one",
+        ),
+        ("--image", "URI", None, "serving image URI in ECR"),
+        ("--model-data", "S3_URI", None, "model.tar.gz in S3"),
+        ("--payload-uri", "S3_URI", None, "where to upload the sample payload archive"),
+        ("--model-package-group", "NAME", DEFAULT_GROUP, "created if missing (%(default)s)"),
+        ("--accept", "MIME", "text/csv", "response MIME type (%(default)s)"),
+        ("--framework-version", "VERSION", DEFAULT_FRAMEWORK_VERSION, "%(default)s"),
+        ("--nearest-model-name", "NAME", "xgboost", "%(default)s"),
+        ("--domain", "DOMAIN", "MACHINE_LEARNING", "%(default)s"),
+        ("--task", "TASK", "CLASSIFICATION", "%(default)s"),
+        ("--framework", "NAME", "XGBOOST", "%(default)s"),
     )
     package.add_argument(
         "--content-type", default="text/csv", choices=CONTENT_TYPES, help="served request type"
     )
-    package.add_argument(
-        "--accept", metavar="MIME", default="text/csv", help="response MIME type (%(default)s)"
-    )
-    package.add_argument(
-        "--framework-version",
-        metavar="VERSION",
-        default=DEFAULT_FRAMEWORK_VERSION,
-        help="%(default)s",
-    )
-    package.add_argument(
-        "--nearest-model-name", metavar="NAME", default="xgboost", help="%(default)s"
-    )
-    package.add_argument(
-        "--domain", metavar="DOMAIN", default="MACHINE_LEARNING", help="%(default)s"
-    )
-    package.add_argument("--task", metavar="TASK", default="CLASSIFICATION", help="%(default)s")
-    package.add_argument("--framework", metavar="NAME", default="XGBOOST", help="%(default)s")
     package.add_argument(
         "--supported-instance-types",
         type=_csv_list,
@@ -189,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument(
         "--payload-rows", type=int, metavar="N", default=1, help="rows per request (%(default)s)"
     )
-    package.add_argument(
+    _switch(
+        package,
         "--check-metadata",
-        action="store_true",
-        help="before registering, check framework version and nearest model with ListModelMetadata",
+        "before registering, check framework version and nearest model with ListModelMetadata",
     )
     package.add_argument(
         "--payload-reference",
@@ -205,40 +193,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     job = parser.add_argument_group("job")
-    job.add_argument(
-        "--job-type", metavar="TYPE", default="Default", help="Default or Advanced (%(default)s)"
-    )
-    job.add_argument("--job-name", metavar="NAME", help="default rtb-<type>-<UTC time>")
-    job.add_argument("--role", metavar="ARN", help="IAM role ARN Inference Recommender assumes")
-    job.add_argument(
-        "--description", metavar="TEXT", help="job description (at most 128 characters)"
+    _texts(
+        job,
+        ("--job-type", "TYPE", "Default", "Default or Advanced (%(default)s)"),
+        ("--job-name", "NAME", None, "default rtb-<type>-<UTC time>"),
+        ("--role", "ARN", None, "IAM role ARN Inference Recommender assumes"),
+        ("--description", "TEXT", None, "job description (at most 128 characters)"),
     )
 
     load = parser.add_argument_group("Advanced job (load test)")
-    load.add_argument(
+    _repeated(
+        load,
         "--instance-type",
-        action="append",
-        type=_csv_list,
-        default=[],
-        metavar="T1,T2",
-        help="instance types to load-test (repeat or comma-separate; 1-10)",
+        _csv_list,
+        "T1,T2",
+        "instance types to load-test (repeat or comma-separate; 1-10)",
     )
-    load.add_argument(
+    _repeated(
+        load,
         "--env",
-        action="append",
-        type=_env_range,
-        default=[],
-        metavar="NAME=V1,V2,V3",
-        help="environment values to try, e.g. SAGEMAKER_MODEL_SERVER_WORKERS=1,2,4",
+        _env_range,
+        "NAME=V1,V2,V3",
+        "environment values to try, e.g. SAGEMAKER_MODEL_SERVER_WORKERS=1,2,4",
     )
     traffic = load.add_mutually_exclusive_group()
-    traffic.add_argument(
+    _repeated(
+        traffic,
         "--phase",
-        action="append",
-        type=_phase,
-        default=[],
-        metavar="USERS:SPAWN_RATE:SECONDS",
-        help="a traffic phase (repeat; default 1:2:120 then 3:2:120)",
+        _phase,
+        "USERS:SPAWN_RATE:SECONDS",
+        "a traffic phase (repeat; default 1:2:120 then 3:2:120)",
     )
     traffic.add_argument(
         "--stairs",
@@ -265,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-parallel-tests", type=int, metavar="N", help="ResourceLimit")
 
     wait = parser.add_argument_group("waiting")
-    wait.add_argument("--no-wait", action="store_true", help="start the job and return")
+    _switch(wait, "--no-wait", "start the job and return")
     wait.add_argument(
         "--poll-interval", type=float, metavar="S", default=60.0, help="seconds (%(default)s)"
     )
@@ -318,98 +302,179 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _make_clients(args: argparse.Namespace) -> Clients:
-    import boto3
+Mode = Literal["job", "register", "from-job", "stop", "instant"]
 
-    region = args.region
-    session = boto3.session.Session(region_name=region)
-    if session.region_name is None:
-        if not args.dry_run:
-            raise InvalidInputError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-        region = DRY_RUN_REGION
-    options: dict[str, Any] = {"region_name": region or session.region_name}
-    if args.endpoint_url:
-        options["endpoint_url"] = args.endpoint_url
-    return Clients(
-        sagemaker=session.client("sagemaker", **options), s3=session.client("s3", **options)
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Every option of one invocation, typed; built from argv once, read by everything below."""
+
+    from_job: str | None
+    stop_job: str | None
+    register_only: bool
+    instant: str | None
+    dry_run: bool
+    model_package_arn: str | None
+    image: str | None
+    model_data: str | None
+    payload_uri: str | None
+    model_package_group: str
+    content_type: str
+    accept: str
+    framework_version: str
+    nearest_model_name: str
+    domain: str
+    task: str
+    framework: str
+    supported_instance_types: tuple[str, ...]
+    payload_files: int
+    payload_rows: int
+    check_metadata: bool
+    payload_reference: Path | None
+    seed: int
+    job_type: str
+    job_name: str | None
+    role: str | None
+    description: str | None
+    instance_type: tuple[str, ...]
+    env: tuple[tuple[str, tuple[str, ...]], ...]
+    phase: tuple[tuple[int, int, int], ...]
+    stairs: tuple[int, int, int] | None
+    job_duration: int | None
+    max_invocations: int | None
+    max_latency_ms: int | None
+    latency_percentile: str
+    flat_invocations: str | None
+    max_tests: int | None
+    max_parallel_tests: int | None
+    no_wait: bool
+    poll_interval: float
+    timeout: float
+    objective: Objective
+    output_dir: Path | None
+    capacity: Path | None
+    target_cpu_per_core: int | None
+    expected_invocations: tuple[int, int] | None
+    instant_attempts: int
+    instant_interval: float
+    region: str | None
+    endpoint_url: str | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Options:
+        given = vars(args)
+        return cls(
+            **{
+                **given,
+                "supported_instance_types": tuple(given["supported_instance_types"]),
+                "instance_type": tuple(item for group in given["instance_type"] for item in group),
+                "env": tuple(given["env"]),
+                "phase": tuple(given["phase"]),
+            }
+        )
+
+    @property
+    def registration(self) -> bool:
+        return bool(self.image or self.model_data or self.payload_uri)
+
+    def output_dir_for(self, job_name: str) -> Path:
+        return self.output_dir or Path("results/recommend") / job_name
+
+    def load_test_flags(self) -> list[str]:
+        """The Advanced-only options present on the command line."""
+        given = {
+            "--instance-type": self.instance_type,
+            "--env": self.env,
+            "--phase": self.phase,
+            "--stairs": self.stairs,
+            "--job-duration": self.job_duration,
+            "--max-invocations": self.max_invocations,
+            "--max-latency-ms": self.max_latency_ms,
+            "--flat-invocations": self.flat_invocations,
+            "--max-tests": self.max_tests,
+            "--max-parallel-tests": self.max_parallel_tests,
+        }
+        return [flag for flag, value in given.items() if value is not None and value != ()]
+
+
+def _gateway(options: Options, clients: Mapping[str, Any] | None) -> Gateway:
+    gateway = Gateway(
+        region=options.region,
+        mode="offline" if options.dry_run else "live",
+        endpoint_url=options.endpoint_url,
+        clients=clients,
     )
+    if clients is None and gateway.region is None and not options.dry_run:
+        raise InvalidInputError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    return gateway
 
 
-def _load_test_flags(args: argparse.Namespace) -> list[str]:
-    """The Advanced-only options present on the command line."""
-    given = {
-        "--instance-type": args.instance_type,
-        "--env": args.env,
-        "--phase": args.phase,
-        "--stairs": args.stairs,
-        "--job-duration": args.job_duration,
-        "--max-invocations": args.max_invocations,
-        "--max-latency-ms": args.max_latency_ms,
-        "--flat-invocations": args.flat_invocations,
-        "--max-tests": args.max_tests,
-        "--max-parallel-tests": args.max_parallel_tests,
-    }
-    return [flag for flag, value in given.items() if value is not None and value != []]
+def _job_type(options: Options) -> JobType:
+    validation.check_choice(options.job_type, validation.JOB_TYPES, what="--job-type")
+    return cast(JobType, options.job_type)
 
 
-def _load_test(args: argparse.Namespace) -> LoadTest | None:
-    flags = _load_test_flags(args)
-    if args.job_type != "Advanced":
+def _load_test(options: Options) -> LoadTest | None:
+    flags = options.load_test_flags()
+    if options.job_type != "Advanced":
         if flags:
             raise InvalidInputError(
                 f"{', '.join(flags)}: load-test options need --job-type Advanced"
             )
         return None
-    instance_types = tuple(item for group in args.instance_type for item in group)
     env: dict[str, tuple[str, ...]] = {}
-    for name, values in args.env:
+    for name, values in options.env:
         if name in env:
             raise InvalidInputError(f"--env: {name} is given twice")
         env[name] = values
-    options: dict[str, Any] = {
-        "instance_types": instance_types,
-        "environment_ranges": env,
-        "stairs": args.stairs,
-        "job_duration_s": args.job_duration,
-        "max_invocations": args.max_invocations,
-        "latency_threshold_ms": args.max_latency_ms,
-        "latency_percentile": args.latency_percentile,
-        "flat_invocations": args.flat_invocations,
-        "max_tests": args.max_tests,
-        "max_parallel_tests": args.max_parallel_tests,
-    }
-    if args.phase:
-        options["phases"] = tuple(args.phase)
-    return LoadTest(**options).check()
+    percentile = validation.check_choice(
+        options.latency_percentile, validation.LATENCY_PERCENTILES, what="--latency-percentile"
+    )
+    flat = options.flat_invocations
+    if flat is not None:
+        validation.check_choice(flat, validation.FLAT_INVOCATIONS, what="--flat-invocations")
+    return LoadTest(
+        instance_types=options.instance_type,
+        environment_ranges=env,
+        phases=options.phase or DEFAULT_PHASES,
+        stairs=options.stairs,
+        job_duration_s=options.job_duration,
+        max_invocations=options.max_invocations,
+        latency_threshold_ms=options.max_latency_ms,
+        latency_percentile=cast(LatencyPercentile, percentile),
+        flat_invocations=cast(FlatInvocations | None, flat),
+        max_tests=options.max_tests,
+        max_parallel_tests=options.max_parallel_tests,
+    ).check()
 
 
-def _package_spec(args: argparse.Namespace) -> PackageSpec:
+def _package_spec(options: Options) -> PackageSpec:
     missing = [
         flag
         for flag, value in (
-            ("--image", args.image),
-            ("--model-data", args.model_data),
-            ("--payload-uri", args.payload_uri),
+            ("--image", options.image),
+            ("--model-data", options.model_data),
+            ("--payload-uri", options.payload_uri),
         )
         if not value
     ]
-    if missing:
+    if missing or not (options.image and options.model_data and options.payload_uri):
         raise InvalidInputError(
             f"registering a model package needs {', '.join(missing)} (or pass --model-package-arn)"
         )
     return PackageSpec(
-        group=args.model_package_group,
-        image=args.image,
-        model_data_url=args.model_data,
-        sample_payload_url=args.payload_uri,
-        content_types=(args.content_type,),
-        response_types=(args.accept,),
-        framework_version=args.framework_version,
-        nearest_model_name=args.nearest_model_name,
-        domain=args.domain,
-        task=args.task,
-        framework=args.framework,
-        instance_types=tuple(args.supported_instance_types),
+        group=options.model_package_group,
+        image=options.image,
+        model_data_url=options.model_data,
+        sample_payload_url=options.payload_uri,
+        content_types=(options.content_type,),
+        response_types=(options.accept,),
+        framework_version=options.framework_version,
+        nearest_model_name=options.nearest_model_name,
+        domain=options.domain,
+        task=options.task,
+        framework=options.framework,
+        instance_types=options.supported_instance_types,
     ).check()
 
 
@@ -417,17 +482,8 @@ def _default_job_name(job_type: str) -> str:
     return f"rtb-{job_type.lower()}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
 
 
-def _output_dir(args: argparse.Namespace, job_name: str) -> Path:
-    return args.output_dir if args.output_dir is not None else Path("results/recommend") / job_name
-
-
 def _register(
-    clients: Clients,
-    caller: Caller,
-    spec: PackageSpec,
-    payload: SamplePayload,
-    *,
-    local_copy: Path | None,
+    gateway: Gateway, spec: PackageSpec, payload: SamplePayload, *, local_copy: Path | None
 ) -> str:
     if local_copy is not None:
         local_copy.parent.mkdir(parents=True, exist_ok=True)
@@ -437,43 +493,34 @@ def _register(
         f"sample payload: {len(payload.members)} {payload.content_type} requests of "
         f"{payload.rows_per_file} row(s), {len(payload.data)} bytes -> {spec.sample_payload_url}"
     )
-    caller(clients.s3, "put_object", upload_request(payload, uri=spec.sample_payload_url))
-    if caller.dry_run:
-        caller.show(
-            clients.sagemaker, "describe_model_package_group", {"ModelPackageGroupName": spec.group}
-        )
-        caller.show(
-            clients.sagemaker,
+    gateway.call("s3", "put_object", **upload_request(payload, uri=spec.sample_payload_url))
+    if not group_exists(gateway, spec.group) or gateway.dry_run:
+        gateway.call(
+            "sagemaker",
             "create_model_package_group",
-            group_request(spec.group),
             note="only when the describe says the group does not exist",
+            **group_request(spec.group),
         )
-    elif not group_exists(clients.sagemaker, spec.group):
-        clients.sagemaker.create_model_package_group(**group_request(spec.group))
-        _progress(f"created model package group {spec.group}")
-    response = caller(
-        clients.sagemaker,
+        if not gateway.dry_run:
+            _progress(f"created model package group {spec.group}")
+    response = gateway.call(
+        "sagemaker",
         "create_model_package",
-        package_request(spec),
         placeholder={"ModelPackageArn": PACKAGE_PLACEHOLDER},
+        **package_request(spec),
     )
     arn: str = response["ModelPackageArn"]
-    if not caller.dry_run:
+    if not gateway.dry_run:
         _progress(f"registered {arn}")
     return arn
 
 
-def _check_metadata(clients: Clients, caller: Caller, spec: PackageSpec) -> None:
-    if caller.dry_run:
-        caller.show(
-            clients.sagemaker,
-            "list_model_metadata",
-            metadata_request(spec.framework),
-            note="checks --framework-version and --nearest-model-name",
-        )
+def _check_metadata(gateway: Gateway, spec: PackageSpec) -> None:
+    known = benchmarked_models(gateway, framework=spec.framework)
+    if gateway.dry_run:
         return
     check_known(
-        benchmarked_models(clients.sagemaker, framework=spec.framework),
+        known,
         framework=spec.framework,
         framework_version=spec.framework_version,
         nearest_model_name=spec.nearest_model_name,
@@ -484,103 +531,82 @@ def _check_metadata(clients: Clients, caller: Caller, spec: PackageSpec) -> None
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """The scaling recommendation fetched for the best row, or why there is none."""
+
+    suggestion: AutoscaleSuggestion | None = None
+    note: str | None = None
+
+
 def _scaling(
-    args: argparse.Namespace,
-    clients: Clients,
-    caller: Caller,
-    job: dict[str, Any],
-    best_id: str | None,
-) -> tuple[AutoscaleSuggestion | None, str | None]:
+    options: Options, gateway: Gateway, job: Mapping[str, Any], best_id: str | None
+) -> Scaling:
     if job.get("Status") != "COMPLETED":
-        return None, "No scaling recommendation: the job did not complete."
+        return Scaling(note="No scaling recommendation: the job did not complete.")
     if best_id is None:
-        return None, "No scaling recommendation: no recommendation carries an id."
-    low, high = args.expected_invocations or (None, None)
+        return Scaling(note="No scaling recommendation: no recommendation carries an id.")
+    low, high = options.expected_invocations or (None, None)
     request = scaling_request(
         job_name=job["JobName"],
         recommendation_id=best_id,
-        target_cpu_per_core=args.target_cpu_per_core,
+        target_cpu_per_core=options.target_cpu_per_core,
         min_invocations_per_minute=low,
         max_invocations_per_minute=high,
     )
-    if caller.dry_run:
-        caller.show(clients.sagemaker, "get_scaling_configuration_recommendation", request)
-        return None, None
+    if gateway.dry_run:
+        gateway.call("sagemaker", "get_scaling_configuration_recommendation", **request)
+        return Scaling()
     try:
-        return fetch_suggestion(clients.sagemaker, request), None
-    except (ClientError, RecommenderError) as exc:
+        return Scaling(suggestion=fetch_suggestion(gateway, request))
+    except (ClientError, DeployError) as exc:
         _progress(f"warning: no scaling recommendation: {exc}")
-        return None, f"No scaling recommendation: {exc}"
+        return Scaling(note=f"No scaling recommendation: {exc}")
 
 
-def _instant(args: argparse.Namespace, clients: Clients, caller: Caller) -> InstantResult | None:
-    if not args.instant:
+def _instant(options: Options, gateway: Gateway) -> InstantResult | None:
+    if not options.instant:
         return None
-    if caller.dry_run:
-        validation.check_model_name(args.instant)
-        caller.show(
-            clients.sagemaker,
-            "describe_model",
-            {"ModelName": args.instant},
-            note=f"repeated while IN_PROGRESS, at most {args.instant_attempts} times",
-        )
-        return instant_from_response(args.instant, {}, attempts=0)
     return fetch_instant(
-        clients.sagemaker,
-        args.instant,
-        attempts=args.instant_attempts,
-        interval_s=args.instant_interval,
+        gateway,
+        options.instant,
+        attempts=options.instant_attempts,
+        interval_s=options.instant_interval,
         progress=_progress,
     )
 
 
 def _report_job(
-    args: argparse.Namespace,
-    clients: Clients,
-    caller: Caller,
+    options: Options,
+    gateway: Gateway,
     job_name: str,
     *,
-    job: dict[str, Any] | None,
-    steps: list[Step] | None,
+    state: JobState | None,
     estimate: LocalEstimate | None,
 ) -> int:
-    if caller.dry_run:
-        caller.show(
-            clients.sagemaker, "describe_inference_recommendations_job", {"JobName": job_name}
-        )
-        caller.show(
-            clients.sagemaker,
-            "list_inference_recommendations_job_steps",
-            {"JobName": job_name, "StepType": "BENCHMARK", "MaxResults": 100},
-            note="followed by NextToken",
-        )
-        _scaling(
-            args,
-            clients,
-            caller,
-            {"JobName": job_name, "Status": "COMPLETED"},
-            "<best RecommendationId>",
-        )
-        _instant(args, clients, caller)
+    if gateway.dry_run:
+        describe_job(gateway, job_name)
+        list_steps(gateway, job_name)
+        _scaling(options, gateway, {"JobName": job_name, "Status": "COMPLETED"}, BEST_PLACEHOLDER)
+        _instant(options, gateway)
         return 0
-    if job is None:
-        job = describe_job(clients.sagemaker, job_name)
-    if steps is None:
-        steps = list_steps(clients.sagemaker, job_name)
-    rows = ordered(from_job(job), objective=args.objective)
+    if state is None:
+        state = JobState(job=describe_job(gateway, job_name), steps=list_steps(gateway, job_name))
+    job, steps = state.job, state.steps
+    rows = ordered(from_job(job), objective=options.objective)
     best_id = rows[0].recommendation_id if rows else None
-    scaling, scaling_note = _scaling(args, clients, caller, job, best_id)
+    scaling = _scaling(options, gateway, job, best_id)
     report = Report(
         job=job,
         recommendations=rows,
         steps=steps,
-        objective=args.objective,
-        scaling=scaling,
-        scaling_note=scaling_note,
+        objective=options.objective,
+        scaling=scaling.suggestion,
+        scaling_note=scaling.note,
         estimate=estimate,
-        instant=_instant(args, clients, caller),
+        instant=_instant(options, gateway),
     )
-    files = write_report(report, _output_dir(args, job_name))
+    files = write_report(report, options.output_dir_for(job_name))
     print(render_markdown(report), end="")
     _progress(
         "wrote "
@@ -590,11 +616,12 @@ def _report_job(
             if path is not None
         )
     )
-    failed = [step for step in steps if step.status == "FAILED"]
-    for step in failed:
-        _progress(
-            f"benchmark failed on {step.instance_type}: {step.failure_reason or 'no reason given'}"
-        )
+    for step in steps:
+        if step.status == "FAILED":
+            _progress(
+                f"benchmark failed on {step.instance_type}: "
+                f"{step.failure_reason or 'no reason given'}"
+            )
     status = job["Status"]
     if status in {"FAILED", "STOPPED", "DELETED"}:
         reason = job.get("FailureReason") or "no FailureReason given"
@@ -608,115 +635,111 @@ def _report_job(
 class Plan:
     """What one invocation will do, decided and checked before any client exists."""
 
-    mode: str  # "job", "register", "from-job", "stop" or "instant"
+    mode: Mode
     estimate: LocalEstimate | None
     spec: PackageSpec | None = None
     payload: SamplePayload | None = None
     request: dict[str, Any] | None = None
 
 
-def _plan(args: argparse.Namespace) -> Plan:
+def _plan(options: Options) -> Plan:
     """Check every option and build every request; raise InvalidInputError on the first problem."""
-    validation.check_choice(args.job_type, validation.JOB_TYPES, option="--job-type")
-    if args.poll_interval < 0 or args.timeout <= 0:
+    job_type = _job_type(options)
+    if options.poll_interval < 0 or options.timeout <= 0:
         raise InvalidInputError("--poll-interval must be >= 0 and --timeout > 0")
-    if args.instant_attempts < 1 or args.instant_interval < 0:
+    if options.instant_attempts < 1 or options.instant_interval < 0:
         raise InvalidInputError("--instant-attempts must be >= 1 and --instant-interval >= 0")
-    estimate = load_estimate(args.capacity) if args.capacity is not None else None
-    if args.instant:
-        validation.check_model_name(args.instant)
-    registration = bool(args.image or args.model_data or args.payload_uri)
-    if args.stop_job:
-        validation.check_job_name(args.stop_job)
-        if registration or args.model_package_arn or args.register_only or args.from_job:
+    estimate = load_estimate(options.capacity) if options.capacity is not None else None
+    if options.instant:
+        validation.check_name(options.instant, what="--instant")
+    registration = options.registration
+    if options.stop_job:
+        validation.check_name(options.stop_job, what="--stop-job", max_length=JOB_NAME_MAX)
+        if registration or options.model_package_arn or options.register_only or options.from_job:
             raise InvalidInputError("--stop-job only stops a job; it takes no other mode")
         return Plan(mode="stop", estimate=estimate)
-    if args.from_job:
-        validation.check_job_name(args.from_job)
-        if registration or args.model_package_arn or args.register_only:
+    if options.from_job:
+        validation.check_name(options.from_job, what="--from-job", max_length=JOB_NAME_MAX)
+        if registration or options.model_package_arn or options.register_only:
             raise InvalidInputError("--from-job only reports; it takes no model package options")
         return Plan(mode="from-job", estimate=estimate)
-    if args.instant and not (registration or args.model_package_arn or args.register_only):
+    if options.instant and not (registration or options.model_package_arn or options.register_only):
         return Plan(mode="instant", estimate=estimate)
-    if args.model_package_arn and registration:
+    if options.model_package_arn and registration:
         raise InvalidInputError(
             "--model-package-arn names a registered version; "
             "drop --image, --model-data, --payload-uri"
         )
-    if args.register_only and (args.model_package_arn or args.job_type != "Default"):
+    if options.register_only and (options.model_package_arn or job_type != "Default"):
         raise InvalidInputError(
             "--register-only registers a new version and starts no job; "
             "drop --model-package-arn and the job options"
         )
-    if args.register_only and _load_test_flags(args):
+    if options.register_only and options.load_test_flags():
         raise InvalidInputError("--register-only starts no job; drop the job options")
     spec: PackageSpec | None = None
     payload: SamplePayload | None = None
-    if args.model_package_arn:
-        validation.check_model_package_arn(args.model_package_arn)
+    if options.model_package_arn:
+        validation.check_model_package_arn(options.model_package_arn)
     else:
-        spec = _package_spec(args)
+        spec = _package_spec(options)
         payload = build_archive(
-            content_type=args.content_type,
-            files=args.payload_files,
-            rows_per_file=args.payload_rows,
-            seed=args.seed,
-            reference=args.payload_reference,
+            content_type=options.content_type,
+            files=options.payload_files,
+            rows_per_file=options.payload_rows,
+            seed=options.seed,
+            reference=options.payload_reference,
         )
-    if args.register_only:
+    if options.register_only:
         return Plan(mode="register", estimate=estimate, spec=spec, payload=payload)
-    if not args.role:
+    if not options.role:
         raise InvalidInputError("--role: the job needs an IAM role ARN for Inference Recommender")
     request = job_request(
-        name=args.job_name or _default_job_name(args.job_type),
-        job_type=args.job_type,
-        role_arn=args.role,
-        model_package_arn=args.model_package_arn or PACKAGE_PLACEHOLDER,
-        load_test=_load_test(args),
-        description=args.description,
+        name=options.job_name or _default_job_name(job_type),
+        job_type=job_type,
+        role_arn=options.role,
+        model_package_arn=options.model_package_arn or PACKAGE_PLACEHOLDER,
+        load_test=_load_test(options),
+        description=options.description,
     )
     return Plan(mode="job", estimate=estimate, spec=spec, payload=payload, request=request)
 
 
-def _run(args: argparse.Namespace, clients: Clients | None) -> int:
-    plan = _plan(args)
-    clients = clients or _make_clients(args)
-    caller = Caller(dry_run=args.dry_run)
+def _run(options: Options, clients: Mapping[str, Any] | None) -> int:
+    plan = _plan(options)
+    gateway = _gateway(options, clients)
     if plan.mode == "stop":
-        caller(clients.sagemaker, "stop_inference_recommendations_job", {"JobName": args.stop_job})
-        print(f"stopping: {args.stop_job}")
-        _progress(f"report what it measured so far with --from-job {args.stop_job}")
+        gateway.call("sagemaker", "stop_inference_recommendations_job", JobName=options.stop_job)
+        print(f"stopping: {options.stop_job}")
+        _progress(f"report what it measured so far with --from-job {options.stop_job}")
         return 0
-    if plan.mode == "from-job":
-        return _report_job(
-            args, clients, caller, args.from_job, job=None, steps=None, estimate=plan.estimate
-        )
+    if plan.mode == "from-job" and options.from_job:
+        return _report_job(options, gateway, options.from_job, state=None, estimate=plan.estimate)
     if plan.mode == "instant":
-        instant = _instant(args, clients, caller)
-        if instant is not None and not caller.dry_run:
+        instant = _instant(options, gateway)
+        if instant is not None and not gateway.dry_run:
             print(render_instant(instant), end="")
         return 0
-    package_arn: str = args.model_package_arn
-    if plan.spec is not None and args.check_metadata:
-        _check_metadata(clients, caller, plan.spec)
+    package_arn = options.model_package_arn or PACKAGE_PLACEHOLDER
+    if plan.spec is not None and options.check_metadata:
+        _check_metadata(gateway, plan.spec)
     if plan.spec is not None and plan.payload is not None:
         if plan.request is not None:
-            local_copy: Path | None = _output_dir(args, plan.request["JobName"]) / PAYLOAD_NAME
+            local_copy: Path | None = options.output_dir_for(plan.request["JobName"]) / PAYLOAD_NAME
         else:
-            local_copy = args.output_dir / PAYLOAD_NAME if args.output_dir is not None else None
-        package_arn = _register(clients, caller, plan.spec, plan.payload, local_copy=local_copy)
+            local_copy = options.output_dir / PAYLOAD_NAME if options.output_dir else None
+        package_arn = _register(gateway, plan.spec, plan.payload, local_copy=local_copy)
         print(f"model package: {package_arn}")
     if plan.request is None:
         return 0
     return _start_job(
-        args, clients, caller, plan.request, package_arn=package_arn, estimate=plan.estimate
+        options, gateway, plan.request, package_arn=package_arn, estimate=plan.estimate
     )
 
 
 def _start_job(
-    args: argparse.Namespace,
-    clients: Clients,
-    caller: Caller,
+    options: Options,
+    gateway: Gateway,
     planned: dict[str, Any],
     *,
     package_arn: str,
@@ -726,25 +749,25 @@ def _start_job(
         **planned,
         "InputConfig": {**planned["InputConfig"], "ModelPackageVersionArn": package_arn},
     }
-    response = caller(
-        clients.sagemaker,
+    response = gateway.call(
+        "sagemaker",
         "create_inference_recommendations_job",
-        request,
         placeholder={"JobArn": "<JobArn returned by create_inference_recommendations_job>"},
+        **request,
     )
     job_name: str = request["JobName"]
     print(f"job: {job_name} {response['JobArn']}")
-    if args.no_wait:
+    if options.no_wait:
         _progress(f"not waiting; report later with --from-job {job_name}")
         return 0
-    if caller.dry_run:
-        return _report_job(args, clients, caller, job_name, job=None, steps=None, estimate=estimate)
+    if gateway.dry_run:
+        return _report_job(options, gateway, job_name, state=None, estimate=estimate)
     try:
-        job, steps = wait_for_job(
-            clients.sagemaker,
+        state = wait_for_job(
+            gateway,
             job_name,
-            poll_interval_s=args.poll_interval,
-            timeout_s=args.timeout,
+            poll_interval_s=options.poll_interval,
+            timeout_s=options.timeout,
             progress=_progress,
         )
     except KeyboardInterrupt:
@@ -756,36 +779,20 @@ def _start_job(
     except (ClientError, BotoCoreError):
         _progress(f"the wait failed; job {job_name} may still be running: --from-job {job_name}")
         raise
-    return _report_job(args, clients, caller, job_name, job=job, steps=steps, estimate=estimate)
+    return _report_job(options, gateway, job_name, state=state, estimate=estimate)
 
 
-def main(argv: Sequence[str] | None = None, *, clients: Clients | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clients: Mapping[str, Any] | None = None) -> int:
+    """Run the command; ``clients`` (service name -> boto3 client) replaces the ones it builds."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-
+    options = Options.from_args(parser.parse_args(argv))
     try:
-        return _run(args, clients)
+        return _run(options, clients)
     except InvalidInputError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
-    except RecommenderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ParamValidationError as exc:
-        print(f"error: a request does not match botocore's model: {exc}", file=sys.stderr)
-        return 1
-    except NoCredentialsError:
-        print("error: no AWS credentials found; configure them, or use --dry-run", file=sys.stderr)
-        return 1
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        print(
-            f"error: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}",
-            file=sys.stderr,
-        )
-        return 1
-    except BotoCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (DeployError, BotoCoreError, ClientError) as exc:
+        print(f"error: {explain(exc)}", file=sys.stderr)
         return 1
 
 

@@ -7,20 +7,32 @@ trace of reads and errors go to stderr. Exit status: 0 done, 1 failed, 2 bad usa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy import endpoint, image, invocation, monitoring, registry, scaling, teardown, validation
 from deploy.errors import DeployError, explain
 from deploy.gateway import Gateway
-from deploy.settings import ENVIRONMENT, Settings, load_settings, require
+from deploy.settings import (
+    ENVIRONMENT,
+    DeploymentSettings,
+    EndpointSettings,
+    Resolved,
+    deployment_settings,
+    endpoint_settings,
+    load_settings,
+    missing_hints,
+)
+from deploy.suggestion import INVOCATIONS, METRICS, AutoscaleSuggestion
 
 _SETTING_HELP = {
     "region": "AWS region (else AWS_REGION / AWS_DEFAULT_REGION, then deploy.toml)",
@@ -46,6 +58,16 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _key_values(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    parser.add_argument(
+        flag, type=_key_value, action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    parser.add_argument(flag, action="store_true", help=help_text)
+
+
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (flags > environment > deploy.toml)")
@@ -67,12 +89,10 @@ def _common_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"{help_text} [{env}]",
         )
-    common.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print every AWS call that would change something instead of making it",
+    _switch(
+        common, "--dry-run", "print every AWS call that would change something instead of making it"
     )
-    common.add_argument("--trace", action="store_true", help="print every AWS call made to stderr")
+    _switch(common, "--trace", "print every AWS call made to stderr")
     return common
 
 
@@ -85,17 +105,8 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-data-url", help="an artifact already in S3 (s3://bucket/key/model.tar.gz)"
     )
-    parser.add_argument(
-        "--create-bucket", action="store_true", help="create the S3 bucket if it does not exist"
-    )
-    parser.add_argument(
-        "--env",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="container environment variable (repeatable)",
-    )
+    _switch(parser, "--create-bucket", "create the S3 bucket if it does not exist")
+    _key_values(parser, "--env", "container environment variable (repeatable)")
     parser.add_argument(
         "--capture-s3-uri", help="enable data capture (requests and responses) to this S3 prefix"
     )
@@ -105,22 +116,12 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="data capture sampling percentage (default 100)",
     )
-    parser.add_argument(
-        "--no-wait",
-        action="store_true",
-        help="return once the request is accepted, without waiting for InService",
+    _switch(
+        parser, "--no-wait", "return once the request is accepted, without waiting for InService"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = _common_parser()
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _push_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     push = commands.add_parser(
         "push", parents=[common], help="build the image and push it to ECR (or --registry)"
     )
@@ -133,42 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=image.PLATFORMS,
         help="linux/arm64 for Graviton instances",
     )
-    push.add_argument(
-        "--build-arg",
-        type=_key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="BASE_IMAGE defaults to $RTB_BASE_IMAGE",
-    )
+    _key_values(push, "--build-arg", "BASE_IMAGE defaults to $RTB_BASE_IMAGE")
     push.add_argument(
         "--tag", help="image tag (default: git describe --always --dirty, else a timestamp)"
     )
     push.add_argument("--registry", help="push to this registry host[:port] instead of ECR")
     push.add_argument("--username", help="registry user for --registry [RTB_REGISTRY_USERNAME]")
-    push.add_argument(
+    _switch(
+        push,
         "--password-stdin",
-        action="store_true",
-        help="read the --registry password from stdin [else RTB_REGISTRY_PASSWORD]",
+        "read the --registry password from stdin [else RTB_REGISTRY_PASSWORD]",
     )
     push.add_argument(
         "--engine",
         choices=image.ENGINES,
         help="container engine (default: detected) [RTB_CONTAINER_ENGINE]",
     )
-    push.add_argument(
-        "--immutable-tags",
-        action="store_true",
-        help="create the ECR repository with immutable tags",
-    )
+    _switch(push, "--immutable-tags", "create the ECR repository with immutable tags")
 
-    create = commands.add_parser(
-        "create",
-        parents=[common],
-        help="upload the artifact and create model, endpoint config, endpoint",
-    )
-    _release_options(create)
 
+def _update_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     update = commands.add_parser(
         "update",
         parents=[common],
@@ -177,28 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     _release_options(update)
     update.add_argument(
         "--traffic",
-        choices=("all-at-once", "canary", "linear"),
+        choices=endpoint.TRAFFIC_ROUTINGS,
         default="all-at-once",
         help="how traffic shifts to the new fleet",
     )
-    update.add_argument(
-        "--step-percent",
-        type=int,
-        default=10,
-        help="canary size or linear step, percent of capacity (default 10)",
-    )
-    update.add_argument(
-        "--wait-interval",
-        type=int,
-        default=300,
-        help="seconds between traffic shifts / baking (default 300)",
-    )
-    update.add_argument(
-        "--termination-wait",
-        type=int,
-        default=0,
-        help="seconds to keep the old fleet after the switch (default 0)",
-    )
+    for flag, default, text in (
+        ("--step-percent", 10, "canary size or linear step, percent of capacity"),
+        ("--wait-interval", 300, "seconds between traffic shifts / baking"),
+        ("--termination-wait", 0, "seconds to keep the old fleet after the switch"),
+    ):
+        update.add_argument(flag, type=int, default=default, help=f"{text} (default {default})")
     update.add_argument(
         "--max-execution-timeout", type=int, help="overall blue/green time limit, 600-28800 s"
     )
@@ -209,12 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALARM",
         help="CloudWatch alarm that rolls the update back (repeatable)",
     )
-    update.add_argument(
+    _switch(
+        update,
         "--suspend-autoscaling",
-        action="store_true",
-        help="to change an autoscaled variant's instance type: remove policies, update, restore",
+        "to change an autoscaled variant's instance type: remove policies, update, restore",
     )
 
+
+def _autoscale_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     autoscale = commands.add_parser(
         "autoscale", parents=[common], help="register the variant and put a target-tracking policy"
     )
@@ -223,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     autoscale.add_argument(
         "--metric",
-        choices=scaling.METRICS,
+        choices=METRICS,
         metavar="METRIC",
-        help=f"{' or '.join(scaling.METRICS)} (default {scaling.INVOCATIONS})",
+        help=f"{' or '.join(METRICS)} (default {INVOCATIONS})",
     )
     autoscale.add_argument("--target-value", type=float, help="target for the metric, as is")
     autoscale.add_argument(
@@ -234,14 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="measured max requests/s of one instance: target = max_rps x safety x 60",
     )
     autoscale.add_argument("--safety-factor", type=float, help="with --max-rps (default 0.5)")
-    autoscale.add_argument("--min-capacity", type=int, help="fewest instances (default 1)")
-    autoscale.add_argument(
-        "--max-capacity", type=int, help="most instances (default 2, or the minimum)"
-    )
-    autoscale.add_argument("--scale-in-cooldown", type=int, help="seconds (default 300)")
-    autoscale.add_argument("--scale-out-cooldown", type=int, help="seconds (default 60)")
-    autoscale.add_argument("--disable-scale-in", action="store_true")
+    for flag, text in (
+        ("--min-capacity", "fewest instances (default 1)"),
+        ("--max-capacity", "most instances (default 2, or the minimum)"),
+        ("--scale-in-cooldown", "seconds (default 300)"),
+        ("--scale-out-cooldown", "seconds (default 60)"),
+    ):
+        autoscale.add_argument(flag, type=int, help=text)
+    _switch(autoscale, "--disable-scale-in", "never scale in (scale-in is on by default)")
 
+
+def _endpoint_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """invoke, status, delete and config: the commands on an endpoint that exists."""
     invoke = commands.add_parser(
         "invoke", parents=[common], help="send rows and print the predictions"
     )
@@ -256,26 +235,41 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--content-type", choices=invocation.CONTENT_TYPES, default=invocation.CSV)
     invoke.add_argument("--accept", help="response type (default: the content type)")
     invoke.add_argument("--target-variant", help="send to this variant")
-    invoke.add_argument("--raw", action="store_true", help="print the response body as it came")
+    _switch(invoke, "--raw", "print the response body as it came")
 
     status = commands.add_parser(
         "status", parents=[common], help="endpoint state, variants and recent CloudWatch metrics"
     )
     status.add_argument("--minutes", type=int, default=60, help="metrics window (default 60)")
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _switch(status, "--json", "print JSON instead of a table")
 
     delete = commands.add_parser(
         "delete", parents=[common], help="delete autoscaling, endpoint, configs and models"
     )
-    delete.add_argument(
-        "--purge",
-        action="store_true",
-        help="also delete the S3 artifacts and the ECR images the models used",
-    )
-
+    _switch(delete, "--purge", "also delete the S3 artifacts and the ECR images the models used")
     commands.add_parser(
         "config", parents=[common], help="print the resolved settings and where each came from"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_parser()
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _push_parser(commands, common)
+    create = commands.add_parser(
+        "create",
+        parents=[common],
+        help="upload the artifact and create model, endpoint config, endpoint",
+    )
+    _release_options(create)
+    _update_parser(commands, common)
+    _autoscale_parser(commands, common)
+    _endpoint_parsers(commands, common)
     return parser
 
 
@@ -301,43 +295,87 @@ def _default_tag(context: Path) -> str:
     return validation.timestamp()
 
 
-def _run_push(args: argparse.Namespace, settings: Settings, gateway: Gateway) -> int:
-    tag = validation.check_image_tag(args.tag or _default_tag(args.context))
-    runner = image.Runner(image.detect_engine(args.engine), dry_run=args.dry_run)
-    source = image.Source(
-        image=args.image,
-        context=args.context,
-        dockerfile=args.dockerfile,
-        platform=args.platform,
-        build_args=image.default_build_args(dict(args.build_arg), os.environ),
-    )
-    if source.image is None and not source.dockerfile.is_file():
-        raise DeployError(f"Dockerfile {source.dockerfile} does not exist (or pass --image)")
-    if args.registry is not None:
-        host = registry.check_registry_host(args.registry)
-        validation.check_repository(settings.repository)
-        username = args.username or os.environ.get("RTB_REGISTRY_USERNAME")
-        password = (
-            sys.stdin.readline().rstrip("\n")
-            if args.password_stdin
-            else os.environ.get("RTB_REGISTRY_PASSWORD")
-        )
-        if bool(username) != bool(password):
-            raise DeployError(
-                "give both a registry user and a password, or neither (anonymous push)"
-            )
-        credentials = registry.Credentials(username, password) if username and password else None
-        target = registry.Target(
-            reference=registry.Reference(host=host, repository=settings.repository, tag=tag),
-            credentials=credentials,
-        )
-    else:
-        require(settings, "region")
-        target = registry.ecr_target(
-            gateway, repository=settings.repository, tag=tag, immutable=args.immutable_tags
-        )
-    _print_json(image.push(runner, gateway, source=source, target=target))
-    return 0
+# --- one typed command per subcommand, built from argv here and nowhere else ------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Push:
+    tag: str
+    source: image.Source
+    engine: str | None
+    registry: str | None
+    repository: str
+    region: str | None
+    username: str | None
+    password: str | None
+    immutable_tags: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Create:
+    settings: DeploymentSettings
+    release: endpoint.Release
+    wait: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Update:
+    settings: DeploymentSettings
+    release: endpoint.Release
+    blue_green: endpoint.BlueGreen
+    wait: bool
+    explicit: frozenset[str]
+    suspend_autoscaling: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Autoscale:
+    settings: EndpointSettings
+    from_recommendation: Path | None
+    flags: scaling.PolicyFlags
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invoke:
+    settings: EndpointSettings
+    rows: tuple[str, ...]
+    file: Path | None
+    content_type: invocation.RowFormat
+    accept: str | None
+    target_variant: str | None
+    raw: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    settings: EndpointSettings
+    minutes: int
+    json: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delete:
+    settings: EndpointSettings
+    purge: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    resolved: Resolved
+
+
+Command = Push | Create | Update | Autoscale | Invoke | Status | Delete | Config
+_C = TypeVar("_C", scaling.PolicyFlags, Invoke, Status, Delete)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parsed:
+    """One parsed command line: the command, and how its AWS calls are made."""
+
+    command: Command
+    dry_run: bool
+    trace: bool
+    region: str | None
 
 
 def _release(args: argparse.Namespace) -> endpoint.Release:
@@ -357,115 +395,224 @@ def _release(args: argparse.Namespace) -> endpoint.Release:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
-    flags = {name: getattr(args, name) for name in _SETTING_HELP}
-    resolved = load_settings(flags=flags, config_file=args.config)
-    settings = resolved.settings
-    if settings.region is not None:
-        validation.check_region(settings.region)
-    if args.command == "config":
-        _print_json(
-            {
-                name: {"value": getattr(settings, name), "from": resolved.origins[name]}
-                for name in _SETTING_HELP
-            }
+def _push(args: argparse.Namespace, resolved: Resolved) -> Push:
+    password = None
+    if args.registry is not None:
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if args.password_stdin
+            else os.environ.get("RTB_REGISTRY_PASSWORD")
         )
-        return 0
-    gateway = Gateway(region=settings.region, dry_run=args.dry_run, trace=args.trace)
-    if args.command == "push":
-        return _run_push(args, settings, gateway)
-    if args.command == "create":
-        outcome = endpoint.create(gateway, settings, _release(args), wait=not args.no_wait)
-        _print_json(outcome.to_json())
-        return 0
-    if args.command == "update":
-        deployment = endpoint.BlueGreen(
+    return Push(
+        tag=validation.check_image_tag(args.tag or _default_tag(args.context)),
+        source=image.Source(
+            image=args.image,
+            context=args.context,
+            dockerfile=args.dockerfile,
+            platform=args.platform,
+            build_args=image.default_build_args(dict(args.build_arg), os.environ),
+        ),
+        engine=args.engine,
+        registry=args.registry,
+        repository=resolved.settings.repository,
+        region=resolved.settings.region,
+        username=args.username or os.environ.get("RTB_REGISTRY_USERNAME"),
+        password=password,
+        immutable_tags=args.immutable_tags,
+    )
+
+
+def _update(args: argparse.Namespace, resolved: Resolved) -> Update:
+    return Update(
+        settings=deployment_settings(resolved.settings, required=()),
+        release=_release(args),
+        blue_green=endpoint.BlueGreen(
             routing=args.traffic,
             step_percent=args.step_percent,
             wait_interval=args.wait_interval,
             termination_wait=args.termination_wait,
             max_execution_timeout=args.max_execution_timeout,
             rollback_alarms=tuple(args.rollback_alarm),
-        )
-        explicit = frozenset(
+        ),
+        wait=not args.no_wait,
+        explicit=frozenset(
             name for name, origin in resolved.origins.items() if origin != "default"
+        ),
+        suspend_autoscaling=args.suspend_autoscaling,
+    )
+
+
+def _from_args(kind: type[_C], args: argparse.Namespace, **given: Any) -> _C:
+    """A command: the ``given`` fields, and each other field from the option of the same name."""
+    names = {field.name for field in dataclasses.fields(kind)} - set(given)
+    return kind(**given, **{name: getattr(args, name) for name in names})
+
+
+def _command(args: argparse.Namespace, resolved: Resolved) -> Command:
+    name: str = args.command
+    if name == "push":
+        return _push(args, resolved)
+    if name == "create":
+        return Create(
+            settings=deployment_settings(resolved.settings, required=("role_arn", "image_uri")),
+            release=_release(args),
+            wait=not args.no_wait,
         )
+    if name == "update":
+        return _update(args, resolved)
+    if name == "config":
+        return Config(resolved=resolved)
+    settings = endpoint_settings(resolved.settings)
+    if name == "autoscale":
+        return Autoscale(
+            settings=settings,
+            from_recommendation=args.from_recommendation,
+            flags=_from_args(scaling.PolicyFlags, args),
+        )
+    if name == "invoke":
+        return _from_args(Invoke, args, settings=settings, rows=tuple(args.row))
+    if name == "status":
+        return _from_args(Status, args, settings=settings)
+    return _from_args(Delete, args, settings=settings)
+
+
+def parse(argv: Sequence[str] | None = None) -> Parsed:
+    """argv -> one typed command; settings resolved (flags > environment > deploy.toml)."""
+    args = build_parser().parse_args(argv)
+    flags: Mapping[str, object | None] = {name: getattr(args, name) for name in _SETTING_HELP}
+    resolved = load_settings(flags=flags, config_file=args.config)
+    if resolved.settings.region is not None:
+        validation.check_region(resolved.settings.region)
+    return Parsed(
+        command=_command(args, resolved),
+        dry_run=args.dry_run,
+        trace=args.trace,
+        region=resolved.settings.region,
+    )
+
+
+# --- running them ----------------------------------------------------------------------------
+
+
+def _run_push(command: Push, gateway: Gateway) -> None:
+    runner = image.Runner(image.detect_engine(command.engine), dry_run=gateway.dry_run)
+    source = command.source
+    if source.image is None and not source.dockerfile.is_file():
+        raise DeployError(f"Dockerfile {source.dockerfile} does not exist (or pass --image)")
+    if command.registry is not None:
+        host = registry.check_registry_host(command.registry)
+        validation.check_repository(command.repository)
+        if bool(command.username) != bool(command.password):
+            raise DeployError(
+                "give both a registry user and a password, or neither (anonymous push)"
+            )
+        credentials = (
+            registry.Credentials(command.username, command.password)
+            if command.username and command.password
+            else None
+        )
+        target = registry.Target(
+            reference=registry.Reference(host=host, repository=command.repository, tag=command.tag),
+            credentials=credentials,
+        )
+    else:
+        if command.region is None:
+            raise DeployError(f"missing setting(s): {missing_hints(['region'])}")
+        target = registry.ecr_target(
+            gateway,
+            repository=command.repository,
+            tag=command.tag,
+            immutable=command.immutable_tags,
+        )
+    _print_json(image.push(runner, gateway, source=source, target=target))
+
+
+def _run_autoscale(command: Autoscale, gateway: Gateway) -> None:
+    recommendation = None
+    if command.from_recommendation is not None:
+        recommendation = AutoscaleSuggestion.read(command.from_recommendation)
+    policy = scaling.build_policy(command.flags, recommendation=recommendation)
+    _print_json(
+        scaling.apply(
+            gateway,
+            endpoint_name=command.settings.endpoint_name,
+            variant_name=command.settings.variant_name,
+            policy=policy,
+        )
+    )
+
+
+def _run_invoke(command: Invoke, gateway: Gateway) -> None:
+    answer = invocation.invoke(
+        gateway,
+        endpoint_name=command.settings.endpoint_name,
+        rows=invocation.read_rows(rows=command.rows, file=command.file),
+        content_type=command.content_type,
+        accept=command.accept,
+        variant=command.target_variant,
+    )
+    if answer.variant:
+        print(f"answered by variant {answer.variant}", file=sys.stderr)
+    if command.raw:
+        sys.stdout.write(answer.body.decode("utf-8", errors="replace"))
+        return
+    for prediction in answer.predictions():
+        print(prediction if isinstance(prediction, str) else json.dumps(prediction))
+
+
+def run(parsed: Parsed) -> int:
+    command = parsed.command
+    if isinstance(command, Config):
+        settings = command.resolved.settings
+        _print_json(
+            {
+                name: {"value": getattr(settings, name), "from": command.resolved.origins[name]}
+                for name in _SETTING_HELP
+            }
+        )
+        return 0
+    gateway = Gateway(
+        region=parsed.region,
+        mode="plan" if parsed.dry_run else "live",
+        trace=parsed.trace,
+    )
+    if isinstance(command, Push):
+        _run_push(command, gateway)
+    elif isinstance(command, Create):
+        _print_json(
+            endpoint.create(gateway, command.settings, command.release, wait=command.wait).to_json()
+        )
+    elif isinstance(command, Update):
         outcome = endpoint.update(
             gateway,
-            settings,
-            _release(args),
-            deployment,
-            wait=not args.no_wait,
-            explicit=explicit,
-            suspend_autoscaling=args.suspend_autoscaling,
+            command.settings,
+            command.release,
+            command.blue_green,
+            wait=command.wait,
+            explicit=command.explicit,
+            suspend_autoscaling=command.suspend_autoscaling,
         )
         _print_json(outcome.to_json())
-        return 0
-    require(settings, "region", "endpoint_name")
-    assert settings.endpoint_name
-    if args.command == "autoscale":
-        policy = scaling.build_policy(
-            recommendation=scaling.read_recommendation(args.from_recommendation)
-            if args.from_recommendation
-            else None,
-            metric=args.metric,
-            target_value=args.target_value,
-            max_rps=args.max_rps,
-            safety_factor=args.safety_factor,
-            min_capacity=args.min_capacity,
-            max_capacity=args.max_capacity,
-            scale_in_cooldown=args.scale_in_cooldown,
-            scale_out_cooldown=args.scale_out_cooldown,
-            disable_scale_in=args.disable_scale_in,
-        )
-        _print_json(
-            scaling.apply(
-                gateway,
-                endpoint_name=settings.endpoint_name,
-                variant_name=settings.variant_name,
-                policy=policy,
-            )
-        )
-        return 0
-    if args.command == "invoke":
-        rows = invocation.read_rows(rows=args.row, file=args.file)
-        answer = invocation.invoke(
-            gateway,
-            endpoint_name=settings.endpoint_name,
-            rows=rows,
-            content_type=args.content_type,
-            accept=args.accept,
-            variant=args.target_variant,
-        )
-        if answer.variant:
-            print(f"answered by variant {answer.variant}", file=sys.stderr)
-        if args.raw:
-            sys.stdout.write(answer.body.decode("utf-8", errors="replace"))
-        else:
-            for prediction in answer.predictions():
-                print(prediction if isinstance(prediction, str) else json.dumps(prediction))
-        return 0
-    if args.command == "status":
+    elif isinstance(command, Autoscale):
+        _run_autoscale(command, gateway)
+    elif isinstance(command, Invoke):
+        _run_invoke(command, gateway)
+    elif isinstance(command, Status):
         report = monitoring.status(
-            gateway, endpoint_name=settings.endpoint_name, minutes=args.minutes
+            gateway, endpoint_name=command.settings.endpoint_name, minutes=command.minutes
         )
-        if args.json:
+        if command.json:
             _print_json(report)
         else:
             print(monitoring.render(report))
-        return 0
-    if args.command == "delete":
-        _print_json(teardown.delete(gateway, settings, purge=args.purge))
-        return 0
-    raise AssertionError(
-        f"unhandled command {args.command}"
-    )  # pragma: no cover - argparse restricts choices
+    else:
+        _print_json(teardown.delete(gateway, command.settings, purge=command.purge))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        return run(parse(argv))
     except (DeployError, ClientError, BotoCoreError) as exc:
         print(f"error: {explain(exc)}", file=sys.stderr)
         return 1

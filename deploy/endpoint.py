@@ -13,7 +13,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, get_args
 
 from botocore.exceptions import ClientError
 
@@ -21,7 +21,7 @@ from deploy import scaling, validation
 from deploy.errors import DeployError, error_code, is_not_found
 from deploy.gateway import Gateway
 from deploy.progress import wait_for_endpoint
-from deploy.settings import Settings, require
+from deploy.settings import DeploymentSettings, EndpointSettings, missing_hints
 
 TAG_ENDPOINT = "rtb:endpoint"
 TAG_MANAGED_BY = "rtb:managed-by"
@@ -29,6 +29,7 @@ MANAGED_BY = "rtb-deploy"
 ARTIFACT_MARKERS = ("manifest.json", "xgboost-model")
 
 TrafficRouting = Literal["all-at-once", "canary", "linear"]
+TRAFFIC_ROUTINGS: tuple[TrafficRouting, ...] = get_args(TrafficRouting)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,31 +153,28 @@ def check_environment(environment: Mapping[str, str]) -> None:
             )
 
 
-def check_release(release: Release, settings: Settings) -> None:
+def check_release(release: Release, settings: DeploymentSettings) -> None:
     """The local half of the checks: artifact file, S3 URIs, environment, data capture."""
     if release.artifact is not None:
         check_artifact(release.artifact)
     if release.model_data_url is not None:
-        validation.check_s3_uri(release.model_data_url)
+        validation.check_s3_uri(release.model_data_url, what="--model-data-url")
     model_environment(settings, release.environment)
     if release.data_capture is not None:
-        validation.check_s3_uri(release.data_capture.destination_s3_uri)
+        validation.check_s3_uri(release.data_capture.destination_s3_uri, what="--capture-s3-uri")
         if not 1 <= release.data_capture.sampling_percent <= 100:
             raise DeployError(
                 f"--capture-percent must be 1-100, got {release.data_capture.sampling_percent}"
             )
 
 
-def check_settings(settings: Settings, *, required: Sequence[str]) -> None:
-    """The rules each given setting must follow (no AWS call); ``required`` must be given."""
-    require(settings, *required)
-    if settings.region is not None:
-        validation.check_region(settings.region)
-    if settings.endpoint_name is not None:
-        validation.check_endpoint_name(settings.endpoint_name)
-    validation.check_variant_name(settings.variant_name)
+def check_settings(settings: DeploymentSettings) -> None:
+    """The rules each given setting must follow (no AWS call)."""
+    validation.check_region(settings.region)
+    validation.check_endpoint_name(settings.endpoint_name)
+    validation.check_name(settings.variant_name, what="variant name")
     validation.check_instance_type(settings.instance_type)
-    validation.check_instance_count(settings.instance_count)
+    validation.check_positive(settings.instance_count, what="instance count")
     if settings.role_arn is not None:
         validation.check_role_arn(settings.role_arn)
     if settings.image_uri is not None:
@@ -185,34 +183,53 @@ def check_settings(settings: Settings, *, required: Sequence[str]) -> None:
         validation.check_bucket(settings.bucket)
 
 
-def preflight(gateway: Gateway, settings: Settings, *, err: TextIO) -> str:
+@dataclass(frozen=True, kw_only=True)
+class Container:
+    """The image SageMaker runs and the role it runs as."""
+
+    image_uri: str
+    role_arn: str
+
+
+def container_of(settings: DeploymentSettings) -> Container:
+    """The container ``create`` deploys: both must be given."""
+    missing = [name for name in ("role_arn", "image_uri") if getattr(settings, name) is None]
+    if missing or settings.image_uri is None or settings.role_arn is None:
+        raise DeployError(f"missing setting(s): {missing_hints(missing)}")
+    return Container(image_uri=settings.image_uri, role_arn=settings.role_arn)
+
+
+def preflight(
+    gateway: Gateway, settings: DeploymentSettings, container: Container, *, err: TextIO
+) -> str:
     """Check names and credentials before anything is created; return the caller's account id."""
-    check_settings(settings, required=("region", "endpoint_name", "role_arn", "image_uri"))
-    assert settings.role_arn and settings.image_uri
-    if validation.ecr_host_parts(settings.image_uri.split("/", 1)[0]) is None:
+    check_settings(settings)
+    validation.check_role_arn(container.role_arn)
+    validation.check_image_uri(container.image_uri, region=settings.region)
+    if validation.ecr_host(container.image_uri.split("/", 1)[0]) is None:
         print(
-            f"warning: {settings.image_uri} is not in ECR; SageMaker pulls other registries only "
+            f"warning: {container.image_uri} is not in ECR; SageMaker pulls other registries only "
             "through a VPC (ImageConfig RepositoryAccessMode=Vpc, plus VpcConfig), which this tool "
             "does not set up",
             file=err,
         )
     identity = gateway.call("sts", "get_caller_identity")
     account = str(identity.get("Account", ""))
-    if account and validation.role_account(settings.role_arn) != account:
+    if account and validation.role_account(container.role_arn) != account:
         print(
-            f"warning: role {settings.role_arn} belongs to another account than the caller "
+            f"warning: role {container.role_arn} belongs to another account than the caller "
             f"({account}); it must trust sagemaker.amazonaws.com and allow this account",
             file=err,
         )
     return account
 
 
-def model_environment(settings: Settings, extra: Mapping[str, str]) -> dict[str, str]:
+def model_environment(settings: DeploymentSettings, extra: Mapping[str, str]) -> dict[str, str]:
     """The container environment: ``extra`` (``--env``), with ``--workers`` winning over it."""
     environment = dict(extra)
     if settings.workers is not None:
         environment["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(
-            validation.check_instance_count(settings.workers, what="workers")
+            validation.check_positive(settings.workers, what="workers")
         )
     check_environment(environment)
     return environment
@@ -251,7 +268,7 @@ def ensure_bucket(gateway: Gateway, bucket: str, *, region: str, create: bool) -
     )
 
 
-def artifact_key(settings: Settings, stamp: str) -> str:
+def artifact_key(settings: DeploymentSettings, stamp: str) -> str:
     prefix = settings.prefix.strip("/")
     return (
         f"{prefix}/{settings.endpoint_name}/{stamp}/model.tar.gz"
@@ -261,40 +278,39 @@ def artifact_key(settings: Settings, stamp: str) -> str:
 
 
 def stage_artifact(
-    gateway: Gateway, settings: Settings, release: Release, *, stamp: str, err: TextIO
+    gateway: Gateway, settings: DeploymentSettings, release: Release, *, stamp: str, err: TextIO
 ) -> str:
     """The ModelDataUrl: the given S3 URI, or the local artifact uploaded under the prefix."""
     if release.model_data_url is not None:
-        validation.check_s3_uri(release.model_data_url)
+        validation.check_s3_uri(release.model_data_url, what="--model-data-url")
         return release.model_data_url
     if release.artifact is None:
         raise DeployError(
             "give the model artifact: --model PATH/model.tar.gz or --model-data-url s3://..."
         )
     check_artifact(release.artifact)
-    require(settings, "bucket")
-    assert settings.bucket and settings.region
-    ensure_bucket(gateway, settings.bucket, region=settings.region, create=release.create_bucket)
+    bucket = settings.bucket
+    if bucket is None:
+        raise DeployError(f"missing setting(s): {missing_hints(['bucket'])}")
+    ensure_bucket(gateway, bucket, region=settings.region, create=release.create_bucket)
     key = artifact_key(settings, stamp)
     verb = "would upload" if gateway.dry_run else "uploading"
-    print(f"{verb} {release.artifact} to s3://{settings.bucket}/{key}", file=err, flush=True)
-    gateway.call(
-        "s3", "upload_file", Filename=str(release.artifact), Bucket=settings.bucket, Key=key
-    )
-    return f"s3://{settings.bucket}/{key}"
+    print(f"{verb} {release.artifact} to s3://{bucket}/{key}", file=err, flush=True)
+    gateway.call("s3", "upload_file", Filename=str(release.artifact), Bucket=bucket, Key=key)
+    return f"s3://{bucket}/{key}"
 
 
 def _create_model(
     gateway: Gateway,
-    settings: Settings,
+    settings: DeploymentSettings,
+    image: Container,
     *,
     name: str,
     model_data_url: str,
     environment: Mapping[str, str],
 ) -> None:
-    assert settings.endpoint_name and settings.role_arn and settings.image_uri
     container: dict[str, Any] = {
-        "Image": settings.image_uri,
+        "Image": image.image_uri,
         "ModelDataUrl": model_data_url,
         "Mode": "SingleModel",
     }
@@ -304,16 +320,20 @@ def _create_model(
         "sagemaker",
         "create_model",
         ModelName=name,
-        ExecutionRoleArn=settings.role_arn,
+        ExecutionRoleArn=image.role_arn,
         PrimaryContainer=container,
         Tags=tags_for(settings.endpoint_name),
     )
 
 
 def _create_endpoint_config(
-    gateway: Gateway, settings: Settings, *, name: str, model_name: str, capture: DataCapture | None
+    gateway: Gateway,
+    settings: DeploymentSettings,
+    *,
+    name: str,
+    model_name: str,
+    capture: DataCapture | None,
 ) -> None:
-    assert settings.endpoint_name
     params: dict[str, Any] = {
         "EndpointConfigName": name,
         "ProductionVariants": [
@@ -328,7 +348,7 @@ def _create_endpoint_config(
         "Tags": tags_for(settings.endpoint_name),
     }
     if capture is not None:
-        validation.check_s3_uri(capture.destination_s3_uri)
+        validation.check_s3_uri(capture.destination_s3_uri, what="--capture-s3-uri")
         if not 1 <= capture.sampling_percent <= 100:
             raise DeployError(f"--capture-percent must be 1-100, got {capture.sampling_percent}")
         params["DataCaptureConfig"] = {
@@ -353,90 +373,137 @@ def describe_endpoint(gateway: Gateway, endpoint_name: str) -> dict[str, Any] | 
         raise
 
 
-def _undo(gateway: Gateway, created: list[tuple[str, str]], *, err: TextIO) -> None:
+@dataclass(frozen=True)
+class Created:
+    """A model or endpoint config this run made, to remove if a later step fails."""
+
+    kind: Literal["model", "config"]
+    name: str
+
+
+@dataclass(frozen=True)
+class Staged:
+    """The model and endpoint config one create or update made, and the artifact they use."""
+
+    name: str  # the model and the endpoint config share it
+    model_data_url: str
+    created: tuple[Created, ...]
+
+
+def _undo(gateway: Gateway, created: Sequence[Created], *, err: TextIO) -> None:
     """Best-effort removal of what a failed create/update made, newest first."""
-    for kind, name in reversed(created):
-        operation, key = {
-            "model": ("delete_model", "ModelName"),
-            "config": ("delete_endpoint_config", "EndpointConfigName"),
-        }[kind]
+    for item in reversed(created):
         try:
-            gateway.call("sagemaker", operation, **{key: name})
-            print(f"removed {kind} {name} after the failure", file=err)
+            if item.kind == "model":
+                gateway.call("sagemaker", "delete_model", ModelName=item.name)
+            else:
+                gateway.call("sagemaker", "delete_endpoint_config", EndpointConfigName=item.name)
+            print(f"removed {item.kind} {item.name} after the failure", file=err)
         except ClientError as exc:
-            print(f"could not remove {kind} {name}: {exc}", file=err)
+            print(f"could not remove {item.kind} {item.name}: {exc}", file=err)
 
 
-def _release(
-    gateway: Gateway, settings: Settings, release: Release, *, err: TextIO
-) -> tuple[str, str, str, list[tuple[str, str]]]:
+def _stage(
+    gateway: Gateway,
+    settings: DeploymentSettings,
+    container: Container,
+    release: Release,
+    *,
+    err: TextIO,
+) -> Staged:
     """Stage the artifact and create model + endpoint config; undo them on failure."""
-    assert settings.endpoint_name
     stamp = validation.timestamp()
     name = validation.versioned_name(settings.endpoint_name, stamp)
     environment = model_environment(settings, release.environment)
     model_data_url = stage_artifact(gateway, settings, release, stamp=stamp, err=err)
-    created: list[tuple[str, str]] = []
+    created: list[Created] = []
     try:
         _create_model(
-            gateway, settings, name=name, model_data_url=model_data_url, environment=environment
+            gateway,
+            settings,
+            container,
+            name=name,
+            model_data_url=model_data_url,
+            environment=environment,
         )
-        created.append(("model", name))
+        created.append(Created("model", name))
         _create_endpoint_config(
             gateway, settings, name=name, model_name=name, capture=release.data_capture
         )
-        created.append(("config", name))
+        created.append(Created("config", name))
     except BaseException:
         if not gateway.dry_run:
             _undo(gateway, created, err=err)
         raise
-    return name, name, model_data_url, created
+    return Staged(name=name, model_data_url=model_data_url, created=tuple(created))
+
+
+def _outcome(
+    settings: DeploymentSettings, container: Container, staged: Staged, status: str
+) -> Outcome:
+    return Outcome(
+        endpoint_name=settings.endpoint_name,
+        endpoint_config_name=staged.name,
+        model_name=staged.name,
+        model_data_url=staged.model_data_url,
+        image_uri=container.image_uri,
+        status=status,
+    )
+
+
+def _point_endpoint(
+    gateway: Gateway, operation: str, request: Mapping[str, Any], staged: Staged, *, err: TextIO
+) -> None:
+    """CreateEndpoint or UpdateEndpoint onto the staged config; if refused, undo the staging."""
+    try:
+        gateway.call("sagemaker", operation, **request)
+    except BaseException:
+        _undo(gateway, staged.created, err=err)
+        raise
+
+
+def _wait(
+    gateway: Gateway, settings: EndpointSettings, *, expect_config: str | None, err: TextIO
+) -> dict[str, Any]:
+    return wait_for_endpoint(
+        gateway,
+        settings.endpoint_name,
+        poll_interval=settings.poll_interval,
+        timeout=settings.wait_timeout,
+        expect_config=expect_config,
+        err=err,
+    )
 
 
 def create(
-    gateway: Gateway, settings: Settings, release: Release, *, wait: bool, err: TextIO | None = None
+    gateway: Gateway,
+    settings: DeploymentSettings,
+    release: Release,
+    *,
+    wait: bool,
+    err: TextIO | None = None,
 ) -> Outcome:
     """Deploy a new endpoint; fail before creating anything if it already exists."""
     err = err or sys.stderr
     check_release(release, settings)
-    preflight(gateway, settings, err=err)
-    assert settings.endpoint_name and settings.image_uri
+    container = container_of(settings)
+    preflight(gateway, settings, container, err=err)
     if describe_endpoint(gateway, settings.endpoint_name) is not None:
         raise DeployError(
             f"endpoint {settings.endpoint_name} already exists; use `python -m deploy update` to "
             "change it"
         )
-    model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)
-    try:
-        gateway.call(
-            "sagemaker",
-            "create_endpoint",
-            EndpointName=settings.endpoint_name,
-            EndpointConfigName=config_name,
-            Tags=tags_for(settings.endpoint_name),
-        )
-    except BaseException:
-        _undo(gateway, created, err=err)
-        raise
-    status = "Creating"
-    if gateway.dry_run:
-        status = "DryRun"
-    elif wait:
-        status = wait_for_endpoint(
-            gateway,
-            settings.endpoint_name,
-            poll_interval=settings.poll_interval,
-            timeout=settings.wait_timeout,
-            err=err,
-        )["EndpointStatus"]
-    return Outcome(
-        endpoint_name=settings.endpoint_name,
-        endpoint_config_name=config_name,
-        model_name=model_name,
-        model_data_url=model_data_url,
-        image_uri=settings.image_uri,
-        status=str(status),
-    )
+    staged = _stage(gateway, settings, container, release, err=err)
+    request = {
+        "EndpointName": settings.endpoint_name,
+        "EndpointConfigName": staged.name,
+        "Tags": tags_for(settings.endpoint_name),
+    }
+    _point_endpoint(gateway, "create_endpoint", request, staged, err=err)
+    status = "DryRun" if gateway.dry_run else "Creating"
+    if wait and not gateway.dry_run:
+        status = str(_wait(gateway, settings, expect_config=None, err=err)["EndpointStatus"])
+    return _outcome(settings, container, staged, status)
 
 
 def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> dict[str, Any]:
@@ -477,7 +544,7 @@ def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> 
 
 def update(
     gateway: Gateway,
-    settings: Settings,
+    settings: DeploymentSettings,
     release: Release,
     deployment: BlueGreen,
     *,
@@ -502,18 +569,20 @@ def update(
     err = err or sys.stderr
     deployment.validate()
     check_release(release, settings)
-    check_settings(settings, required=("endpoint_name", "region"))
-    assert settings.endpoint_name
+    check_settings(settings)
     running = current_release(gateway, settings.endpoint_name, settings.variant_name)
     if running["status"] not in {"InService"} and not gateway.dry_run:
         raise DeployError(
             f"endpoint {settings.endpoint_name} is {running['status']}; UpdateEndpoint needs it "
             "InService"
         )
-    if settings.image_uri is None:
-        settings = replace(settings, image_uri=str(running.get("Image", "")))
-    if settings.role_arn is None and running.get("role_arn"):
-        settings = replace(settings, role_arn=str(running["role_arn"]))
+    container = container_of(
+        replace(
+            settings,
+            image_uri=settings.image_uri or running.get("Image") or None,
+            role_arn=settings.role_arn or running.get("role_arn") or None,
+        )
+    )
     if "instance_type" not in explicit and running.get("instance_type"):
         settings = replace(settings, instance_type=str(running["instance_type"]))
     if "instance_count" not in explicit and running.get("instance_count"):
@@ -527,10 +596,8 @@ def update(
                 sampling_percent=int(capture.get("InitialSamplingPercentage", 100)),
             ),
         )
-    endpoint_name = settings.endpoint_name
-    assert endpoint_name is not None
     autoscaled = scaling.snapshot(
-        gateway, endpoint_name=endpoint_name, variant_name=settings.variant_name
+        gateway, endpoint_name=settings.endpoint_name, variant_name=settings.variant_name
     )
     retype = autoscaled is not None and settings.instance_type != running.get("instance_type")
     if retype and not suspend_autoscaling:
@@ -560,9 +627,9 @@ def update(
     release = replace(
         release, environment={**running.get("Environment", {}), **release.environment}
     )
-    preflight(gateway, settings, err=err)
-    assert settings.endpoint_name is not None and settings.image_uri is not None
-    model_name, config_name, model_data_url, created = _release(gateway, settings, release, err=err)
+    preflight(gateway, settings, container, err=err)
+    staged = _stage(gateway, settings, container, release, err=err)
+    config_name = staged.name
     request: dict[str, Any] = {
         "EndpointName": settings.endpoint_name,
         "EndpointConfigName": config_name,
@@ -576,23 +643,10 @@ def update(
             gateway, endpoint_name=settings.endpoint_name, variant_names=[settings.variant_name]
         )
     try:
-        try:
-            gateway.call("sagemaker", "update_endpoint", **request)
-        except BaseException:
-            _undo(gateway, created, err=err)
-            raise
-        status = "Updating"
-        if gateway.dry_run:
-            status = "DryRun"
-        elif wait:
-            final = wait_for_endpoint(
-                gateway,
-                settings.endpoint_name,
-                poll_interval=settings.poll_interval,
-                timeout=settings.wait_timeout,
-                expect_config=config_name,
-                err=err,
-            )
+        _point_endpoint(gateway, "update_endpoint", request, staged, err=err)
+        status = "DryRun" if gateway.dry_run else "Updating"
+        if wait and not gateway.dry_run:
+            final = _wait(gateway, settings, expect_config=config_name, err=err)
             if final.get("EndpointConfigName") != config_name:
                 serving = final.get("EndpointConfigName")
                 if final.get("FailureReason"):
@@ -609,11 +663,4 @@ def update(
         if retype and autoscaled is not None:
             scaling.restore(gateway, autoscaled)
             print(f"autoscaling of {settings.variant_name} restored", file=err)
-    return Outcome(
-        endpoint_name=settings.endpoint_name,
-        endpoint_config_name=config_name,
-        model_name=model_name,
-        model_data_url=model_data_url,
-        image_uri=settings.image_uri,
-        status=status,
-    )
+    return _outcome(settings, container, staged, status)

@@ -1,4 +1,9 @@
-"""The one error type the deploy commands raise, and plain-words messages for AWS failures."""
+"""The one error root of the AWS layer, and plain-words messages for AWS failures.
+
+``DeployError`` is what every AWS command (``python -m deploy ...``, ``python -m benchmark
+recommend``) raises for a failure the user can act on; ``explain`` turns it, and botocore's own
+errors, into one line that says what to fix.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,25 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
 )
 
 
 class DeployError(Exception):
     """A failure the user can act on; the command prints its message and exits with status 1."""
+
+
+class InvalidInputError(DeployError):
+    """An option or file AWS would reject, caught before any call (``benchmark recommend``: 2)."""
+
+
+class JobFailedError(DeployError):
+    """An Inference Recommender job ended FAILED, STOPPED or DELETED."""
+
+
+class JobTimeoutError(DeployError):
+    """An Inference Recommender job was still running when the wait ran out."""
 
 
 def error_code(exc: ClientError) -> str:
@@ -77,23 +95,31 @@ def explain(exc: BaseException) -> str:
         return (
             f"cannot reach AWS: {exc} (check the network, the region, and AWS_ENDPOINT_URL if set)"
         )
+    if isinstance(exc, ParamValidationError):
+        return f"a request does not match botocore's model: {exc}"
     if isinstance(exc, ClientError):
         code = error_code(exc)
-        operation = exc.operation_name
-        message = error_message(exc)
-        if code == "ResourceLimitExceeded":
-            return (
-                f"{operation}: account quota reached ({message}). Delete unused endpoints or ask "
-                "for a "
-                "quota increase in Service Quotas (SageMaker, '<instance type> for endpoint usage')"
-            )
-        if code == "ValidationException":
-            return f"{operation}: AWS rejected the request: {message}"
-        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
-            return f"{operation}: access denied ({message}); the caller's IAM policy must allow it"
-        if code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"}:
-            return f"{operation}: the AWS credentials are invalid or expired ({message})"
-        return f"{operation} failed: {code}: {message}"
+        said = f"{exc.operation_name}: {code}: {error_message(exc)}"
+        hint = _HINTS.get(code)
+        return f"{said}; {hint}" if hint else said
     if isinstance(exc, BotoCoreError):
         return f"AWS client error: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+_QUOTA = (
+    "account quota reached: delete unused endpoints or ask for a quota increase in Service "
+    "Quotas (SageMaker, '<instance type> for endpoint usage')"
+)
+_DENIED = "access denied: the caller's IAM policy must allow it"
+_EXPIRED = "the AWS credentials are invalid or expired"
+# What to do about the error codes people meet most; every message also names the code.
+_HINTS = {
+    "ResourceLimitExceeded": _QUOTA,
+    "AccessDenied": _DENIED,
+    "AccessDeniedException": _DENIED,
+    "UnauthorizedOperation": _DENIED,
+    "ExpiredToken": _EXPIRED,
+    "ExpiredTokenException": _EXPIRED,
+    "InvalidClientTokenId": _EXPIRED,
+}

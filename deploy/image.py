@@ -117,10 +117,11 @@ class Runner:
                     command, input=stdin, text=True, timeout=COMMAND_TIMEOUT, check=False,
                     env=environment, capture_output=True,
                 )  # fmt: skip
-                returncode, output, detail = result.returncode, result.stdout, result.stderr
+                detail = result.stderr
             else:
-                returncode, output = self._relay(command, stdin=stdin, env=environment)
-                detail = output
+                result = self._relay(command, stdin=stdin, env=environment)
+                detail = result.stdout
+            returncode, output = result.returncode, result.stdout
         except subprocess.TimeoutExpired:
             raise DeployError(
                 f"{self.engine} {args[0]} took longer than {COMMAND_TIMEOUT:.0f}s"
@@ -135,7 +136,7 @@ class Runner:
 
     def _relay(
         self, command: list[str], *, stdin: str | None, env: Mapping[str, str]
-    ) -> tuple[int, str]:
+    ) -> subprocess.CompletedProcess[str]:
         """Copy the command's output, line by line, to our stderr (any stream); keep it too."""
         lines: list[str] = []
         with subprocess.Popen(
@@ -164,7 +165,7 @@ class Runner:
                 watchdog.cancel()
             if expired.is_set():
                 raise subprocess.TimeoutExpired(command, COMMAND_TIMEOUT)
-        return returncode, "".join(lines)
+        return subprocess.CompletedProcess(command, returncode, stdout="".join(lines))
 
     def has_buildx(self) -> bool:
         if self.engine != "docker":

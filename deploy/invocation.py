@@ -12,15 +12,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 from deploy import validation
 from deploy.errors import DeployError
 from deploy.gateway import Gateway
 
-CSV = "text/csv"
-JSON = "application/json"
-CONTENT_TYPES = (CSV, JSON)
+RowFormat = Literal["text/csv", "application/json"]
+CSV: Final[RowFormat] = "text/csv"
+JSON: Final[RowFormat] = "application/json"
+CONTENT_TYPES: Final[tuple[RowFormat, ...]] = get_args(RowFormat)
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time limit, both directions
 
 
@@ -68,7 +69,7 @@ def _cell(value: float | None) -> str:
     return repr(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def encode(rows: list[list[float | None]], content_type: str) -> bytes:
+def encode(rows: list[list[float | None]], content_type: RowFormat) -> bytes:
     if content_type == CSV:
         body = "".join(",".join(_cell(value) for value in row) + "\n" for row in rows).encode()
     elif content_type == JSON:
@@ -108,11 +109,11 @@ def invoke(
     *,
     endpoint_name: str,
     rows: list[list[float | None]],
-    content_type: str = CSV,
+    content_type: RowFormat = CSV,
     accept: str | None = None,
     variant: str | None = None,
 ) -> Answer:
-    validation.check_sagemaker_name(endpoint_name, what="endpoint name")
+    validation.check_name(endpoint_name, what="endpoint name")
     params: dict[str, Any] = {
         "EndpointName": endpoint_name,
         "Body": encode(rows, content_type),
@@ -120,7 +121,7 @@ def invoke(
         "Accept": accept or content_type,
     }
     if variant is not None:
-        params["TargetVariant"] = validation.check_variant_name(variant)
+        params["TargetVariant"] = validation.check_name(variant, what="variant name")
     response = gateway.call("sagemaker-runtime", "invoke_endpoint", **params)
     if not response:  # dry run
         return Answer(body=b"", content_type=params["Accept"], variant="")

@@ -75,7 +75,7 @@ def metrics(
 
 
 def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, Any]:
-    validation.check_sagemaker_name(endpoint_name, what="endpoint name")
+    validation.check_name(endpoint_name, what="endpoint name")
     description = describe_endpoint(gateway, endpoint_name)
     if description is None:
         raise DeployError(f"endpoint {endpoint_name} does not exist")

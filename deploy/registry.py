@@ -142,16 +142,16 @@ def ecr_target(
         )
     if not repo or not auth:
         raise DeployError(f"ECR gave no repository or authorization data for {repository}")
-    username, password = decode_token(str(auth[0]["authorizationToken"]))
+    credentials = decode_token(str(auth[0]["authorizationToken"]))
     host = str(repo["repositoryUri"]).split("/", 1)[0]
     return Target(
         reference=Reference(host=host, repository=repository, tag=tag),
-        credentials=Credentials(username, password),
+        credentials=credentials,
         ecr=True,
     )
 
 
-def decode_token(token: str) -> tuple[str, str]:
+def decode_token(token: str) -> Credentials:
     """ECR's authorizationToken is base64 of ``user:password`` (the user is ``AWS``)."""
     try:
         decoded = base64.b64decode(token, validate=True).decode("utf-8")
@@ -160,7 +160,7 @@ def decode_token(token: str) -> tuple[str, str]:
     username, sep, password = decoded.partition(":")
     if not sep or not username or not password:
         raise DeployError("ECR authorization token is not base64 'user:password'")
-    return username, password
+    return Credentials(username, password)
 
 
 def ecr_digest(gateway: Gateway, *, repository: str, tag: str) -> str | None:

@@ -9,10 +9,8 @@ a safety factor of 0.5. The high-resolution alternative tracks
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,12 +18,10 @@ from botocore.exceptions import ClientError
 from deploy import validation
 from deploy.errors import DeployError, is_not_found
 from deploy.gateway import Gateway
+from deploy.suggestion import INVOCATIONS, METRICS, AutoscaleSuggestion, Metric, as_metric
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-INVOCATIONS = "SageMakerVariantInvocationsPerInstance"
-CONCURRENCY = "SageMakerVariantConcurrentRequestsPerModelHighResolution"
-METRICS = (INVOCATIONS, CONCURRENCY)
 DEFAULT_SAFETY_FACTOR = 0.5
 
 
@@ -48,7 +44,7 @@ def target_from_max_rps(max_rps: float, safety_factor: float = DEFAULT_SAFETY_FA
 
 @dataclass(frozen=True, kw_only=True)
 class Policy:
-    metric: str = INVOCATIONS
+    metric: Metric = INVOCATIONS
     target_value: float
     min_capacity: int = 1
     max_capacity: int = 2  # unless min_capacity is higher
@@ -62,7 +58,7 @@ class Policy:
             raise DeployError(f"metric {self.metric!r} is not one of {', '.join(METRICS)}")
         if not math.isfinite(self.target_value) or self.target_value <= 0:
             raise DeployError(f"target value must be a positive number, got {self.target_value}")
-        validation.check_instance_count(self.min_capacity, what="--min-capacity")
+        validation.check_positive(self.min_capacity, what="--min-capacity")
         if self.max_capacity < self.min_capacity:
             raise DeployError(
                 f"--max-capacity ({self.max_capacity}) is below --min-capacity "
@@ -77,62 +73,28 @@ class Policy:
         return self
 
 
-_RECOMMENDATION_KEYS = {
-    "metric",
-    "target_value",
-    "min_capacity",
-    "max_capacity",
-    "scale_in_cooldown",
-    "scale_out_cooldown",
-    "source",
-}
+@dataclass(frozen=True, kw_only=True)
+class PolicyFlags:
+    """What ``autoscale`` was told on its command line; None is "not given"."""
+
+    metric: str | None = None
+    target_value: float | None = None
+    max_rps: float | None = None
+    safety_factor: float | None = None
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    scale_in_cooldown: int | None = None
+    scale_out_cooldown: int | None = None
+    disable_scale_in: bool = False
 
 
-def read_recommendation(path: Path) -> dict[str, Any]:
-    """Read ``python -m benchmark recommend``'s JSON; only metric and target_value are required."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DeployError(f"cannot read recommendation {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise DeployError(f"recommendation {path} is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise DeployError(f"recommendation {path} must be a JSON object")
-    missing = {"metric", "target_value"} - set(data)
-    if missing:
-        raise DeployError(f"recommendation {path} lacks {', '.join(sorted(missing))}")
-    fields: dict[str, Any] = {}
-    for key in sorted(_RECOMMENDATION_KEYS & set(data)):
-        value = data[key]
-        if key in {"metric", "source"}:
-            if not isinstance(value, str):
-                raise DeployError(f"recommendation {path}: {key} must be a string")
-        elif key == "target_value":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise DeployError(f"recommendation {path}: target_value must be a number")
-            value = float(value)
-        elif isinstance(value, bool) or not isinstance(value, int):
-            raise DeployError(f"recommendation {path}: {key} must be a whole number")
-        fields[key] = value
-    fields.setdefault("source", str(path))
-    return fields
-
-
-def build_policy(
-    *,
-    recommendation: dict[str, Any] | None,
-    metric: str | None,
-    target_value: float | None,
-    max_rps: float | None,
-    safety_factor: float | None,
-    min_capacity: int | None,
-    max_capacity: int | None,
-    scale_in_cooldown: int | None,
-    scale_out_cooldown: int | None,
-    disable_scale_in: bool,
-) -> Policy:
+def build_policy(flags: PolicyFlags, *, recommendation: AutoscaleSuggestion | None) -> Policy:
     """Flags override the recommendation file; exactly one way of giving the target must be used."""
-    base: dict[str, Any] = dict(recommendation or {})
+    metric, target_value, max_rps = flags.metric, flags.target_value, flags.max_rps
+    safety_factor = flags.safety_factor
+    base: dict[str, Any] = {}
+    if recommendation is not None:
+        base = {key: value for key, value in asdict(recommendation).items() if value is not None}
     if target_value is not None and max_rps is not None:
         raise DeployError("give either --target-value or --max-rps, not both")
     if max_rps is not None:
@@ -151,23 +113,19 @@ def build_policy(
         base["target_value"] = float(target_value)
         base["source"] = "command line"
     if metric is not None:
-        base["metric"] = metric
+        base["metric"] = as_metric(metric)
     if "target_value" not in base:
         raise DeployError(
             "give the target: --max-rps N (measured), --target-value N, or --from-recommendation "
             "FILE"
         )
-    overrides = {
-        "min_capacity": min_capacity,
-        "max_capacity": max_capacity,
-        "scale_in_cooldown": scale_in_cooldown,
-        "scale_out_cooldown": scale_out_cooldown,
-    }
-    base.update({key: value for key, value in overrides.items() if value is not None})
+    for key in ("min_capacity", "max_capacity", "scale_in_cooldown", "scale_out_cooldown"):
+        if getattr(flags, key) is not None:
+            base[key] = getattr(flags, key)
     if "max_capacity" not in base:  # never below the minimum the user asked for
         base["max_capacity"] = max(Policy.max_capacity, int(base.get("min_capacity", 1)))
     policy = Policy(**base)
-    if disable_scale_in:
+    if flags.disable_scale_in:
         policy = replace(policy, disable_scale_in=True)
     return policy.validate()
 
@@ -176,8 +134,8 @@ def apply(
     gateway: Gateway, *, endpoint_name: str, variant_name: str, policy: Policy
 ) -> dict[str, Any]:
     """Register the variant and put the target-tracking policy (both are upserts)."""
-    validation.check_sagemaker_name(endpoint_name, what="endpoint name")
-    validation.check_variant_name(variant_name)
+    validation.check_name(endpoint_name, what="endpoint name")
+    validation.check_name(variant_name, what="variant name")
     policy.validate()
     resource = resource_id(endpoint_name, variant_name)
     gateway.call(
@@ -219,45 +177,47 @@ def apply(
     }
 
 
+def _policies(gateway: Gateway, resource: str) -> list[dict[str, Any]]:
+    policies: list[dict[str, Any]] = gateway.pages(
+        "application-autoscaling",
+        "describe_scaling_policies",
+        "ScalingPolicies",
+        ServiceNamespace=NAMESPACE,
+        ResourceId=resource,
+        ScalableDimension=DIMENSION,
+    )
+    return policies
+
+
+def _gone_or_done(gateway: Gateway, operation: str, resource: str, **params: Any) -> bool:
+    """Make a delete call on ``resource``; False when it was already gone."""
+    try:
+        gateway.call(
+            "application-autoscaling",
+            operation,
+            ServiceNamespace=NAMESPACE,
+            ResourceId=resource,
+            ScalableDimension=DIMENSION,
+            **params,
+        )
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        return False
+    return True
+
+
 def remove(gateway: Gateway, *, endpoint_name: str, variant_names: list[str]) -> list[str]:
     """Delete every scaling policy on the variants, then deregister them; already gone is fine."""
     removed: list[str] = []
     for variant_name in variant_names:
         resource = resource_id(endpoint_name, variant_name)
-        policies = gateway.pages(
-            "application-autoscaling",
-            "describe_scaling_policies",
-            "ScalingPolicies",
-            ServiceNamespace=NAMESPACE,
-            ResourceId=resource,
-            ScalableDimension=DIMENSION,
-        )
-        for policy in policies:
-            try:
-                gateway.call(
-                    "application-autoscaling",
-                    "delete_scaling_policy",
-                    PolicyName=policy["PolicyName"],
-                    ServiceNamespace=NAMESPACE,
-                    ResourceId=resource,
-                    ScalableDimension=DIMENSION,
-                )
-                removed.append(f"scaling policy {policy['PolicyName']}")
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-        try:
-            gateway.call(
-                "application-autoscaling",
-                "deregister_scalable_target",
-                ServiceNamespace=NAMESPACE,
-                ResourceId=resource,
-                ScalableDimension=DIMENSION,
-            )
+        for policy in _policies(gateway, resource):
+            name = policy["PolicyName"]
+            if _gone_or_done(gateway, "delete_scaling_policy", resource, PolicyName=name):
+                removed.append(f"scaling policy {name}")
+        if _gone_or_done(gateway, "deregister_scalable_target", resource):
             removed.append(f"scalable target {resource}")
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
     return removed
 
 
@@ -291,15 +251,10 @@ def snapshot(gateway: Gateway, *, endpoint_name: str, variant_name: str) -> Snap
     ).get("ScalableTargets", [])
     if not targets:
         return None
-    policies = gateway.pages(
-        "application-autoscaling",
-        "describe_scaling_policies",
-        "ScalingPolicies",
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource,
-        ScalableDimension=DIMENSION,
+    kept = tuple(
+        {key: policy[key] for key in _POLICY_KEYS if key in policy}
+        for policy in _policies(gateway, resource)
     )
-    kept = tuple({key: policy[key] for key in _POLICY_KEYS if key in policy} for policy in policies)
     return Snapshot(
         resource_id=resource,
         min_capacity=int(targets[0]["MinCapacity"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,9 +174,57 @@ def require(settings: Settings, *names: str) -> None:
     """Fail with one message naming every missing setting and how to give it."""
     missing = [name for name in names if getattr(settings, name) is None]
     if missing:
-        hints = "; ".join(
-            f"{name}: --{name.replace('_', '-')} or ${ENVIRONMENT[name][0]} or `{name} = ...` in "
-            "deploy.toml"
-            for name in missing
-        )
-        raise DeployError(f"missing setting(s): {hints}")
+        raise DeployError(f"missing setting(s): {missing_hints(missing)}")
+
+
+def missing_hints(names: Sequence[str]) -> str:
+    """How to give each of the settings ``names``."""
+    return "; ".join(
+        f"{name}: --{name.replace('_', '-')} or ${ENVIRONMENT[name][0]} or `{name} = ...` in "
+        "deploy.toml"
+        for name in names
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EndpointSettings:
+    """The endpoint a command acts on, where its artifacts live, and how long to wait for it."""
+
+    region: str
+    endpoint_name: str
+    variant_name: str = "AllTraffic"
+    bucket: str | None = None
+    prefix: str = "rtb-inference"
+    poll_interval: float = 15.0
+    wait_timeout: float = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeploymentSettings(EndpointSettings):
+    """What ``create`` and ``update`` deploy; ``update`` keeps the running role and image."""
+
+    role_arn: str | None = None
+    image_uri: str | None = None
+    instance_type: str = "ml.c5.large"
+    instance_count: int = 1
+    workers: int | None = None
+
+
+def _narrowed(kind: type[EndpointSettings], settings: Settings, required: tuple[str, ...]) -> Any:
+    require(settings, *required)
+    names = {field.name for field in dataclasses.fields(kind)}
+    return kind(**{name: getattr(settings, name) for name in names})
+
+
+def endpoint_settings(settings: Settings) -> EndpointSettings:
+    """The settings of a command on an existing endpoint; region and endpoint name must be given."""
+    narrowed: EndpointSettings = _narrowed(EndpointSettings, settings, ("region", "endpoint_name"))
+    return narrowed
+
+
+def deployment_settings(settings: Settings, *, required: tuple[str, ...]) -> DeploymentSettings:
+    """The settings of ``create`` or ``update``; ``required`` names what must be given too."""
+    narrowed: DeploymentSettings = _narrowed(
+        DeploymentSettings, settings, ("region", "endpoint_name", *required)
+    )
+    return narrowed

@@ -21,7 +21,7 @@ from deploy import scaling, validation
 from deploy.endpoint import TAG_ENDPOINT, describe_endpoint
 from deploy.errors import DeployError, is_not_found
 from deploy.gateway import Gateway
-from deploy.settings import Settings, require
+from deploy.settings import EndpointSettings
 
 
 @dataclass
@@ -144,14 +144,14 @@ def _wait_deleted(
 
 
 def _purge_s3(
-    gateway: Gateway, settings: Settings, found: Inventory, endpoint_name: str
+    gateway: Gateway, settings: EndpointSettings, found: Inventory, endpoint_name: str
 ) -> list[str]:
     removed: list[str] = []
     targets: dict[str, set[str]] = {}
     for url in found.model_data_urls:
         if url.startswith("s3://"):
-            bucket, key = validation.check_s3_uri(url)
-            targets.setdefault(bucket, set()).add(key)
+            where = validation.check_s3_uri(url, what="model data URL")
+            targets.setdefault(where.bucket, set()).add(where.key)
     if settings.bucket is not None:
         prefix = f"{settings.prefix.strip('/')}/{endpoint_name}/".lstrip("/")
         try:
@@ -186,7 +186,7 @@ def _purge_images(gateway: Gateway, images: list[str]) -> list[str]:
     removed: list[str] = []
     for image in images:
         host, _, rest = image.partition("/")
-        if validation.ecr_host_parts(host) is None or not rest:
+        if validation.ecr_host(host) is None or not rest:
             continue
         if "@" in rest:
             repository, _, digest = rest.partition("@")
@@ -209,12 +209,10 @@ def _purge_images(gateway: Gateway, images: list[str]) -> list[str]:
 
 
 def delete(
-    gateway: Gateway, settings: Settings, *, purge: bool, err: TextIO | None = None
+    gateway: Gateway, settings: EndpointSettings, *, purge: bool, err: TextIO | None = None
 ) -> dict[str, Any]:
     err = err or sys.stderr
-    require(settings, "endpoint_name", "region")
-    assert settings.endpoint_name
-    endpoint_name = validation.check_sagemaker_name(settings.endpoint_name, what="endpoint name")
+    endpoint_name = validation.check_name(settings.endpoint_name, what="endpoint name")
     found = inventory(gateway, endpoint_name)
     removed: list[str] = []
     removed += scaling.remove(

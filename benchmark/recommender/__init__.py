@@ -1,9 +1,6 @@
-"""SageMaker Inference Recommender: register the model, run a job, report the answer.
+"""The local side of `python -m benchmark recommend`: what it builds and writes on this machine.
 
-`benchmark.recommend` is the command-line front end; the modules here each hold one noun:
-`validation` (the rules botocore does not check), `archive` (the sample payload), `metadata`
-(the models Inference Recommender knows), `registry` (model package group and version), `job`
-(request, submit, wait, steps), `results` (rows and ordering), `scaling` (autoscaling
-suggestion), `instant` (describe_model's deployment recommendation), `estimate` (the local
-Locust capacity file), `report` (CSV, Markdown, PNG) and `calls` (printing a dry run's calls).
+`archive` (the sample payload, from the same rows as the Locust traffic), `estimate` (the local
+`capacity.json` to compare with) and `report` (CSV, Markdown, PNG, `autoscaling.json`). The AWS
+side (model package, job, results, scaling recommendation) is `deploy.recommender`.
 """

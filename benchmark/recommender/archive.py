@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmark.payloads import CONTENT_TYPES, encode_rows, load_reference, make_rows
-from benchmark.recommender.errors import InvalidInputError
+from deploy import validation
+from deploy.errors import InvalidInputError
 
 EXTENSIONS: Final = {
     "text/csv": "csv",
@@ -100,7 +101,10 @@ def build_archive(
 
 def upload_request(payload: SamplePayload, *, uri: str) -> dict[str, Any]:
     """The `s3.put_object` parameters that store the archive at `uri` (s3://BUCKET/KEY)."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not key or key.endswith("/"):
-        raise InvalidInputError(f"--payload-uri: {uri!r} must name an object, not a prefix")
-    return {"Bucket": bucket, "Key": key, "Body": payload.data, "ContentType": "application/gzip"}
+    where = validation.check_s3_uri(uri, what="--payload-uri", object_key=True)
+    return {
+        "Bucket": where.bucket,
+        "Key": where.key,
+        "Body": payload.data,
+        "ContentType": "application/gzip",
+    }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.recommender.errors import InvalidInputError
+from deploy.errors import InvalidInputError
 
 
 @dataclass(frozen=True, slots=True)

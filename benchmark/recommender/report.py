@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmark.recommender.estimate import LocalEstimate
-from benchmark.recommender.instant import InstantResult
-from benchmark.recommender.job import Step
-from benchmark.recommender.results import Recommendation
-from benchmark.recommender.scaling import AutoscaleSuggestion
+from deploy.recommender.instant import InstantResult
+from deploy.recommender.job import Step
+from deploy.recommender.results import Objective, Recommendation
+from deploy.suggestion import AutoscaleSuggestion
 
 CSV_NAME: Final = "recommendations.csv"
 MARKDOWN_NAME: Final = "report.md"
@@ -51,7 +51,7 @@ class Report:
     job: Mapping[str, Any]
     recommendations: Sequence[Recommendation]
     steps: Sequence[Step]
-    objective: str
+    objective: Objective
     scaling: AutoscaleSuggestion | None = None
     scaling_note: str | None = None
     estimate: LocalEstimate | None = None

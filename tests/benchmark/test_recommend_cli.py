@@ -30,10 +30,11 @@ from botocore.stub import ANY, Stubber
 from benchmark import __main__ as dispatcher
 from benchmark import recommend
 from benchmark.recommender.estimate import LocalEstimate
-from benchmark.recommender.job import Step
 from benchmark.recommender.report import Report, render_markdown
-from benchmark.recommender.results import from_job, ordered
-from benchmark.recommender.scaling import suggestion_from_response
+from deploy.recommender.job import Step
+from deploy.recommender.results import from_job, ordered
+from deploy.recommender.scaling import suggestion_from_response
+from deploy.suggestion import AutoscaleSuggestion
 
 pytestmark = pytest.mark.aws
 
@@ -189,7 +190,7 @@ def scaling_response(name: str, recommendation_id: str, target: float) -> dict[s
 
 @dataclass
 class Stubs:
-    clients: recommend.Clients
+    clients: dict[str, Any]
     sagemaker: Stubber
     s3: Stubber
 
@@ -198,6 +199,16 @@ class Stubs:
             "list_inference_recommendations_job_steps",
             steps_response(name, statuses),
             {"JobName": name, "StepType": "BENCHMARK", "MaxResults": 100},
+        )
+
+    def completed(self, name: str) -> None:
+        """The Advanced job is COMPLETED, without steps, and its best row scales at 1/min."""
+        self.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
+        self.steps(name, [])
+        self.sagemaker.add_response(
+            "get_scaling_configuration_recommendation",
+            scaling_response(name, "rtb-adv-1/00000002", 1.0),
+            None,
         )
 
     def describe(self, response: dict[str, Any]) -> None:
@@ -275,7 +286,7 @@ def stubs() -> Iterator[Stubs]:
     )
     sagemaker, s3 = session.client("sagemaker"), session.client("s3")
     with Stubber(sagemaker) as sm_stub, Stubber(s3) as s3_stub:
-        yield Stubs(recommend.Clients(sagemaker=sagemaker, s3=s3), sm_stub, s3_stub)
+        yield Stubs({"sagemaker": sagemaker, "s3": s3}, sm_stub, s3_stub)
         sm_stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
 
@@ -360,7 +371,7 @@ def test_sample_payload_archive_is_what_gets_uploaded(stubs: Stubs, tmp_path: Pa
         if "Body" in params:
             uploaded["body"] = params["Body"]
 
-    stubs.clients.s3.meta.events.register("before-parameter-build.s3.PutObject", capture)
+    stubs.clients["s3"].meta.events.register("before-parameter-build.s3.PutObject", capture)
     argv = [
         *REGISTER_ARGS,
         "--job-name",
@@ -533,12 +544,13 @@ def test_objective_orders_the_table(
 
 
 def test_the_scaling_file_is_what_deploy_autoscale_reads(stubs: Stubs, tmp_path: Path) -> None:
-    scaling = pytest.importorskip("deploy.scaling")
     queue_advanced(stubs)
     assert run(stubs, advanced_argv("rtb-adv-1", tmp_path)) == 0
-    read = scaling.read_recommendation(tmp_path / "autoscaling.json")
-    assert read["metric"] == "SageMakerVariantInvocationsPerInstance"
-    assert read["target_value"] == 30500.0
+    read = AutoscaleSuggestion.read(tmp_path / "autoscaling.json")
+    assert read.metric == "SageMakerVariantInvocationsPerInstance"
+    assert read.target_value == 30500.0
+    assert (read.min_capacity, read.max_capacity) == (1, 4)
+    assert (read.scale_in_cooldown, read.scale_out_cooldown) == (300, 60)
 
 
 def test_failed_steps_are_reported_and_the_job_still_answers(
@@ -758,13 +770,7 @@ def test_capacity_file_puts_the_local_estimate_alongside(stubs: Stubs, tmp_path:
         "measured_at": "2026-11-25T10:00:00Z", "host": "ci-runner", "extra": "kept",
     }))  # fmt: skip
     name = "rtb-adv-1"
-    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
-    stubs.steps(name, [])
-    stubs.sagemaker.add_response(
-        "get_scaling_configuration_recommendation",
-        scaling_response(name, "rtb-adv-1/00000002", 1.0),
-        None,
-    )
+    stubs.completed(name)
     argv = ["--from-job", name, "--capacity", str(capacity), "--output-dir", str(tmp_path / "out")]
     assert run(stubs, argv) == 0
     markdown = (tmp_path / "out" / "report.md").read_text()
@@ -816,13 +822,7 @@ def test_a_failing_poll_says_how_to_resume(
 
 def test_from_job_with_instant_puts_both_in_one_report(stubs: Stubs, tmp_path: Path) -> None:
     name = "rtb-adv-1"
-    stubs.describe(describe(name, "COMPLETED", results=ADVANCED_RESULTS))
-    stubs.steps(name, [])
-    stubs.sagemaker.add_response(
-        "get_scaling_configuration_recommendation",
-        scaling_response(name, "rtb-adv-1/00000002", 1.0),
-        None,
-    )
+    stubs.completed(name)
     stubs.sagemaker.add_response(
         "describe_model",
         describe_model("COMPLETED", [("rec-1", "ml.c6i.large")]),

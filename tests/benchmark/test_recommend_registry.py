@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,38 +16,30 @@ import pytest
 
 from benchmark import recommend
 from benchmark.recommender.archive import build_archive
-from benchmark.recommender.registry import group_exists
+from deploy.gateway import Gateway
+from deploy.recommender.package import group_exists
+from tests.deploy import aws_fakes
 
 pytestmark = pytest.mark.aws
-
-moto_server = pytest.importorskip("moto.server")
 
 REGION = "us-east-1"
 BUCKET = "rtb-recommend-test"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rtb-inference:0.1.0"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+moto_url = aws_fakes.moto_url  # the one moto server fixture
 
 
 @pytest.fixture
-def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    options: dict[str, Any] = {"region_name": REGION, "endpoint_url": endpoint}
+    options: dict[str, Any] = {"region_name": REGION, "endpoint_url": moto_url}
     s3 = boto3.client("s3", **options)
     if BUCKET not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=BUCKET)
-    return {"s3": s3, "sagemaker": boto3.client("sagemaker", **options), "endpoint": endpoint}
+    return {"s3": s3, "sagemaker": boto3.client("sagemaker", **options), "endpoint": moto_url}
 
 
 def register(aws: dict[str, Any], group: str, *extra: str) -> int:
@@ -70,11 +61,12 @@ def test_register_creates_the_group_and_a_complete_version(
     aws: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     sagemaker = aws["sagemaker"]
-    assert not group_exists(sagemaker, "rtb-reg-a")
+    gateway = Gateway(region=REGION, clients=aws)
+    assert not group_exists(gateway, "rtb-reg-a")
     argv = ["--supported-instance-types", "ml.c6i.large,ml.c7i.large", "--framework-version", "1.7"]
     assert register(aws, "rtb-reg-a", *argv) == 0
 
-    assert group_exists(sagemaker, "rtb-reg-a")
+    assert group_exists(gateway, "rtb-reg-a")
     arn = capsys.readouterr().out.strip().removeprefix("model package: ")
     assert arn.endswith(":model-package/rtb-reg-a/1")
     package = sagemaker.describe_model_package(ModelPackageName=arn)
@@ -145,4 +137,4 @@ def test_aws_endpoint_url_routes_the_command_without_a_flag(
     )  # fmt: skip
     assert code == 0
     assert capsys.readouterr().out.strip().endswith(":model-package/rtb-reg-env/1")
-    assert group_exists(aws["sagemaker"], "rtb-reg-env")
+    assert group_exists(Gateway(region=REGION, clients=aws), "rtb-reg-env")

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.recommender.job import Step
 from benchmark.recommender.report import (
     CSV_COLUMNS,
     Report,
@@ -21,7 +20,8 @@ from benchmark.recommender.report import (
     render_plot,
     write_report,
 )
-from benchmark.recommender.results import OBJECTIVES, Recommendation, from_job, ordered
+from deploy.recommender.job import Step
+from deploy.recommender.results import OBJECTIVES, Recommendation, from_job, ordered
 
 optional_float = st.one_of(st.none(), st.just(math.nan), st.floats(0, 1e4, allow_nan=False))
 optional_int = st.one_of(st.none(), st.integers(0, 10_000_000))

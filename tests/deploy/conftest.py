@@ -22,6 +22,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import aws_fakes
 import pytest
 import requests
 from deploy_support import (
@@ -33,21 +34,11 @@ from deploy_support import (
     Router,
     require_or_skip,
 )
-from moto.server import ThreadedMotoServer
 
 from deploy.cli import main
 from deploy.gateway import Gateway
 
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+moto_url = aws_fakes.moto_url  # the one moto server fixture
 
 
 @pytest.fixture
@@ -219,6 +210,10 @@ def small_image(engine: str, base_image: str, tmp_path_factory: pytest.TempPathF
     return tag
 
 
+# The tag of the image the end-to-end test builds and pushes; give each checkout its own.
+E2E_TAG = os.environ.get("RTB_DEPLOY_TEST_TAG", "e2e")
+
+
 @pytest.fixture(scope="session")
 def pushed_image(engine: str, base_image: str, local_registry: Registry) -> PushedImage:
     """The real serving image: `deploy push` builds the repository's Dockerfile and pushes it."""
@@ -232,7 +227,7 @@ def pushed_image(engine: str, base_image: str, local_registry: Registry) -> Push
                 [
                     "push", "--registry", local_registry.host,
                     "--username", local_registry.username,
-                    "--password-stdin", "--repository", "rtb/inference", "--tag", "e2e",
+                    "--password-stdin", "--repository", "rtb/inference", "--tag", E2E_TAG,
                     "--dockerfile", str(REPO / "Dockerfile"), "--context", str(REPO),
                     "--build-arg", f"BASE_IMAGE={base_image}",
                 ]

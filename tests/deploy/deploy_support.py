@@ -14,6 +14,7 @@ import pytest
 import requests
 from botocore.stub import Stubber
 
+from deploy.suggestion import INVOCATIONS, AutoscaleSuggestion
 from tests.seed import SEED_TARBALL
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +53,28 @@ def deploy_flags(*extra: str) -> list[str]:
 
 
 ENDPOINT = "rtb-test"
+
+
+def planned_calls(out: str) -> list[str]:
+    """``service.operation`` of every ``dry-run:`` line a plan-mode command printed."""
+    return [line.split(" ", 2)[1] for line in out.splitlines() if line.startswith("dry-run:")]
+
+
+def example_suggestion(**changes: object) -> AutoscaleSuggestion:
+    """What ``benchmark recommend`` writes for a finished job, with ``changes`` applied."""
+    fields: dict[str, Any] = {
+        "metric": INVOCATIONS,
+        "target_value": 1234.0,
+        "min_capacity": 1,
+        "max_capacity": 4,
+        "scale_in_cooldown": 300,
+        "scale_out_cooldown": 60,
+        "source": "inference recommender job rtb-adv-1, recommendation r",
+        **changes,
+    }
+    return AutoscaleSuggestion(**fields)
+
+
 ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
 
 

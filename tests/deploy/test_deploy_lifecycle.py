@@ -30,6 +30,8 @@ from deploy_support import (
     assert_account_empty,
     deploy_flags,
     described,
+    example_suggestion,
+    planned_calls,
     queue_answers,
     sm,
     stub_update,
@@ -112,9 +114,7 @@ def test_dry_run_prints_every_change_and_makes_none(aws: str, cli: Cli, seed_mod
     )
 
     assert result.code == 0, result.err
-    planned = [
-        line.split(" ", 2)[1] for line in result.out.splitlines() if line.startswith("dry-run:")
-    ]
+    planned = planned_calls(result.out)
     assert planned == [
         "s3.create_bucket",
         "s3.put_public_access_block",
@@ -154,7 +154,7 @@ def test_missing_bucket_is_an_error_unless_asked_to_create_it(
     [
         ("--endpoint-name", "rtb_test", "breaks SageMaker's name rule"),
         ("--endpoint-name", "x" * 44, "leave room for the '-YYYYmmdd-HHMMSS-mmm' suffix"),
-        ("--instance-type", "c5.large", "is not a SageMaker hosting instance type"),
+        ("--instance-type", "c5.large", "instance type: 'c5.large' is not an instance type like"),
         ("--role-arn", "rtb-role", "is not an IAM role ARN"),
         ("--region", "us-east", "is not an AWS region name"),
         (
@@ -372,9 +372,7 @@ def test_update_dry_run_reads_the_running_release_and_changes_nothing(
     first = created(cli, seed_model)
     result = cli("update", "--dry-run", *deploy_flags("--instance-type", "ml.m5.large"))
     assert result.code == 0, result.err
-    planned = [
-        line.split(" ", 2)[1] for line in result.out.splitlines() if line.startswith("dry-run:")
-    ]
+    planned = planned_calls(result.out)
     assert planned == [
         "sagemaker.create_model",
         "sagemaker.create_endpoint_config",
@@ -794,9 +792,7 @@ def test_delete_dry_run_lists_the_plan_and_deletes_nothing(
     assert cli("autoscale", *deploy_flags("--max-rps", "100")).code == 0
     result = cli("delete", "--dry-run", *deploy_flags("--purge"))
     assert result.code == 0, result.err
-    planned = [
-        line.split(" ", 2)[1] for line in result.out.splitlines() if line.startswith("dry-run:")
-    ]
+    planned = planned_calls(result.out)
     assert planned == [
         "application-autoscaling.delete_scaling_policy",
         "application-autoscaling.deregister_scalable_target",
@@ -838,18 +834,8 @@ def test_autoscale_reads_the_file_benchmark_recommend_writes(
     aws: str, cli: Cli, seed_model: Path, tmp_path: Path
 ) -> None:
     """The contract between the two packages, checked with the writer's own class."""
-    from benchmark.recommender.scaling import AutoscaleSuggestion
-
     created(cli, seed_model)
-    suggestion = AutoscaleSuggestion(
-        metric="SageMakerVariantInvocationsPerInstance",
-        target_value=1234.0,
-        min_capacity=1,
-        max_capacity=4,
-        scale_in_cooldown=300,
-        scale_out_cooldown=60,
-        source="benchmark recommend (test)",
-    )
+    suggestion = example_suggestion()
     path = tmp_path / "autoscale.json"
     path.write_text(suggestion.to_json())
     result = cli("autoscale", *deploy_flags("--from-recommendation", str(path)))
@@ -867,7 +853,7 @@ def test_autoscale_reads_the_file_benchmark_recommend_writes(
         "ScalableTargets"
     ]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
-    assert json.loads(result.out)["source"] == "benchmark recommend (test)"
+    assert json.loads(result.out)["source"] == suggestion.source
 
 
 def test_delete_finds_leftovers_of_a_create_that_never_made_its_endpoint(

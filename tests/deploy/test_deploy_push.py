@@ -184,17 +184,14 @@ def test_push_to_ecr_creates_the_repository_and_logs_in_with_the_token(
 
     monkeypatch.setattr(oci, "ecr_target", ecr_target_via_local_registry)
     monkeypatch.setattr(image, "publish", publish_and_record_in_ecr)
-    result = cli(
-        "push",
-        "--region",
-        REGION,
-        "--image",
-        small_image,
-        "--repository",
-        "rtb-inference",
-        "--tag",
-        "v7",
-    )
+
+    def push(tag: str) -> Result:
+        return cli(
+            "push", "--region", REGION, "--image", small_image,
+            "--repository", "rtb-inference", "--tag", tag,
+        )  # fmt: skip
+
+    result = push("v7")
     assert result.code == 0, result.err
 
     target: oci.Target = seen["target"]
@@ -212,17 +209,7 @@ def test_push_to_ecr_creates_the_repository_and_logs_in_with_the_token(
     assert [detail["imageDigest"] for detail in details] == [pushed["digest"]]
 
     # A second push reuses the repository.
-    again = cli(
-        "push",
-        "--region",
-        REGION,
-        "--image",
-        small_image,
-        "--repository",
-        "rtb-inference",
-        "--tag",
-        "v8",
-    )
+    again = push("v8")
     assert again.code == 0, again.err
     assert len(boto3.client("ecr", region_name=REGION).describe_repositories()["repositories"]) == 1
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from deploy import validation
 from deploy.errors import DeployError
 from deploy.settings import Settings, load_settings, require
 
@@ -114,87 +112,3 @@ def test_require_names_every_missing_setting() -> None:
         require(Settings(), "region", "role_arn")
     assert "region: --region or $AWS_REGION" in str(error.value)
     assert "role_arn: --role-arn or $RTB_ROLE_ARN" in str(error.value)
-
-
-@pytest.mark.parametrize("name", ["a", "rtb-bidder", "RTB2", "a--b", "x" * 63])
-def test_valid_sagemaker_names(name: str) -> None:
-    assert validation.check_sagemaker_name(name, what="name") == name
-
-
-@pytest.mark.parametrize("name", ["", "-a", "a-", "a_b", "a.b", "x" * 64, "a b"])
-def test_invalid_sagemaker_names(name: str) -> None:
-    with pytest.raises(DeployError, match="name rule"):
-        validation.check_sagemaker_name(name, what="name")
-
-
-def test_versioned_names_fit_the_limit() -> None:
-    stamp = validation.timestamp(datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC))
-    assert stamp == "20261125-120000-123"
-    longest = "x" * validation.ENDPOINT_NAME_MAX
-    assert len(validation.versioned_name(validation.check_endpoint_name(longest), stamp)) == 63
-    with pytest.raises(DeployError, match="leave room"):
-        validation.check_endpoint_name(longest + "x")
-
-
-@pytest.mark.parametrize(
-    "value", ["ml.c5.large", "ml.c7g.2xlarge", "ml.m5d.24xlarge", "ml.inf2.xlarge", "ml.g6e.xlarge"]
-)
-def test_instance_types(value: str) -> None:
-    assert validation.check_instance_type(value) == value
-
-
-@pytest.mark.parametrize("value", ["c5.large", "ml.c5", "ml.C5.large", "ml..large"])
-def test_bad_instance_types(value: str) -> None:
-    with pytest.raises(DeployError):
-        validation.check_instance_type(value)
-
-
-@pytest.mark.parametrize(
-    "value", ["us-east-1", "eu-central-2", "ap-southeast-5", "us-gov-west-1", "cn-north-1"]
-)
-def test_regions(value: str) -> None:
-    assert validation.check_region(value) == value
-
-
-@pytest.mark.parametrize("value", ["us-east", "US-EAST-1", "useast1", "us-east-1a"])
-def test_bad_regions(value: str) -> None:
-    with pytest.raises(DeployError):
-        validation.check_region(value)
-
-
-def test_role_arns() -> None:
-    arn = "arn:aws:iam::123456789012:role/service-role/rtb-exec"
-    assert validation.check_role_arn(arn) == arn
-    assert validation.role_account(arn) == "123456789012"
-    for bad in ("arn:aws:iam::1234:role/x", "arn:aws:iam::123456789012:user/x", "rtb-exec"):
-        with pytest.raises(DeployError):
-            validation.check_role_arn(bad)
-
-
-def test_image_uris() -> None:
-    ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/rtb-inference:1"
-    assert validation.check_image_uri(ecr, region="eu-west-1") == ecr
-    assert validation.check_image_uri(
-        "registry.example.com:5000/rtb@sha256:" + "a" * 64, region="us-east-1"
-    )
-    with pytest.raises(DeployError, match="endpoint's own region"):
-        validation.check_image_uri(ecr, region="us-east-1")
-    with pytest.raises(DeployError):
-        validation.check_image_uri("has space:1", region=None)
-
-
-def test_buckets_repositories_tags_and_s3_uris() -> None:
-    assert validation.check_bucket("rtb-artifacts.prod") == "rtb-artifacts.prod"
-    for bad in ("Rtb", "ab", "a..b", "-ab"):
-        with pytest.raises(DeployError):
-            validation.check_bucket(bad)
-    assert validation.check_repository("team/rtb-inference") == "team/rtb-inference"
-    with pytest.raises(DeployError):
-        validation.check_repository("Team/RTB")
-    assert validation.check_image_tag("v1.2.3_rc-1") == "v1.2.3_rc-1"
-    for bad in (".v1", "-v1", "v:1", "x" * 129):
-        with pytest.raises(DeployError):
-            validation.check_image_tag(bad)
-    assert validation.check_s3_uri("s3://bucket-1/a/b.tar.gz") == ("bucket-1", "a/b.tar.gz")
-    with pytest.raises(DeployError):
-        validation.check_s3_uri("https://bucket-1/a")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from benchmark.recommender.errors import InvalidInputError
+from deploy.errors import InvalidInputError
+from deploy.gateway import Gateway
 
 MAX_PAGES: Final = 20
 
@@ -31,12 +32,17 @@ def metadata_request(framework: str) -> dict[str, Any]:
     }
 
 
-def benchmarked_models(sagemaker: Any, *, framework: str) -> list[ModelMetadata]:
+def benchmarked_models(gateway: Gateway, *, framework: str) -> list[ModelMetadata]:
     """Every (framework version, model) Inference Recommender lists for `framework`."""
     found: list[ModelMetadata] = []
     request = metadata_request(framework)
     for _ in range(MAX_PAGES):
-        page = sagemaker.list_model_metadata(**request)
+        page = gateway.call(
+            "sagemaker",
+            "list_model_metadata",
+            note="checks --framework-version and --nearest-model-name",
+            **request,
+        )
         found.extend(
             ModelMetadata(
                 framework=item["Framework"],

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark.recommender import validation
+from deploy import validation
+from deploy.gateway import Gateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def from_response(model_name: str, response: Mapping[str, Any], *, attempts: int
 
 
 def fetch_instant(
-    sagemaker: Any,
+    gateway: Gateway,
     model_name: str,
     *,
     attempts: int,
@@ -58,15 +59,21 @@ def fetch_instant(
     sleep: Callable[[float], None] = time.sleep,
 ) -> InstantResult:
     """describe_model until the recommendation leaves IN_PROGRESS, at most `attempts` times."""
-    validation.check_model_name(model_name)
-    validation.check_positive(attempts, option="--instant-attempts")
+    validation.check_name(model_name, what="--instant")
+    validation.check_positive(attempts, what="--instant-attempts")
     result = InstantResult(
         model_name=model_name, status="IN_PROGRESS", recommendations=(), attempts=0
     )
     for attempt in range(1, attempts + 1):
-        result = from_response(
-            model_name, sagemaker.describe_model(ModelName=model_name), attempts=attempt
+        response = gateway.call(
+            "sagemaker",
+            "describe_model",
+            note=f"repeated while IN_PROGRESS, at most {attempts} times",
+            ModelName=model_name,
         )
+        result = from_response(model_name, response, attempts=attempt)
+        if gateway.mode == "offline":  # printed, not called: nothing to wait for
+            return result
         progress(
             f"instant recommendation for {model_name}: {result.status} "
             f"(attempt {attempt}/{attempts})"

@@ -12,7 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from benchmark.recommender import validation
+from deploy import validation
+from deploy.errors import is_not_found
+from deploy.gateway import Gateway
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,27 +38,27 @@ class PackageSpec:
     approval_status: str = "Approved"
 
     def check(self) -> PackageSpec:
-        validation.check_entity_name(self.group, option="--model-package-group")
-        validation.check_image(self.image)
-        validation.check_s3_uri(self.model_data_url, option="--model-data")
-        validation.check_s3_uri(self.sample_payload_url, option="--payload-uri", object_key=True)
-        validation.check_mime_types(self.content_types, option="--content-type")
-        validation.check_mime_types(self.response_types, option="--accept")
+        validation.check_name(self.group, what="--model-package-group")
+        validation.check_image_uri(self.image, what="--image")
+        validation.check_s3_uri(self.model_data_url, what="--model-data")
+        validation.check_s3_uri(self.sample_payload_url, what="--payload-uri", object_key=True)
+        validation.check_mime_types(self.content_types, what="--content-type")
+        validation.check_mime_types(self.response_types, what="--accept")
         validation.check_framework_version(self.framework_version)
         validation.check_nearest_model_name(self.nearest_model_name)
-        validation.check_choice(self.domain, validation.DOMAINS, option="--domain")
-        validation.check_choice(self.task, validation.TASKS, option="--task")
-        validation.check_choice(self.framework, validation.FRAMEWORKS, option="--framework")
+        validation.check_choice(self.domain, validation.DOMAINS, what="--domain")
+        validation.check_choice(self.task, validation.TASKS, what="--task")
+        validation.check_choice(self.framework, validation.FRAMEWORKS, what="--framework")
         validation.check_choice(
-            self.approval_status, validation.APPROVAL_STATUSES, option="approval status"
+            self.approval_status, validation.APPROVAL_STATUSES, what="approval status"
         )
-        validation.check_instance_types(self.instance_types, option="--supported-instance-types")
+        validation.check_instance_types(self.instance_types, what="--supported-instance-types")
         return self
 
 
 def group_request(name: str) -> dict[str, Any]:
     return {
-        "ModelPackageGroupName": validation.check_entity_name(name, option="--model-package-group"),
+        "ModelPackageGroupName": validation.check_name(name, what="--model-package-group"),
         "ModelPackageGroupDescription": "RTB XGBoost models benchmarked by Inference Recommender",
     }
 
@@ -91,15 +93,12 @@ def package_request(spec: PackageSpec) -> dict[str, Any]:
     }
 
 
-def group_exists(sagemaker: Any, name: str) -> bool:
+def group_exists(gateway: Gateway, name: str) -> bool:
     """True when the group exists; SageMaker answers a missing group with a ValidationException."""
     try:
-        sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+        gateway.call("sagemaker", "describe_model_package_group", ModelPackageGroupName=name)
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "ValidationException" and "does not exist" in error.get(
-            "Message", ""
-        ):
+        if is_not_found(exc):
             return False
         raise
     return True

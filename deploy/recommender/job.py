@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from benchmark.recommender import validation
-from benchmark.recommender.errors import InvalidInputError, JobTimeoutError
+from deploy import validation
+from deploy.errors import InvalidInputError, JobTimeoutError
+from deploy.gateway import Gateway
 
+JobType = Literal["Default", "Advanced"]
+LatencyPercentile = Literal["P95", "P99"]
+FlatInvocations = Literal["Continue", "Stop"]
+# (initial users, spawn rate per minute, seconds): a gentle start, then three users.
+DEFAULT_PHASES: Final = ((1, 2, 120), (3, 2, 120))
 TERMINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "STOPPED", "DELETED"})
 # list_inference_recommendations_job_steps pages of 100 steps, bounded so a bad token cannot loop.
 MAX_STEP_PAGES: Final = 50
@@ -21,13 +27,13 @@ class LoadTest:
 
     instance_types: tuple[str, ...]
     environment_ranges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    phases: tuple[tuple[int, int, int], ...] = ((1, 2, 120), (3, 2, 120))
+    phases: tuple[tuple[int, int, int], ...] = DEFAULT_PHASES
     stairs: tuple[int, int, int] | None = None
     job_duration_s: int | None = None
     max_invocations: int | None = None
     latency_threshold_ms: int | None = None
-    latency_percentile: str = "P95"
-    flat_invocations: str | None = None
+    latency_percentile: LatencyPercentile = "P95"
+    flat_invocations: FlatInvocations | None = None
     max_tests: int | None = None
     max_parallel_tests: int | None = None
 
@@ -41,9 +47,7 @@ class LoadTest:
                 f"--instance-type: at most {validation.MAX_ENDPOINT_CONFIGURATIONS} instance types "
                 f"per job, got {len(self.instance_types)}"
             )
-        validation.check_instance_types(
-            self.instance_types, option="--instance-type", load_test=True
-        )
+        validation.check_instance_types(self.instance_types, what="--instance-type", load_test=True)
         validation.check_environment_ranges(self.environment_ranges)
         if self.job_duration_s is not None:
             validation.check_job_duration(self.job_duration_s)
@@ -52,22 +56,22 @@ class LoadTest:
         else:
             validation.check_phases(self.phases, job_duration_s=self.job_duration_s)
         if self.max_invocations is not None:
-            validation.check_positive(self.max_invocations, option="--max-invocations")
+            validation.check_positive(self.max_invocations, what="--max-invocations")
         if self.latency_threshold_ms is not None:
-            validation.check_positive(self.latency_threshold_ms, option="--max-latency-ms")
+            validation.check_positive(self.latency_threshold_ms, what="--max-latency-ms")
         validation.check_choice(
-            self.latency_percentile, validation.LATENCY_PERCENTILES, option="--latency-percentile"
+            self.latency_percentile, validation.LATENCY_PERCENTILES, what="--latency-percentile"
         )
         if self.flat_invocations is not None:
             validation.check_choice(
-                self.flat_invocations, validation.FLAT_INVOCATIONS, option="--flat-invocations"
+                self.flat_invocations, validation.FLAT_INVOCATIONS, what="--flat-invocations"
             )
         for value, option in (
             (self.max_tests, "--max-tests"),
             (self.max_parallel_tests, "--max-parallel-tests"),
         ):
             if value is not None:
-                validation.check_positive(value, option=option)
+                validation.check_positive(value, what=option)
         if self.max_tests and self.max_parallel_tests and self.max_parallel_tests > self.max_tests:
             raise InvalidInputError("--max-parallel-tests: cannot exceed --max-tests")
         return self
@@ -76,16 +80,16 @@ class LoadTest:
 def job_request(
     *,
     name: str,
-    job_type: str,
+    job_type: JobType,
     role_arn: str,
     model_package_arn: str,
     load_test: LoadTest | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
     """The `create_inference_recommendations_job` parameters, after the checks botocore skips."""
-    validation.check_job_name(name)
-    validation.check_choice(job_type, validation.JOB_TYPES, option="--job-type")
-    validation.check_role_arn(role_arn)
+    validation.check_name(name, what="--job-name", max_length=validation.JOB_NAME_MAX)
+    validation.check_choice(job_type, validation.JOB_TYPES, what="--job-type")
+    validation.check_role_arn(role_arn, what="--role")
     if not model_package_arn.startswith("<"):  # a dry run's placeholder for the ARN to come
         validation.check_model_package_arn(model_package_arn)
     if (job_type == "Advanced") != (load_test is not None):
@@ -195,7 +199,15 @@ class Step:
         )
 
 
-def list_steps(sagemaker: Any, job_name: str) -> list[Step]:
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's describe response and its benchmark steps at one moment."""
+
+    job: dict[str, Any]
+    steps: list[Step]
+
+
+def list_steps(gateway: Gateway, job_name: str) -> list[Step]:
     """Every benchmark step of the job, following NextToken for at most MAX_STEP_PAGES pages."""
     steps: list[Step] = []
     token: str | None = None
@@ -203,7 +215,12 @@ def list_steps(sagemaker: Any, job_name: str) -> list[Step]:
         params: dict[str, Any] = {"JobName": job_name, "StepType": "BENCHMARK", "MaxResults": 100}
         if token:
             params["NextToken"] = token
-        page = sagemaker.list_inference_recommendations_job_steps(**params)
+        page = gateway.call(
+            "sagemaker",
+            "list_inference_recommendations_job_steps",
+            note="followed by NextToken",
+            **params,
+        )
         steps.extend(Step.from_response(step) for step in page.get("Steps", []))
         token = page.get("NextToken")
         if not token:
@@ -211,10 +228,8 @@ def list_steps(sagemaker: Any, job_name: str) -> list[Step]:
     return steps
 
 
-def describe_job(sagemaker: Any, job_name: str) -> dict[str, Any]:
-    response: dict[str, Any] = sagemaker.describe_inference_recommendations_job(JobName=job_name)
-    response.pop("ResponseMetadata", None)
-    return response
+def describe_job(gateway: Gateway, job_name: str) -> dict[str, Any]:
+    return gateway.call("sagemaker", "describe_inference_recommendations_job", JobName=job_name)
 
 
 def progress_line(job: Mapping[str, Any], steps: list[Step], *, elapsed_s: float) -> str:
@@ -228,7 +243,7 @@ def progress_line(job: Mapping[str, Any], steps: list[Step], *, elapsed_s: float
 
 
 def wait_for_job(
-    sagemaker: Any,
+    gateway: Gateway,
     job_name: str,
     *,
     poll_interval_s: float,
@@ -236,22 +251,21 @@ def wait_for_job(
     progress: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> tuple[dict[str, Any], list[Step]]:
-    """Poll until the job ends, reporting status and benchmark counts; return the job and its steps.
+) -> JobState:
+    """Poll until the job ends, reporting status and benchmark counts; return its final state.
 
     Raises JobTimeoutError when the job is still running after `timeout_s`.
     """
     start = clock()
     while True:
-        job = describe_job(sagemaker, job_name)
-        steps = list_steps(sagemaker, job_name)
+        state = JobState(job=describe_job(gateway, job_name), steps=list_steps(gateway, job_name))
         elapsed = clock() - start
-        progress(progress_line(job, steps, elapsed_s=elapsed))
-        if job["Status"] in TERMINAL_STATUSES:
-            return job, steps
+        progress(progress_line(state.job, state.steps, elapsed_s=elapsed))
+        if state.job["Status"] in TERMINAL_STATUSES:
+            return state
         if elapsed + poll_interval_s > timeout_s:
             raise JobTimeoutError(
-                f"job {job_name} is still {job['Status']} after {elapsed:.0f} s; "
+                f"job {job_name} is still {state.job['Status']} after {elapsed:.0f} s; "
                 f"fetch it later with --from-job {job_name}"
             )
         sleep(poll_interval_s)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
-OBJECTIVES: Final = ("cost", "latency", "throughput")
+Objective = Literal["cost", "latency", "throughput"]
+OBJECTIVES: Final[tuple[Objective, ...]] = get_args(Objective)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def from_job(job: Mapping[str, Any]) -> list[Recommendation]:
     return rows
 
 
-def ordered(rows: Sequence[Recommendation], *, objective: str) -> list[Recommendation]:
+def ordered(rows: Sequence[Recommendation], *, objective: Objective) -> list[Recommendation]:
     """Best first: cheapest per inference, lowest latency, or most invocations per minute.
 
     Rows missing the deciding metric go last; ties fall back to cost per hour.

@@ -1,5 +1,6 @@
-"""The registry client against a small in-process Registry API v2 that uses bearer tokens
-(as Docker Hub, GHCR and Harbor do; the local docker-registry in the push tests uses basic auth)."""
+"""The registry client: ECR tokens and credentials, and a small in-process Registry API v2 that
+uses bearer tokens (as Docker Hub, GHCR and Harbor do; the local docker-registry in the push tests
+uses basic auth)."""
 
 from __future__ import annotations
 
@@ -103,3 +104,29 @@ def test_an_unreachable_registry_is_a_clear_error() -> None:
     reference = registry.Reference(host="127.0.0.1:9", repository="rtb", tag="v1")
     with pytest.raises(DeployError, match="cannot reach registry 127.0.0.1:9"):
         registry.fetch_manifest(reference, credentials=None)
+
+
+def test_ecr_tokens_decode_to_user_and_password() -> None:
+    token = base64.b64encode(b"AWS:secret:with:colons").decode()
+    assert registry.decode_token(token) == registry.Credentials("AWS", "secret:with:colons")
+    for bad in (
+        "not base64!",
+        base64.b64encode(b"no-colon").decode(),
+        base64.b64encode(b":x").decode(),
+    ):
+        with pytest.raises(DeployError, match="not base64 'user:password'"):
+            registry.decode_token(bad)
+
+
+def test_credentials_never_show_the_password() -> None:
+    assert "hunter2" not in repr(registry.Credentials("AWS", "hunter2"))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1:5000", True), ("localhost:5000", True), ("[::1]:5000", True), ("localhost", True),
+     ("registry.example.com", False), ("10.0.0.1:5000", False),
+     ("123456789012.dkr.ecr.us-east-1.amazonaws.com", False)],
+)  # fmt: skip
+def test_only_loopback_registries_are_plain_http(host: str, loopback: bool) -> None:
+    assert registry.is_loopback(host) is loopback

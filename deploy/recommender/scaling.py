@@ -1,37 +1,22 @@
-"""The autoscaling suggestion from `get_scaling_configuration_recommendation`, as `deploy` reads it.
+"""The scaling recommendation for a finished job, as the `AutoscaleSuggestion` deploy reads.
 
-`python -m deploy autoscale --from-recommendation FILE` takes:
-`{"metric": "SageMakerVariantInvocationsPerInstance", "target_value": 1234.0, "min_capacity": 1,
-"max_capacity": 4, "scale_in_cooldown": 300, "scale_out_cooldown": 60, "source": "..."}`.
+`get_scaling_configuration_recommendation` answers with target-tracking policies; the first one on
+`SageMakerVariantInvocationsPerInstance` becomes `autoscaling.json` (see `deploy.suggestion`),
+which `python -m deploy autoscale --from-recommendation FILE` applies.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from benchmark.recommender import validation
-from benchmark.recommender.errors import InvalidInputError, RecommenderError
+from deploy import validation
+from deploy.errors import DeployError, InvalidInputError
+from deploy.gateway import Gateway
+from deploy.suggestion import INVOCATIONS, AutoscaleSuggestion
 
-METRIC: Final = "SageMakerVariantInvocationsPerInstance"
-# Application Auto Scaling's defaults for SageMaker variants, used when the answer leaves them out.
+# Application Auto Scaling's default for SageMaker variants, used when the answer leaves it out.
 DEFAULT_COOLDOWN_S: Final = 300
-
-
-@dataclass(frozen=True, slots=True)
-class AutoscaleSuggestion:
-    metric: str
-    target_value: float
-    min_capacity: int
-    max_capacity: int
-    scale_in_cooldown: int
-    scale_out_cooldown: int
-    source: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
 
 
 def scaling_request(
@@ -42,7 +27,7 @@ def scaling_request(
     min_invocations_per_minute: int | None = None,
     max_invocations_per_minute: int | None = None,
 ) -> dict[str, Any]:
-    validation.check_job_name(job_name)
+    validation.check_name(job_name, what="--job-name", max_length=validation.JOB_NAME_MAX)
     request: dict[str, Any] = {
         "InferenceRecommendationsJobName": job_name,
         "RecommendationId": recommendation_id,
@@ -79,13 +64,13 @@ def suggestion_from_response(response: Mapping[str, Any]) -> AutoscaleSuggestion
     for policy in config.get("ScalingPolicies", []):
         tracking = policy.get("TargetTracking", {})
         predefined = tracking.get("MetricSpecification", {}).get("Predefined", {})
-        if predefined.get("PredefinedMetricType") == METRIC and "TargetValue" in tracking:
+        if predefined.get("PredefinedMetricType") == INVOCATIONS and "TargetValue" in tracking:
             target = float(tracking["TargetValue"])
             break
     if target is None:
-        raise RecommenderError(
+        raise DeployError(
             "the scaling recommendation has no target-tracking policy on "
-            f"{METRIC}; nothing for deploy autoscale to use"
+            f"{INVOCATIONS}; nothing for deploy autoscale to use"
         )
     min_capacity = int(config.get("MinCapacity", 1))
     max_capacity = int(config.get("MaxCapacity", max(min_capacity, 1)))
@@ -95,7 +80,7 @@ def suggestion_from_response(response: Mapping[str, Any]) -> AutoscaleSuggestion
     else:
         source = f"inference recommender job {job}, endpoint {response.get('EndpointName', '?')}"
     return AutoscaleSuggestion(
-        metric=METRIC,
+        metric=INVOCATIONS,
         target_value=target,
         min_capacity=min_capacity,
         max_capacity=max_capacity,
@@ -105,5 +90,6 @@ def suggestion_from_response(response: Mapping[str, Any]) -> AutoscaleSuggestion
     )
 
 
-def fetch_suggestion(sagemaker: Any, request: Mapping[str, Any]) -> AutoscaleSuggestion:
-    return suggestion_from_response(sagemaker.get_scaling_configuration_recommendation(**request))
+def fetch_suggestion(gateway: Gateway, request: Mapping[str, Any]) -> AutoscaleSuggestion:
+    response = gateway.call("sagemaker", "get_scaling_configuration_recommendation", **request)
+    return suggestion_from_response(response)
