@@ -68,18 +68,20 @@ class LingeringTransport(asyncio.Transport):
         self._transport = transport
         self._protocol = protocol
         self._closing = False
+        # The hot path (two writes per response) calls the socket's transport directly.
+        self.write = transport.write  # type: ignore[method-assign]
 
     def close(self) -> None:
         if not self._closing:
             self._closing = True
+            del self.write  # from now on the method below: nothing more is written
             self._protocol.close_lingering()
 
     def is_closing(self) -> bool:
         return self._closing or self._transport.is_closing()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self.is_closing():
-            self._transport.write(data)
+        """Only after `close` (before, the socket transport's own `write` is called)."""
 
     def abort(self) -> None:
         self._closing = True
