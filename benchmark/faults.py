@@ -420,7 +420,7 @@ def _read_one(sock: socket.socket, buffer: bytearray) -> bool:
     return close
 
 
-def _drain_client(port: int, stop: threading.Event, tally: DrainTally) -> None:
+def drain_client(port: int, stop: threading.Event, tally: DrainTally) -> None:
     """Back-to-back requests on one keep-alive connection at a time until the first refusal
     (the listener is gone) or `stop`."""
     sock: socket.socket | None = None
@@ -502,7 +502,7 @@ def drain_run(
         stop = threading.Event()
         threads = [
             threading.Thread(
-                target=_drain_client, args=(server.port, stop, tally), name=f"drain-{i}"
+                target=drain_client, args=(server.port, stop, tally), name=f"drain-{i}"
             )
             for i, tally in enumerate(tallies)
         ]
