@@ -13,7 +13,8 @@ that raced the close of an idle keep-alive connection (no response byte: the ser
 them) and connections refused after the listener closed are counted apart.
 
 drain: SIGTERM with 1 and with 2 workers, each `--drain-runs` times (10), while keep-alive
-clients on plain sockets send back to back (each reconnects after a `Connection: close`). Every
+clients on plain sockets send back to back (each reconnects after a `Connection: close`), and
+other clients open a new connection for every request (they land in the accept queue). Every
 request a client began is counted once: answered, refused (the connection was never made), or
 reset/disconnected after the connection was made (ECONNRESET, EPIPE or an EOF before the whole
 response). The target is no reset in any run, and every exit 0 within 30 s.
@@ -366,6 +367,10 @@ def sigterm(
 DRAIN_REQUEST = encode_request(
     headers=(("Content-Type", "text/csv"),), body=b"2,0,0.0,7.0,3.0,20.0,2"
 )
+DRAIN_REQUEST_CLOSE = encode_request(
+    headers=(("Content-Type", "text/csv"), ("Connection", "close")),
+    body=b"2,0,0.0,7.0,3.0,20.0,2",
+)
 
 
 class _Broken(Exception):
@@ -385,7 +390,7 @@ class DrainTally:
     disconnected: int = 0
     """EOF (or a timeout) before the whole response, after the connection was made."""
     close_headers: int = 0
-    """Responses that carried `Connection: close`."""
+    """Responses that carried `Connection: close` to a request that did not ask for it."""
 
     def add(self, other: DrainTally) -> None:
         for name in ("answered", "refused", "reset", "disconnected", "close_headers"):
@@ -420,9 +425,12 @@ def _read_one(sock: socket.socket, buffer: bytearray) -> bool:
     return close
 
 
-def drain_client(port: int, stop: threading.Event, tally: DrainTally) -> None:
-    """Back-to-back requests on one keep-alive connection at a time until the first refusal
-    (the listener is gone) or `stop`."""
+def drain_client(
+    port: int, stop: threading.Event, tally: DrainTally, *, keep_alive: bool = True
+) -> None:
+    """Back-to-back requests on one keep-alive connection at a time (or, without `keep_alive`,
+    a new connection for each) until the first refusal (the listener is gone) or `stop`."""
+    request = DRAIN_REQUEST if keep_alive else DRAIN_REQUEST_CLOSE
     sock: socket.socket | None = None
     buffer = bytearray()
     try:
@@ -436,7 +444,7 @@ def drain_client(port: int, stop: threading.Event, tally: DrainTally) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 buffer.clear()
             try:
-                sock.sendall(DRAIN_REQUEST)
+                sock.sendall(request)
                 close = _read_one(sock, buffer)
             except _Broken as broken:
                 tally.disconnected += broken.kind == "disconnected"
@@ -455,7 +463,7 @@ def drain_client(port: int, stop: threading.Event, tally: DrainTally) -> None:
                 continue
             tally.answered += 1
             if close:
-                tally.close_headers += 1
+                tally.close_headers += keep_alive
                 sock.close()
                 sock = None
     finally:
@@ -492,17 +500,22 @@ def drain_run(
     log_path: Path,
     workers: int,
     clients: int = 8,
+    fresh_clients: int = 0,
     before_s: float = 0.5,
 ) -> DrainRun:
-    """One server, `clients` keep-alive clients sending back to back, SIGTERM after `before_s`;
-    the clients go on until each is refused or the server has exited."""
+    """One server, `clients` keep-alive clients and `fresh_clients` that connect for each
+    request, all sending back to back, SIGTERM after `before_s`; the clients go on until each
+    is refused or the server has exited."""
     with ServerProcess(model_dir=model_dir, workers=workers, log_path=log_path) as server:
         server.wait_healthy(timeout=120)
-        tallies = [DrainTally() for _ in range(clients)]
+        tallies = [DrainTally() for _ in range(clients + fresh_clients)]
         stop = threading.Event()
         threads = [
             threading.Thread(
-                target=drain_client, args=(server.port, stop, tally), name=f"drain-{i}"
+                target=drain_client,
+                args=(server.port, stop, tally),
+                kwargs={"keep_alive": i < clients},
+                name=f"drain-{i}",
             )
             for i, tally in enumerate(tallies)
         ]
@@ -541,6 +554,7 @@ def drain_run(
 @dataclass(frozen=True, kw_only=True)
 class DrainReport:
     clients: int
+    fresh_clients: int
     runs: list[DrainRun]
 
     @property
@@ -555,6 +569,7 @@ def drain(
     workers: tuple[int, ...] = (1, 2),
     runs: int = 10,
     clients: int = 8,
+    fresh_clients: int = 4,
     progress: Progress | None = None,
 ) -> DrainReport:
     """`drain_run` `runs` times for each worker count."""
@@ -567,19 +582,20 @@ def drain(
                 log_path=log_dir / f"drain-{count}-{index}.log",
                 workers=count,
                 clients=clients,
+                fresh_clients=fresh_clients,
             )
             say(
                 f"drain {count} worker(s) run {index + 1}: answered {run.answered}, "
                 f"reset {run.reset}, disconnected {run.disconnected}, exit {run.exit_code}"
             )
             done.append(run)
-    return DrainReport(clients=clients, runs=done)
+    return DrainReport(clients=clients, fresh_clients=fresh_clients, runs=done)
 
 
 def render_drain(report: DrainReport) -> str:
     lines = [
-        f"SIGTERM with {report.clients} keep-alive clients sending back to back "
-        f"({len(report.runs)} runs)",
+        f"SIGTERM with {report.clients} keep-alive clients and {report.fresh_clients} that "
+        f"connect for each request, sending back to back ({len(report.runs)} runs)",
         "",
         "| workers | runs | answered | of which after SIGTERM | `Connection: close` seen "
         "| refused | reset | disconnected | exit 0 | slowest exit |",
@@ -689,6 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--drain-clients", type=int, default=8, help="drain: keep-alive clients (default 8)"
     )
+    parser.add_argument(
+        "--drain-fresh-clients",
+        type=int,
+        default=4,
+        help="drain: clients that connect for each request (default 4)",
+    )
     parser.add_argument("--json", type=Path, help="write the reports as JSON here")
     return parser
 
@@ -704,8 +726,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if args.rate <= 0 or args.connections < 1:
         parser.error("--rate and --connections must be positive")
-    if args.drain_runs < 1 or args.drain_clients < 1:
-        parser.error("--drain-runs and --drain-clients must be positive")
+    if args.drain_runs < 1 or args.drain_clients < 1 or args.drain_fresh_clients < 0:
+        parser.error(
+            "--drain-runs and --drain-clients must be positive, --drain-fresh-clients not negative"
+        )
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
@@ -736,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
                 log_dir=Path(tmp),
                 runs=args.drain_runs,
                 clients=args.drain_clients,
+                fresh_clients=args.drain_fresh_clients,
                 progress=say,
             )
             print(("\n" if reports else "") + render_drain(drained))

@@ -80,16 +80,21 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
 def test_sigterm_drains_keep_alive_clients_without_a_reset(
     artifact_dir: Path, tmp_path: Path
 ) -> None:
-    """Clients sending back to back across SIGTERM: each request is answered or, once the
-    listener is gone, refused before it connects; the last responses say `Connection: close`."""
+    """Clients sending back to back across SIGTERM, on keep-alive connections and on a new
+    connection for each request: each request is answered or, once the listener is gone,
+    refused before it connects; keep-alive clients are told `Connection: close`."""
     run = faults.drain_run(
-        model_dir=artifact_dir, log_path=tmp_path / "drain.log", workers=1, clients=4
+        model_dir=artifact_dir,
+        log_path=tmp_path / "drain.log",
+        workers=1,
+        clients=4,
+        fresh_clients=2,
     )
     print(f"\n{run}")
     assert run.reset == 0 and run.disconnected == 0, run
     assert run.answered_after_sigterm > 0, "nothing was served during the drain"
     assert run.close_headers >= 4, "a client was not told to close"  # each, once at least
-    assert run.refused == 4  # every client ends on the closed listener
+    assert run.refused == 6  # every client ends on the closed listener
     assert run.exit_code == 0
     assert run.exit_s is not None and run.exit_s < faults.SIGTERM_DEADLINE_S
 
