@@ -5,11 +5,16 @@ alone closes the listening socket, which resets the connections still in its acc
 closes every idle keep-alive connection at once, which resets (or leaves unanswered) a request
 that was on its way. Here, in order:
 
-1. The supervisor closes its copy of the listening socket as it forwards SIGTERM to the
-   workers (`DrainingMultiprocess`), so the socket dies with the workers' copies.
-2. Each worker (`DrainingServer`) stops accepting, then accepts what is already in the kernel's
-   accept queue and serves it, then closes its last copy: only connections that arrive after
-   that are refused, and a refused connection never carried a request.
+1. The listening socket stops taking new connections (`refuse_new_connections`: a socket filter
+   drops each new SYN, so no connection can enter the accept queue after this; the client's
+   SYN retransmit, a second later, finds the socket closed and is refused). The supervisor does
+   this, and closes its copy of the socket, as it forwards SIGTERM to the workers
+   (`DrainingMultiprocess`); a single-process server does it as it starts to shut down.
+2. Each worker (`DrainingServer`) keeps accepting for `HANDSHAKE_SETTLE_S`, so handshakes that
+   were past their SYN complete, then stops accepting, accepts what is still in the kernel's
+   accept queue and serves it, and closes its last copy. Closing a listening socket resets every
+   connection in its queue; here the queue is empty then, and no connection can join it, so a
+   client either connected and is answered, or never connected (refused).
 3. Each connection drains (`GuardedHttpToolsProtocol.shutdown`): the next response says
    `Connection: close`, an idle connection is closed after a grace period, and every close
    lingers (see `container.http_protocol`).
@@ -21,15 +26,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import socket
+import struct
 from collections.abc import Generator
 
 from uvicorn import Server
 from uvicorn.supervisors import multiprocess
 
 logger = logging.getLogger("container")
+
+HANDSHAKE_SETTLE_S = 0.1
+"""After new SYNs are dropped, how long the loop keeps accepting before the queue is drained:
+handshakes already past their SYN need one round trip to complete."""
+
+SO_ATTACH_FILTER = 26  # Linux, <asm-generic/socket.h>
+_DROP_NEW_SYN = (  # classic BPF over the TCP header (the filter runs on the listening socket)
+    (0x30, 0, 0, 13),  # A = TCP flags byte
+    (0x54, 0, 0, 0x12),  # A &= SYN | ACK
+    (0x15, 0, 1, 0x02),  # SYN without ACK: a new connection
+    (0x06, 0, 0, 0),  # drop it
+    (0x06, 0, 0, 0xFFFFFFFF),  # keep everything else (handshakes completing, data)
+)
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Drop every new SYN that reaches this listening socket (shared by all processes that
+    hold it); connections already queued, or completing their handshake, are untouched.
+    False where the kernel has no socket filters (then closing the socket is all there is)."""
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_NEW_SYN)
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(_DROP_NEW_SYN), ctypes.addressof(code))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError as exc:
+        logger.warning("draining: cannot stop new connections before the close: %s", exc)
+        return False
+    return True
 
 
 class DrainingServer(Server):
@@ -43,6 +78,9 @@ class DrainingServer(Server):
         # A copy of each, so the listening socket outlives uvicorn's close until the queue is
         # served (the fds may repeat: the kernel socket is the same).
         held = [socket.socket(fileno=os.dup(fd)) for fd in dict.fromkeys(listening)]
+        for sock in held:
+            refuse_new_connections(sock)
+        await asyncio.sleep(HANDSHAKE_SETTLE_S)  # the loop goes on accepting meanwhile
         for server in self.servers:
             server.close()  # no more accepts by the event loop
         for sock in sockets or []:
@@ -121,4 +159,6 @@ class DrainingMultiprocess(multiprocess.Multiprocess):
 
     def _close_listeners(self) -> None:
         for sock in self.sockets:
-            sock.close()
+            if sock.fileno() != -1:
+                refuse_new_connections(sock)
+                sock.close()

@@ -1,5 +1,5 @@
-"""The draining server: connections already in the kernel's accept queue when the server stops
-accepting are accepted and answered, not reset; a graceful stop exits 0."""
+"""The draining server: once draining, no new connection enters the accept queue; connections
+already in it are accepted and answered, not reset; a graceful stop exits 0."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 import uvicorn
 import uvloop
 
-from container.drain import DrainingServer
+from container.drain import DrainingServer, refuse_new_connections
 from container.http_protocol import IMPORT_PATH
 
 REQUEST = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n1,2,3"
@@ -26,6 +27,27 @@ async def answer(scope: Any, receive: Any, send: Any) -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     )
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_a_refusing_listener_keeps_its_queue_and_takes_no_new_connection() -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    port = listener.getsockname()[1]
+    queued = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        assert refuse_new_connections(listener)
+        queued.sendall(b"sent after the filter")
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(100) == b"sent after the filter"
+        # A new client's SYN is dropped: it never connects (and never sends a request).
+        with pytest.raises(TimeoutError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        queued.close()
+        listener.close()
 
 
 def test_queued_connections_are_accepted_and_answered() -> None:
