@@ -10,11 +10,14 @@ that was on its way. Here, in order:
    SYN retransmit, a second later, finds the socket closed and is refused). The supervisor does
    this, and closes its copy of the socket, as it forwards SIGTERM to the workers
    (`DrainingMultiprocess`); a single-process server does it as it starts to shut down.
+   Linux 6.x needs CAP_NET_ADMIN to attach a filter to a TCP socket, which a container lacks
+   unless given it; without the filter, step 2 still drains the queue right before the close,
+   and only a connection that completes its handshake in that instant can be reset.
 2. Each worker (`DrainingServer`) keeps accepting for `HANDSHAKE_SETTLE_S`, so handshakes that
    were past their SYN complete, then stops accepting, accepts what is still in the kernel's
-   accept queue and serves it, and closes its last copy. Closing a listening socket resets every
-   connection in its queue; here the queue is empty then, and no connection can join it, so a
-   client either connected and is answered, or never connected (refused).
+   accept queue and serves it, and closes its last copy, with no await between the last
+   accept and the close. Closing a listening socket resets every connection in its queue; here
+   the queue is empty then, so a client either connected and is answered, or never connected.
 3. Each connection drains (`GuardedHttpToolsProtocol.shutdown`): the next response says
    `Connection: close`, an idle connection is closed after a grace period, and every close
    lingers (see `container.http_protocol`).
@@ -55,14 +58,17 @@ _DROP_NEW_SYN = (  # classic BPF over the TCP header (the filter runs on the lis
 def refuse_new_connections(sock: socket.socket) -> bool:
     """Drop every new SYN that reaches this listening socket (shared by all processes that
     hold it); connections already queued, or completing their handshake, are untouched.
-    False where the kernel has no socket filters (then closing the socket is all there is)."""
+    False where the kernel refuses (Linux 6.x without CAP_NET_ADMIN) or has no socket filters."""
     program = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_NEW_SYN)
     code = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("HL", len(_DROP_NEW_SYN), ctypes.addressof(code))  # struct sock_fprog
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
     except OSError as exc:
-        logger.warning("draining: cannot stop new connections before the close: %s", exc)
+        logger.info(
+            "draining: no socket filter (%s); the accept queue is drained just before the close",
+            exc,
+        )
         return False
     return True
 
@@ -78,9 +84,9 @@ class DrainingServer(Server):
         # A copy of each, so the listening socket outlives uvicorn's close until the queue is
         # served (the fds may repeat: the kernel socket is the same).
         held = [socket.socket(fileno=os.dup(fd)) for fd in dict.fromkeys(listening)]
-        for sock in held:
-            refuse_new_connections(sock)
-        await asyncio.sleep(HANDSHAKE_SETTLE_S)  # the loop goes on accepting meanwhile
+        filtered = [refuse_new_connections(sock) for sock in held]
+        if any(filtered):
+            await asyncio.sleep(HANDSHAKE_SETTLE_S)  # the loop goes on accepting meanwhile
         for server in self.servers:
             server.close()  # no more accepts by the event loop
         for sock in sockets or []:
