@@ -10,9 +10,9 @@ that was on its way. Here, in order:
    SYN retransmit, a second later, finds the socket closed and is refused). The supervisor does
    this, and closes its copy of the socket, as it forwards SIGTERM to the workers
    (`DrainingMultiprocess`); a single-process server does it as it starts to shut down.
-   Linux 6.x needs CAP_NET_ADMIN to attach a filter to a TCP socket, which a container lacks
-   unless given it; without the filter, step 2 still drains the queue right before the close,
-   and only a connection that completes its handshake in that instant can be reset.
+   Recent Linux kernels want CAP_NET_ADMIN to attach a filter to a TCP socket, which a container
+   lacks unless given it; without the filter, step 2 still drains the queue right before the
+   close, and only a connection that completes its handshake in that instant can be reset.
 2. Each worker (`DrainingServer`) keeps accepting for `HANDSHAKE_SETTLE_S`, so handshakes that
    were past their SYN complete, then stops accepting, accepts what is still in the kernel's
    accept queue and serves it, and closes its last copy, with no await between the last
@@ -58,7 +58,7 @@ _DROP_NEW_SYN = (  # classic BPF over the TCP header (the filter runs on the lis
 def refuse_new_connections(sock: socket.socket) -> bool:
     """Drop every new SYN that reaches this listening socket (shared by all processes that
     hold it); connections already queued, or completing their handshake, are untouched.
-    False where the kernel refuses (Linux 6.x without CAP_NET_ADMIN) or has no socket filters."""
+    False where the kernel refuses (recent kernels, without CAP_NET_ADMIN) or has no filters."""
     program = b"".join(struct.pack("HBBI", *instruction) for instruction in _DROP_NEW_SYN)
     code = ctypes.create_string_buffer(program, len(program))
     fprog = struct.pack("HL", len(_DROP_NEW_SYN), ctypes.addressof(code))  # struct sock_fprog

@@ -35,7 +35,7 @@ def test_a_refusing_listener_keeps_its_queue_and_takes_no_new_connection() -> No
     queued = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         if not refuse_new_connections(listener):
-            pytest.skip("this kernel refuses a socket filter here (Linux 6.x: CAP_NET_ADMIN)")
+            pytest.skip("the kernel refuses a socket filter (recent ones want CAP_NET_ADMIN)")
         queued.sendall(b"sent after the filter")
         connection, _ = listener.accept()
         with connection:
