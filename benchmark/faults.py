@@ -12,6 +12,13 @@ No request the server had started may fail, and the server must exit 0 within 30
 that raced the close of an idle keep-alive connection (no response byte: the server never read
 them) and connections refused after the listener closed are counted apart.
 
+drain: SIGTERM with 1 and with 2 workers, each `--drain-runs` times (10), while keep-alive
+clients on plain sockets send back to back (each reconnects after a `Connection: close`), and
+other clients open a new connection for every request (they land in the accept queue). Every
+request a client began is counted once: answered, refused (the connection was never made), or
+reset/disconnected after the connection was made (ECONNRESET, EPIPE or an EOF before the whole
+response). The target is no reset in any run, and every exit 0 within 30 s.
+
     python -m benchmark faults --model-dir build/default-model [--scenario all]
 
 Exit 0 when every check holds, 1 otherwise; tables on stdout, progress on stderr.
@@ -23,6 +30,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -36,7 +44,13 @@ import numpy as np
 
 from benchmark.server import ServerProcess, ping
 from benchmark.soak import DEFAULT_MODEL_DIR, soak_requests
-from benchmark.traffic import Outcome, TrafficPlan, TrafficResult, start_traffic
+from benchmark.traffic import (
+    Outcome,
+    TrafficPlan,
+    TrafficResult,
+    encode_request,
+    start_traffic,
+)
 
 SIGTERM_DEADLINE_S = 30.0
 Progress = Callable[[str], None]
@@ -347,6 +361,267 @@ def sigterm(
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# drain: keep-alive clients across SIGTERM, repeated.
+
+DRAIN_REQUEST = encode_request(
+    headers=(("Content-Type", "text/csv"),), body=b"2,0,0.0,7.0,3.0,20.0,2"
+)
+DRAIN_REQUEST_CLOSE = encode_request(
+    headers=(("Content-Type", "text/csv"), ("Connection", "close")),
+    body=b"2,0,0.0,7.0,3.0,20.0,2",
+)
+
+
+class _Broken(Exception):
+    """The connection was reset or closed before the whole response arrived."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass(kw_only=True)
+class DrainTally:
+    answered: int = 0
+    refused: int = 0
+    reset: int = 0
+    """ECONNRESET or EPIPE after the connection was made."""
+    disconnected: int = 0
+    """EOF (or a timeout) before the whole response, after the connection was made."""
+    close_headers: int = 0
+    """Responses that carried `Connection: close` to a request that did not ask for it."""
+
+    def add(self, other: DrainTally) -> None:
+        for name in ("answered", "refused", "reset", "disconnected", "close_headers"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _read_one(sock: socket.socket, buffer: bytearray) -> bool:
+    """Read one response from `sock` (`buffer` holds what was read past the last one);
+    return whether it said `Connection: close`."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise _Broken("disconnected")
+        buffer += chunk
+    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    length = 0
+    close = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and b"close" in value.lower():
+            close = True
+    end = len(head) + 4 + length
+    while len(buffer) < end:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise _Broken("disconnected")
+        buffer += chunk
+    del buffer[:end]
+    return close
+
+
+def drain_client(
+    port: int, stop: threading.Event, tally: DrainTally, *, keep_alive: bool = True
+) -> None:
+    """Back-to-back requests on one keep-alive connection at a time (or, without `keep_alive`,
+    a new connection for each) until the first refusal (the listener is gone) or `stop`."""
+    request = DRAIN_REQUEST if keep_alive else DRAIN_REQUEST_CLOSE
+    sock: socket.socket | None = None
+    buffer = bytearray()
+    try:
+        while not stop.is_set():
+            if sock is None:
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+                except OSError:
+                    tally.refused += 1
+                    return
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                buffer.clear()
+            try:
+                sock.sendall(request)
+                close = _read_one(sock, buffer)
+            except _Broken as broken:
+                tally.disconnected += broken.kind == "disconnected"
+                sock.close()
+                sock = None
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                tally.reset += 1
+                sock.close()
+                sock = None
+                continue
+            except OSError:  # a timeout: the server neither answered nor closed
+                tally.disconnected += 1
+                sock.close()
+                sock = None
+                continue
+            tally.answered += 1
+            if close:
+                tally.close_headers += keep_alive
+                sock.close()
+                sock = None
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainRun:
+    workers: int
+    answered: int
+    answered_after_sigterm: int
+    refused: int
+    reset: int
+    disconnected: int
+    close_headers: int
+    exit_code: int | None
+    exit_s: float | None
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.reset == 0
+            and self.disconnected == 0
+            and self.exit_code == 0
+            and self.exit_s is not None
+            and self.exit_s < SIGTERM_DEADLINE_S
+        )
+
+
+def drain_run(
+    *,
+    model_dir: Path,
+    log_path: Path,
+    workers: int,
+    clients: int = 8,
+    fresh_clients: int = 0,
+    before_s: float = 0.5,
+) -> DrainRun:
+    """One server, `clients` keep-alive clients and `fresh_clients` that connect for each
+    request, all sending back to back, SIGTERM after `before_s`; the clients go on until each
+    is refused or the server has exited."""
+    with ServerProcess(model_dir=model_dir, workers=workers, log_path=log_path) as server:
+        server.wait_healthy(timeout=120)
+        tallies = [DrainTally() for _ in range(clients + fresh_clients)]
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=drain_client,
+                args=(server.port, stop, tally),
+                kwargs={"keep_alive": i < clients},
+                name=f"drain-{i}",
+            )
+            for i, tally in enumerate(tallies)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(before_s)
+        before = sum(t.answered for t in tallies)
+        signalled = time.monotonic()
+        server.signal(signal.SIGTERM)
+        exit_code: int | None
+        exit_s: float | None
+        try:
+            exit_code = server.wait(timeout=SIGTERM_DEADLINE_S + 5)
+            exit_s = time.monotonic() - signalled
+        except Exception:
+            exit_code, exit_s = None, None
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    total = DrainTally()
+    for tally in tallies:
+        total.add(tally)
+    return DrainRun(
+        workers=workers,
+        answered=total.answered,
+        answered_after_sigterm=total.answered - before,
+        refused=total.refused,
+        reset=total.reset,
+        disconnected=total.disconnected,
+        close_headers=total.close_headers,
+        exit_code=exit_code,
+        exit_s=exit_s,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainReport:
+    clients: int
+    fresh_clients: int
+    runs: list[DrainRun]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.runs) and all(run.passed for run in self.runs)
+
+
+def drain(
+    *,
+    model_dir: Path,
+    log_dir: Path,
+    workers: tuple[int, ...] = (1, 2),
+    runs: int = 10,
+    clients: int = 8,
+    fresh_clients: int = 4,
+    progress: Progress | None = None,
+) -> DrainReport:
+    """`drain_run` `runs` times for each worker count."""
+    say = progress or (lambda message: None)
+    done: list[DrainRun] = []
+    for count in workers:
+        for index in range(runs):
+            run = drain_run(
+                model_dir=model_dir,
+                log_path=log_dir / f"drain-{count}-{index}.log",
+                workers=count,
+                clients=clients,
+                fresh_clients=fresh_clients,
+            )
+            say(
+                f"drain {count} worker(s) run {index + 1}: answered {run.answered}, "
+                f"reset {run.reset}, disconnected {run.disconnected}, exit {run.exit_code}"
+            )
+            done.append(run)
+    return DrainReport(clients=clients, fresh_clients=fresh_clients, runs=done)
+
+
+def render_drain(report: DrainReport) -> str:
+    lines = [
+        f"SIGTERM with {report.clients} keep-alive clients and {report.fresh_clients} that "
+        f"connect for each request, sending back to back ({len(report.runs)} runs)",
+        "",
+        "| workers | runs | answered | of which after SIGTERM | `Connection: close` seen "
+        "| refused | reset | disconnected | exit 0 | slowest exit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for count in sorted({run.workers for run in report.runs}):
+        runs = [run for run in report.runs if run.workers == count]
+        exits = [run.exit_s for run in runs if run.exit_s is not None]
+        slowest = f"{max(exits):.2f} s" if exits else "none"
+        lines.append(
+            f"| {count} | {len(runs)} | {sum(r.answered for r in runs):,} "
+            f"| {sum(r.answered_after_sigterm for r in runs):,} "
+            f"| {sum(r.close_headers for r in runs):,} | {sum(r.refused for r in runs):,} "
+            f"| {sum(r.reset for r in runs)} | {sum(r.disconnected for r in runs)} "
+            f"| {sum(r.exit_code == 0 for r in runs)} / {len(runs)} | {slowest} |"
+        )
+    lines += [
+        "",
+        "reset/disconnected per run: "
+        + ", ".join(f"{run.workers}w {run.reset}/{run.disconnected}" for run in report.runs),
+        "",
+        f"{'PASS' if report.passed else 'FAIL'}",
+    ]
+    return "\n".join(lines)
+
+
 def render_kill(report: KillReport) -> str:
     replaced = ", ".join(
         f"{old} -> {new} after {seconds:.2f} s"
@@ -416,11 +691,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"artifact or raw SageMaker model directory (default {DEFAULT_MODEL_DIR})",
     )
     parser.add_argument(
-        "--scenario", choices=["kill-worker", "sigterm", "all"], default="all", help="(all)"
+        "--scenario",
+        choices=["kill-worker", "sigterm", "drain", "all"],
+        default="all",
+        help="(all)",
     )
     parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
     parser.add_argument("--rate", type=float, default=400.0, help="req/s held (default 400)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
+    parser.add_argument(
+        "--drain-runs", type=int, default=10, help="drain: runs per worker count (default 10)"
+    )
+    parser.add_argument(
+        "--drain-clients", type=int, default=8, help="drain: keep-alive clients (default 8)"
+    )
+    parser.add_argument(
+        "--drain-fresh-clients",
+        type=int,
+        default=4,
+        help="drain: clients that connect for each request (default 4)",
+    )
     parser.add_argument("--json", type=Path, help="write the reports as JSON here")
     return parser
 
@@ -430,12 +720,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model_dir.is_dir():
         parser.error(f"{args.model_dir} is not a model directory (run `make model` first)")
-    if args.workers < 2 and args.scenario != "sigterm":
+    if args.workers < 2 and args.scenario in {"kill-worker", "all"}:
         parser.error("kill-worker needs --workers 2 or more (one keeps serving while one dies)")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.rate <= 0 or args.connections < 1:
         parser.error("--rate and --connections must be positive")
+    if args.drain_runs < 1 or args.drain_clients < 1 or args.drain_fresh_clients < 0:
+        parser.error(
+            "--drain-runs and --drain-clients must be positive, --drain-fresh-clients not negative"
+        )
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
@@ -460,6 +754,18 @@ def main(argv: list[str] | None = None) -> int:
             print(render_sigterm(term))
             reports["sigterm"] = {**asdict(term), "passed": term.passed}
             passed &= term.passed
+        if args.scenario in {"drain", "all"}:
+            drained = drain(
+                model_dir=args.model_dir,
+                log_dir=Path(tmp),
+                runs=args.drain_runs,
+                clients=args.drain_clients,
+                fresh_clients=args.drain_fresh_clients,
+                progress=say,
+            )
+            print(("\n" if reports else "") + render_drain(drained))
+            reports["drain"] = {**asdict(drained), "passed": drained.passed}
+            passed &= drained.passed
     if args.json is not None:
         args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
     return 0 if passed else 1

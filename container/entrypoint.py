@@ -2,7 +2,7 @@
 
     serve                                  # what SageMaker runs (`container.entrypoint:main`)
     python -m container serve [options]
-    python -m serve --model-dir DIR [--port 8080] [--workers N] [--host 0.0.0.0]
+    python -m container --model-dir DIR [--port 8080] [--workers N] [--host 0.0.0.0]
 
 Order of work in the supervisor: settings from the environment and flags, logging, the model
 directory (importing a raw SageMaker output once), a full load and verification of the model
@@ -98,21 +98,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_server(settings: Settings, *, app: str = WORKER_APP) -> int:
-    """uvicorn, in this process (one worker) or under its multiprocess supervisor.
+    """uvicorn, in this process (one worker) or under its multiprocess supervisor, draining on
+    SIGTERM (`container.drain`).
 
-    Returns 0 after a normal shutdown and 3 when a worker failed to start (for example its
-    model failed verification): `uvicorn.run` would return 0 from the supervisor then.
+    Returns 0 after a normal shutdown (SIGTERM included) and 3 when a worker failed to start
+    (for example its model failed verification): `uvicorn.run` would return 0 from the
+    supervisor then.
     """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
+
+    from container.drain import DrainingMultiprocess, DrainingServer
 
     config = uvicorn.Config(app, **uvicorn_options(settings))
     if config.workers == 1:
-        server = uvicorn.Server(config)
+        server = DrainingServer(config)
         server.run()
         return 0 if server.started else STARTUP_FAILURE
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor = DrainingMultiprocess(config, sockets=[config.bind_socket()])
     supervisor.run()
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         logger.error("a worker failed to start; the server stopped (see the worker's log above)")
@@ -137,6 +140,7 @@ def create_worker_app() -> FastAPI:
     GuardedHttpToolsProtocol.head_timeout_s = settings.header_timeout_s
     GuardedHttpToolsProtocol.max_head_bytes = settings.max_header_bytes
     GuardedHttpToolsProtocol.max_concurrency = settings.max_concurrency
+    GuardedHttpToolsProtocol.linger_max_bytes = 2 * settings.max_body_bytes
     return create_app(settings)
 
 

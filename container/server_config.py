@@ -17,8 +17,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
       (`RTB_MAX_CONCURRENCY` connections or unfinished requests per worker) is applied by
       `container.http_protocol` to /invocations only, answered with a JSON 503 at once instead
       of queueing without bound.
-    - `timeout_graceful_shutdown`: on SIGTERM, requests in flight get this long to finish
-      (SageMaker sends SIGKILL 30 s after SIGTERM).
+    - `timeout_graceful_shutdown`: on SIGTERM, connections get this long to drain (requests
+      in flight finish, keep-alive clients are told `Connection: close`; `container.drain`),
+      then what is left is cancelled (SageMaker sends SIGKILL 30 s after SIGTERM).
     - `timeout_keep_alive`: above the 60 s idle timeout of the usual front-end proxies.
     - `http`: httptools, with a deadline on each request head (`container.http_protocol`).
     - No access log, Server or Date header by default: nothing per request that nobody reads.

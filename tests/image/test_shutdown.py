@@ -1,14 +1,17 @@
 """SIGTERM, as SageMaker sends it before it kills a container 30 s later: requests in flight
-finish, none is lost, and the container exits on its own in time."""
+finish, none is lost, keep-alive clients are drained without a reset, and the container exits
+on its own in time."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from benchmark.faults import DrainTally, drain_client
 from tests.contract import SEED_ROW, encode_rows
 
 from .conftest import RunServer
@@ -79,5 +82,41 @@ def test_sigterm_with_requests_in_flight_loses_none_and_exits_in_time(
     assert [status for status, _ in answers] == [200] * IN_FLIGHT, log[-3000:]
     for _, answer in answers:
         assert len(answer.decode().splitlines()) == ROWS
+    assert exit_status == 0, log[-3000:]
+    assert stopped_after < SAGEMAKER_KILL_AFTER_S
+
+
+def test_sigterm_drains_keep_alive_clients_without_a_reset(
+    run_server: RunServer, seed_artifact_dir: Path
+) -> None:
+    """Clients sending back to back on keep-alive connections across SIGTERM (2 workers): every
+    request is answered, or refused once the listener is gone; none is reset."""
+    clients = 4
+    with run_server(model_dir=seed_artifact_dir) as server:
+        tallies = [DrainTally() for _ in range(clients)]
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=drain_client, args=(server.port, stop, tally))
+            for tally in tallies
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(1.0)
+            server.container.kill(signal="SIGTERM")
+            signalled = time.monotonic()
+            exit_status = server.container.wait(timeout=SAGEMAKER_KILL_AFTER_S)["StatusCode"]
+            stopped_after = time.monotonic() - signalled
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+        log = server.logs()
+    total = DrainTally()
+    for tally in tallies:
+        total.add(tally)
+    assert total.reset == 0 and total.disconnected == 0, (total, log[-3000:])
+    assert total.answered > 0
+    assert total.close_headers >= clients, total  # each client told to close, once at least
     assert exit_status == 0, log[-3000:]
     assert stopped_after < SAGEMAKER_KILL_AFTER_S

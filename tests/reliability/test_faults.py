@@ -1,4 +1,5 @@
-"""Faults: a worker killed with SIGKILL, SIGTERM under load, a read-only model and a full disk.
+"""Faults: a worker killed with SIGKILL, SIGTERM under load, a drain of keep-alive clients, a
+body over the limit sent whole before reading, a read-only model and a full disk.
 
 Short versions of `python -m benchmark faults` (same functions, shorter runs), plus start-up on
 a read-only model directory with the temporary directory on a full tmpfs.
@@ -13,6 +14,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from benchmark import faults
@@ -75,11 +77,51 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
     assert report.passed
 
 
+def test_sigterm_drains_keep_alive_clients_without_a_reset(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    """Clients sending back to back across SIGTERM, on keep-alive connections and on a new
+    connection for each request: each request is answered or, once the listener is gone,
+    refused before it connects; keep-alive clients are told `Connection: close`."""
+    run = faults.drain_run(
+        model_dir=artifact_dir,
+        log_path=tmp_path / "drain.log",
+        workers=1,
+        clients=4,
+        fresh_clients=2,
+    )
+    print(f"\n{run}")
+    assert run.reset == 0 and run.disconnected == 0, run
+    assert run.answered_after_sigterm > 0, "nothing was served during the drain"
+    assert run.close_headers >= 4, "a client was not told to close"  # each, once at least
+    assert run.refused == 6  # every client ends on the closed listener
+    assert run.exit_code == 0
+    assert run.exit_s is not None and run.exit_s < faults.SIGTERM_DEADLINE_S
+
+
+def test_a_body_over_the_limit_sent_whole_before_reading_gets_the_413(
+    artifact_dir: Path, start_server: StartServer
+) -> None:
+    """A client that writes a 7 MB body before it reads (as http.client does) gets the 413
+    JSON, not a reset: the server reads and discards the rest after answering."""
+    server = start_server(artifact_dir)
+    body = ROW + b"\n" + b"1,2,3.0,4.0,5.0,6.0,7\n" * (7 * rawhttp.MIB // 22)
+    with rawhttp.connect(server.port, timeout=30) as sock:
+        sock.sendall(rawhttp.request_bytes(body=body))  # raises on a reset
+        response = rawhttp.read_response(sock, timeout=30)
+        assert response.status == 413
+        assert response.header("connection") == "close"
+        assert orjson.loads(response.body)["error"] == "payload_too_large"
+        sock.settimeout(30)
+        assert sock.recv(1) == b"", "the server did not close after its 413"
+
+
 def test_faults_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (
         ["--model-dir", "/nonexistent"],
         ["--model-dir", ".", "--workers", "1"],
         ["--model-dir", ".", "--rate", "0"],
+        ["--model-dir", ".", "--scenario", "drain", "--drain-runs", "0"],
         ["--model-dir", ".", "--scenario", "reboot"],
     ):
         with pytest.raises(SystemExit) as exited:
