@@ -163,7 +163,7 @@ def assert_answered(response: Any, *, rows: int | None = None) -> None:
         document = orjson.loads(response.body)
         assert set(document) == {"error", "message"} and document["message"], document
     elif rows is not None:
-        assert len(response.body.split(b"\n")) == rows
+        assert len(response.body.splitlines()) == rows
 
 
 @settings(

@@ -122,6 +122,9 @@ def test_other_routes_answer_json_errors_and_the_schema_declares_invocations() -
             "application/json",
             "application/jsonlines",
             "application/x-npy",
+            "text/libsvm",
+            "text/x-libsvm",
+            "application/x-recordio-protobuf",
         }
         assert "/ping" in schema["paths"]
         assert parameters["BatchStrategy"] == "MULTI_RECORD"

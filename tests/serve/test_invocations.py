@@ -127,7 +127,7 @@ def test_a_request_without_content_type_is_read_as_libsvm(predictor: FakePredict
         async with client_for(app) as client:
             response = await client.post("/invocations", content=b"1 0:10 1:20 2:30")
         assert response.status_code == 200, response.text
-        assert response.content == b"0.6"
+        assert response.content == b"0.6\n"
         assert predictor.calls[0].tolist() == [[10.0, 20.0, 30.0]]
 
     run(scenario())

@@ -23,7 +23,9 @@ from serve.settings import Settings
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@schemathesis.serializer("application/jsonlines", "application/x-npy")
+@schemathesis.serializer(
+    "application/jsonlines", "application/x-npy", "application/x-recordio-protobuf"
+)
 def _raw_body(ctx: Any, value: Any) -> bytes:
     """Strings and bytes as they are; anything else (negative cases) as JSON text."""
     if isinstance(value, bytes):
@@ -54,6 +56,9 @@ def test_request_schemas_follow_the_model() -> None:
         "application/json",
         "application/jsonlines",
         "application/x-npy",
+        "text/libsvm",
+        "text/x-libsvm",
+        "application/x-recordio-protobuf",
     }
     row = content["application/json"]["schema"]["oneOf"][2]
     assert row["minItems"] == row["maxItems"] == 7

@@ -399,7 +399,9 @@ def test_answers_one_record_per_row_with_the_score_as_the_label() -> None:
 
 def test_answers_the_selected_keys_as_float32_tensors() -> None:
     scores = np.array([0.75, 0.25], dtype=np.float32)
-    selection = OutputSelection(keys=("predicted_label", "probabilities", "labels"))
+    selection = OutputSelection.for_model(
+        keys=("predicted_label", "probabilities", "labels"), objective="binary:logistic"
+    )
     expected = [
         {
             key: [float(v) for v in (value if isinstance(value, list) else [value])]
