@@ -397,9 +397,17 @@ def test_answers_one_record_per_row_with_the_score_as_the_label() -> None:
     assert split_records(body, max_records=3)[0] == record.SerializeToString()
 
 
+def test_a_softprob_score_is_its_k_probabilities() -> None:
+    scores = np.array([[0.25, 0.5, 0.25], [0.1, 0.2, 0.7]], dtype=np.float32)
+    body = encode_recordio(scores, OutputSelection())
+    assert labels_of(body) == [{"score": [float(p) for p in row]} for row in scores]
+
+
 def test_answers_the_selected_keys_as_float32_tensors() -> None:
     scores = np.array([0.75, 0.25], dtype=np.float32)
-    selection = OutputSelection(keys=("predicted_label", "probabilities", "labels"))
+    selection = OutputSelection.for_model(
+        keys=("predicted_label", "probabilities", "labels"), objective="binary:logistic"
+    )
     expected = [
         {
             key: [float(v) for v in (value if isinstance(value, list) else [value])]
