@@ -35,7 +35,7 @@ from benchmark.bulk import (
     xgboost_app,
 )
 from benchmark.http import Measurement
-from benchmark.payloads import CONTENT_TYPES, CSV, JSON, NPY, make_rows
+from benchmark.payloads import CONTENT_TYPES, CSV, JSON, LIBSVM, NPY, RECORDIO, make_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,16 @@ def test_our_reader_reads_what_the_baseline_writes(content_type: str) -> None:
     body, media_type = baseline_encode(ACCEPT[content_type], scores)
     assert media_type == ACCEPT[content_type]
     np.testing.assert_allclose(read_scores(media_type, body), scores, rtol=1e-7)
+
+
+@pytest.mark.parametrize("content_type", [LIBSVM, RECORDIO])
+def test_a_single_libsvm_or_recordio_row_is_the_single_csv_row(content_type: str) -> None:
+    """The 1-row figures compare like with like: the same row in each format."""
+    single = make_request(content_type, 1)
+    assert single.accept == CSV
+    np.testing.assert_array_equal(
+        baseline_decode(content_type, single.body), baseline_decode(CSV, make_request(CSV, 1).body)
+    )
 
 
 def test_the_baseline_server_predicts_what_xgboost_predicts(
