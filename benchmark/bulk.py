@@ -7,7 +7,7 @@
 Side by side in one run, one uvicorn worker each, same uvicorn options
 (`container.server_config.uvicorn_options`), load from `wrk` (`--connections`, default 8):
 
-- `serve`: `python -m serve --model-dir DIR`, exactly as users run it;
+- `serve`: `python -m container serve --model-dir DIR`, exactly as users run it;
 - `xgboost`: a plain FastAPI server as one writes it: `np.loadtxt` (CSV), `json.loads` (JSON,
   JSON Lines), `np.load` (npy), a split of each line (LIBSVM), the protobuf `Record` of each
   frame (RecordIO), `xgboost.DMatrix` and `Booster.predict`, the scores written with
@@ -73,7 +73,7 @@ from benchmark.payloads import (
     encode_rows,
     make_rows,
 )
-from benchmark.server import free_port, ping
+from benchmark.server import SERVE_COMMAND, free_port, ping
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 ROWS_PER_REQUEST: Final = (1, 10, 100, 1_000, 10_000)
@@ -236,7 +236,7 @@ def launch(name: str, command: Callable[[int], list[str]], *, log_dir: Path) -> 
 def serve_command(model_dir: Path, workers: int) -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+            *SERVE_COMMAND, "--model-dir", str(model_dir), "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers),
         ]  # fmt: skip
 
