@@ -126,6 +126,25 @@ def test_verdicts_follow_the_measurements() -> None:
     assert failing["csv: rows/s at 100 rows, serve / xgboost"]  # 3x is enough at 100 rows
 
 
+def test_libsvm_and_recordio_are_held_to_a_csv_rows_cost() -> None:
+    results = Results(
+        rows=(1, BULK_ROWS), content_types=(CSV, LIBSVM, RECORDIO), connections=8, seconds=1.0
+    )
+    rates = {CSV: (18_000, 2_800), LIBSVM: (15_000, 140), RECORDIO: (12_000, 1_800)}
+    for content_type, (single, bulk_rate) in rates.items():
+        results.sweep[(content_type, 1, "serve")] = measurement(single)
+        results.sweep[(content_type, BULK_ROWS, "serve")] = measurement(bulk_rate)
+        for rows in results.rows:
+            results.sweep[(content_type, rows, "xgboost")] = measurement(100)
+    found = {what: (value, passed) for what, value, _, passed in verdicts(results)}
+    assert found["libsvm: cost a row / CSV's at 1 rows, serve"] == (1.2, True)
+    assert found["recordio: cost a row / CSV's at 1 rows, serve"] == (1.5, True)
+    assert found["libsvm: cost a row / CSV's at 1,000 rows, serve"] == (20.0, False)
+    assert not found["recordio: cost a row / CSV's at 1,000 rows, serve"][1]  # 1.56x
+    assert not any(what.startswith(("libsvm: rows/s", "libsvm: µs")) for what in found)
+    assert "csv: µs a row at 1,000 rows, serve" in found
+
+
 def test_each_cell_is_the_run_of_median_rate() -> None:
     runs = [measurement(rate) for rate in (300, 100, 200)]
     assert median_run(runs) is runs[2]
