@@ -9,7 +9,8 @@ Side by side in one run, one uvicorn worker each, same uvicorn options
 
 - `serve`: `python -m container serve --model-dir DIR`, exactly as users run it;
 - `xgboost`: a plain FastAPI server as one writes it: `np.loadtxt` (CSV), `json.loads` (JSON,
-  JSON Lines), `np.load` (npy), `xgboost.DMatrix` and `Booster.predict`, the scores written with
+  JSON Lines), `np.load` (npy), a split of each line (LIBSVM), the protobuf `Record` of each
+  frame (RecordIO), `xgboost.DMatrix` and `Booster.predict`, the scores written with
   `str` / `json` (the `xgboost_app` below);
 - `floor`: the raw ASGI constant of `benchmark.http`, the Python HTTP floor.
 
@@ -19,14 +20,16 @@ What it prints (stdout; progress on stderr):
    10,000), rows/s, p50 and p99 of both servers, and the ratio; `--rounds` interleaved rounds
    (so drifts in machine load hit both alike), each cell the run of median rate. Bodies are
    `benchmark.payloads` rows without missing values (`np.loadtxt` refuses an empty field);
-   JSON and JSON Lines are answered in their own type, CSV and npy in CSV.
+   JSON and JSON Lines are answered in their own type, the others in CSV. The 1-row LIBSVM and
+   RecordIO bodies carry the same row as the 1-row CSV body, so their cost compares with it.
 2. The in-process cost of each stage at 1,000 rows: decode, predict, encode (no HTTP).
 3. Scaling with workers = vCPUs: 1 vs N workers of `serve` and of the floor, single-row and
    1,000-row CSV.
 4. The single-row latency distribution at 1 connection: `serve`, floor and xgboost.
 5. The targets with PASS/FAIL: at 1,000 rows a request, <= 0.5 µs a row and >= 4x xgboost,
-   and >= 3x at 100 rows, for every content type; encoding 1,000 scores costs no more than
-   predicting them.
+   and >= 3x at 100 rows, for CSV, JSON, JSON Lines and npy; a LIBSVM or RecordIO row costs at
+   most 1.5x a CSV row, at 1 and at 1,000 rows a request (when CSV is measured too); encoding
+   1,000 scores costs no more than predicting them.
 
 Charts (matplotlib, `--charts`, default docs/img): `bulk-sweep.png` (rows/s against rows per
 request, both servers, log axes) and `bulk-single-row-latency.png`.
@@ -60,17 +63,37 @@ from fastapi.responses import Response
 
 from benchmark.arguments import positive_float, positive_int
 from benchmark.http import ROW, WRK_SCRIPT, Measurement, default_model, run_wrk
-from benchmark.payloads import CONTENT_TYPES, CSV, JSON, JSONLINES, NPY, encode_rows, make_rows
+from benchmark.payloads import (
+    CONTENT_TYPES,
+    CSV,
+    JSON,
+    JSONLINES,
+    LIBSVM,
+    NPY,
+    RECORDIO,
+    encode_rows,
+    make_rows,
+)
 from benchmark.server import SERVE_COMMAND, free_port, ping
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 ROWS_PER_REQUEST: Final = (1, 10, 100, 1_000, 10_000)
 QUICK_ROWS: Final = (1, 1_000)
-ACCEPT: Final = {CSV: CSV, NPY: CSV, JSON: JSON, JSONLINES: JSONLINES}
-SHORT: Final = {CSV: "csv", JSON: "json", JSONLINES: "jsonlines", NPY: "npy"}
+ACCEPT: Final = {CSV: CSV, NPY: CSV, JSON: JSON, JSONLINES: JSONLINES, LIBSVM: CSV, RECORDIO: CSV}
+SHORT: Final = {
+    CSV: "csv",
+    JSON: "json",
+    JSONLINES: "jsonlines",
+    NPY: "npy",
+    LIBSVM: "libsvm",
+    RECORDIO: "recordio",
+}
 
 COST_PER_ROW_MAX_US: Final = 0.5
 RATIO_MIN: Final = {1_000: 4.0, 100: 3.0}
+SPARSE_FORMATS: Final = (LIBSVM, RECORDIO)
+"""Held to their cost a row against CSV's (`COST_OF_CSV_MAX`), not to the bulk targets."""
+COST_OF_CSV_MAX: Final = 1.5
 BULK_ROWS: Final = 1_000
 SCORE_TOLERANCE: Final = 1e-5
 
@@ -94,6 +117,25 @@ def baseline_decode(content_type: str, body: bytes) -> npt.NDArray[np.float32]:
     if content_type == NPY:
         array = np.load(io.BytesIO(body), allow_pickle=False)
         return np.asarray(array, dtype=np.float32).reshape(-1, array.shape[-1])
+    if content_type == LIBSVM:
+        cells = [
+            dict(token.split(":") for token in line.split()[1:])
+            for line in body.decode().splitlines()
+            if line.strip()
+        ]
+        width = 1 + max((int(index) for row in cells for index in row), default=-1)
+        matrix = np.full((len(cells), width), np.nan, dtype=np.float32)
+        for number, row in enumerate(cells):
+            for index, value in row.items():
+                matrix[number, int(index)] = float(value)
+        return matrix
+    if content_type == RECORDIO:
+        from serve.recordio import Record, split_records
+
+        records = [Record.FromString(payload) for payload in split_records(body, max_records=10**6)]
+        return np.array(
+            [list(r.features["values"].float32_tensor.values) for r in records], dtype=np.float32
+        )
     raise ValueError(f"unsupported content type {content_type!r}")
 
 
@@ -247,6 +289,9 @@ def make_request(content_type: str, rows: int, *, seed: int = 0) -> Payload:
     """Rows of `benchmark.payloads`, without missing values (np.loadtxt refuses an empty field)."""
     if content_type == CSV and rows == 1:
         return Payload(CSV, 1, ROW)  # the single row benchmark.http sends
+    if content_type in (LIBSVM, RECORDIO) and rows == 1:  # the same row, for a like comparison
+        row = np.array([[float(cell) for cell in ROW.split(b",")]], dtype=np.float32)
+        return Payload(content_type, 1, encode_rows(row, content_type))
     return Payload(
         content_type, rows, encode_rows(make_rows(rows, seed=seed, missing_rate=0.0), content_type)
     )
@@ -477,7 +522,9 @@ def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
     found: list[tuple[str, float, str, bool]] = []
     for content_type in results.content_types:
         short = SHORT[content_type]
-        if BULK_ROWS in results.rows:
+        if content_type in SPARSE_FORMATS:
+            found.extend(_against_csv(results, content_type))
+        elif BULK_ROWS in results.rows:
             cost = 1e6 / results.rows_per_s(content_type, BULK_ROWS, "serve")
             found.append(
                 (
@@ -488,7 +535,7 @@ def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
                 )
             )
         for n, minimum in RATIO_MIN.items():
-            if n in results.rows:
+            if n in results.rows and content_type not in SPARSE_FORMATS:
                 ratio = results.ratio(content_type, n)
                 found.append(
                     (f"{short}: rows/s at {n:,} rows, serve / xgboost", ratio, f">= {minimum:g}",
@@ -500,6 +547,22 @@ def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
             found.append(
                 (f"{short}: encode / predict at {BULK_ROWS:,} rows", share, "<= 1", share <= 1.0)
             )
+    return found
+
+
+def _against_csv(results: Results, content_type: str) -> list[tuple[str, float, str, bool]]:
+    """A row's cost in `content_type` over a CSV row's, serve, at 1 and BULK_ROWS rows."""
+    found = []
+    if CSV in results.content_types:
+        for n in (1, BULK_ROWS):
+            if n in results.rows:
+                ratio = results.rows_per_s(CSV, n, "serve") / results.rows_per_s(
+                    content_type, n, "serve"
+                )
+                found.append(
+                    (f"{SHORT[content_type]}: cost a row / CSV's at {n:,} rows, serve", ratio,
+                     f"<= {COST_OF_CSV_MAX:g}", ratio <= COST_OF_CSV_MAX)
+                )  # fmt: skip
     return found
 
 
@@ -676,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--types",
         type=_content_types,
         default=CONTENT_TYPES,
-        help="content types, comma-separated: csv,json,jsonlines,npy (default all)",
+        help="content types, comma-separated: csv,json,jsonlines,npy,libsvm,recordio (default all)",
     )
     parser.add_argument("--duration", type=positive_float, default=3.0, help="s per cell (3)")
     parser.add_argument("--connections", type=positive_int, default=8, help="wrk connections (8)")

@@ -7,7 +7,8 @@ Rows can also be drawn from any `reference.csv`-like file (a header, the feature
 an empty field = missing).
 
 `encode_rows` turns rows into the body of one `/invocations` request for each supported
-content type; NaN becomes an empty CSV field or a JSON `null`.
+content type; NaN becomes an empty CSV field, a JSON `null`, an absent LIBSVM feature or a NaN
+in a RecordIO row.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ CSV: Final = "text/csv"
 JSON: Final = "application/json"
 JSONLINES: Final = "application/jsonlines"
 NPY: Final = "application/x-npy"
-CONTENT_TYPES: Final = (CSV, JSON, JSONLINES, NPY)
+LIBSVM: Final = "text/libsvm"
+RECORDIO: Final = "application/x-recordio-protobuf"
+CONTENT_TYPES: Final = (CSV, JSON, JSONLINES, NPY, LIBSVM, RECORDIO)
 
 # Fraction of missing fields per column in the seed model's reference.csv (1.3-1.7 %).
 MISSING_RATE: Final = 0.014
@@ -133,6 +136,12 @@ def encode_rows(rows: Rows | Sequence[Sequence[float]], content_type: str) -> by
     - `application/json`: `{"instances": [[...], ...]}`, missing as `null`.
     - `application/jsonlines`: one JSON array per line, missing as `null`.
     - `application/x-npy`: `numpy.save` of the float32 array, NaN kept.
+    - `text/libsvm`: one line per row, a label `0` then `column:value` for each value present
+      (zeros included, so a row means what its CSV line means), the column as written
+      (0-based, as the released SageMaker containers read it).
+    - `application/x-recordio-protobuf`: one RecordIO-framed `Record` per row, the row as the
+      dense float32 tensor `features["values"]`, NaN kept: what the SageMaker SDK's
+      `write_numpy_to_dense_tensor` writes, framed and serialised by `serve.recordio`.
 
     Numbers are written in the shortest form that reads back to the same float32.
     """
@@ -151,6 +160,18 @@ def encode_rows(rows: Rows | Sequence[Sequence[float]], content_type: str) -> by
     if media_type == CSV:
         lines = (",".join(_number(value, missing="") for value in row) for row in array.tolist())
         return ("\n".join(lines) + "\n").encode("ascii")
+    if media_type == LIBSVM:
+        lines = (
+            " ".join(
+                ["0"]
+                + [f"{column}:{_number(value, missing='')}" for column, value in enumerate(row)
+                   if not math.isnan(value)]
+            )
+            for row in array.tolist()
+        )  # fmt: skip
+        return ("\n".join(lines) + "\n").encode("ascii")
+    if media_type == RECORDIO:
+        return _recordio(array)
     arrays = [
         "[" + ",".join(_number(value, missing="null") for value in row) + "]"
         for row in array.tolist()
@@ -162,6 +183,18 @@ def encode_rows(rows: Rows | Sequence[Sequence[float]], content_type: str) -> by
     raise ValueError(
         f"unsupported content type {content_type!r}; choose one of {', '.join(CONTENT_TYPES)}"
     )
+
+
+def _recordio(array: Rows) -> bytes:
+    from serve.recordio import Record, frame
+
+    payloads = []
+    record = Record()
+    for row in array.tolist():
+        record.Clear()
+        record.features["values"].float32_tensor.values.extend(row)
+        payloads.append(record.SerializeToString())
+    return frame(payloads)
 
 
 def _number(value: float, *, missing: str) -> str:

@@ -6,9 +6,19 @@ or nothing, in which case the image's baked model (`RTB_DEFAULT_MODEL_DIR`) is s
 
 A raw model is built into an artifact once, in the supervisor before any worker starts, under
 the system temporary directory (SageMaker's model directory is read-only) in a directory named
-by the sha256 of the source files, so a restarted container reuses it instead of compiling again.
-The cache is private: created 0700, and reused only if this user owns it and no one else can
-write to it (see `build_cached_artifact`).
+by a sha256 of the source files, the import settings and the artifact format version
+(`cache_key`), so a restarted container reuses it instead of compiling again, and an entry
+written by older code or with other settings is never served. The cache is private: created
+0700, and reused only if this user owns it and no one else can write to it (see
+`build_cached_artifact`).
+
+The import settings (`ImportSettings`, read once from the environment by `resolve_model_dir`):
+
+- `SAGEMAKER_INFERENCE_ENSEMBLE`: read exactly as the built-in reads it, on unless the value is
+  exactly `true` when set (`os.environ.get(name, "true") == "true"`): several top-level model
+  files (k-fold output) are served as one ensemble; off, one file.
+- `RTB_TREE_LIMIT`: `auto` (default: the tree limit of the container generation that wrote the
+  model, see model.tree_limit), `all`, or N boosting rounds.
 """
 
 from __future__ import annotations
@@ -19,11 +29,14 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from model.archive import is_tar_archive
-from model.artifact import is_artifact_dir, read_manifest, verify_files
+from model.artifact import FORMAT_VERSION, is_artifact_dir, read_manifest, verify_files
 from model.errors import ArtifactError
+from model.tree_limit import TreeLimitOption, parse_tree_limit
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +48,47 @@ class ModelSourceError(Exception):
     """No servable model: nothing to serve, or the raw model cannot be imported."""
 
 
-def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Path:
-    """The artifact directory to serve, building it from a raw SageMaker output if needed."""
+ENSEMBLE_ENV = "SAGEMAKER_INFERENCE_ENSEMBLE"
+TREE_LIMIT_ENV = "RTB_TREE_LIMIT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportSettings:
+    """How a raw SageMaker model is built at start-up (`model.build.build_artifact`'s options)."""
+
+    ensemble: bool = True
+    """Serve several top-level model files as one ensemble (`SAGEMAKER_INFERENCE_ENSEMBLE`)."""
+    tree_limit: TreeLimitOption = "auto"
+    """The trees compiled: `auto`, `all` or N rounds (`RTB_TREE_LIMIT`)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ImportSettings:
+        """The settings of `env`; `ModelSourceError` naming the variable for a bad value.
+
+        `SAGEMAKER_INFERENCE_ENSEMBLE` is on when unset and otherwise only when exactly `true`,
+        as the built-in decides; an empty `RTB_TREE_LIMIT` counts as unset.
+        """
+        raw_limit = env.get(TREE_LIMIT_ENV, "").strip()
+        try:
+            tree_limit = parse_tree_limit(raw_limit) if raw_limit else "auto"
+        except ValueError as exc:
+            raise ModelSourceError(f"{TREE_LIMIT_ENV}={raw_limit!r} is not valid: {exc}") from None
+        return cls(ensemble=env.get(ENSEMBLE_ENV, "true") == "true", tree_limit=tree_limit)
+
+
+def resolve_model_dir(
+    model_dir: Path,
+    *,
+    default_model_dir: Path | None,
+    settings: ImportSettings | None = None,
+) -> Path:
+    """The artifact directory to serve, building it from a raw SageMaker output if needed.
+
+    `settings` default to `ImportSettings.from_env(os.environ)`, read here, once, in the
+    supervisor (workers are handed the built artifact's directory).
+    """
+    if settings is None:
+        settings = ImportSettings.from_env(os.environ)
     source = model_dir
     if not _has_entries(model_dir):
         if default_model_dir is None:
@@ -51,11 +103,36 @@ def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Pat
         if not _has_entries(source):
             raise ModelSourceError(f"the default model directory {source} is empty or missing")
     if is_artifact_dir(source):
+        if settings != ImportSettings():
+            logger.warning(
+                "%s is a built artifact: %s and %s apply only to a raw SageMaker model "
+                "(the artifact's trees and ensemble were chosen by `model build`)",
+                source,
+                ENSEMBLE_ENV,
+                TREE_LIMIT_ENV,
+            )
         return source
-    return build_cached_artifact(_raw_source(source))
+    return build_cached_artifact(_raw_source(source), settings=settings)
 
 
-def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Path:
+def cache_key(source: Path, settings: ImportSettings) -> str:
+    """The cache entry's name: sha256 of the artifact format version, the import settings and
+    `source_digest(source)`; any of them changing names another entry."""
+    digest = hashlib.sha256()
+    digest.update(
+        f"format_version={FORMAT_VERSION}\0ensemble={settings.ensemble}\0"
+        f"tree_limit={settings.tree_limit}\0".encode()
+    )
+    digest.update(source_digest(source).encode())
+    return digest.hexdigest()
+
+
+def build_cached_artifact(
+    source: Path,
+    *,
+    settings: ImportSettings | None = None,
+    cache_root: Path | None = None,
+) -> Path:
     """Build (or reuse) the artifact for a raw model directory; returns the artifact directory.
 
     The cache is trusted only if this process's user owns it and no one else can write to it:
@@ -64,8 +141,9 @@ def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Pa
     is predictable) is never loaded; the model is then built into a fresh private directory,
     with a WARNING. Entries are built in a private staging directory and renamed into place.
     """
+    settings = ImportSettings() if settings is None else settings
     root = Path(tempfile.gettempdir()) / CACHE_DIR_NAME if cache_root is None else cache_root
-    digest = source_digest(source)
+    digest = cache_key(source, settings)
     root = _private_root(root)
     target = root / digest[:32]
     if os.path.lexists(target):
@@ -94,7 +172,13 @@ def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Pa
     except OSError as exc:
         raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
     try:
-        build_artifact(source, output_dir=staging, progress=lambda line: logger.info("%s", line))
+        build_artifact(
+            source,
+            output_dir=staging,
+            ensemble=settings.ensemble,
+            tree_limit=settings.tree_limit,
+            progress=lambda line: logger.info("%s", line),
+        )
         manifest = read_manifest(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,11 +256,19 @@ def _reuse(target: Path) -> bool:
     """True if the (trusted) entry is a complete artifact; removes it if it is not."""
     if is_artifact_dir(target):
         try:
-            verify_files(target, read_manifest(target))
+            manifest = read_manifest(target)
+            verify_files(target, manifest)
         except ArtifactError as exc:
             logger.warning("cached artifact %s is unusable (%s); rebuilding it", target, exc)
         else:
-            return True
+            if manifest.format_version == FORMAT_VERSION:
+                return True
+            logger.warning(
+                "cached artifact %s has format version %d, not %d; rebuilding it",
+                target,
+                manifest.format_version,
+                FORMAT_VERSION,
+            )
     shutil.rmtree(target, ignore_errors=True)
     return False
 

@@ -427,14 +427,15 @@ def _check_values(number: int, values: list[float], columns: Sequence[int]) -> N
 
 def encode_recordio(predictions: Predictions, selection: OutputSelection) -> bytes:
     """One record per prediction: `label[key]` a float32 tensor for `score` or each selected
-    key (a list such as `probabilities` as its values, a scalar as one value)."""
+    key (a list such as `probabilities`, or the k probabilities of a `multi:softprob` score, as
+    its values, a scalar as one value)."""
     payloads: list[bytes] = []
     record = Record()
     for row in selection.records(predictions):
         record.Clear()
         label = record.label
         for key, value in row.items():
-            values = value if isinstance(value, list) else (value,)
+            values = value if isinstance(value, list | np.ndarray) else (value,)
             label[key].float32_tensor.values.extend([float(v) for v in values])
         payloads.append(record.SerializeToString())
     return frame(payloads)

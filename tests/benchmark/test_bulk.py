@@ -35,7 +35,7 @@ from benchmark.bulk import (
     xgboost_app,
 )
 from benchmark.http import Measurement
-from benchmark.payloads import CONTENT_TYPES, CSV, JSON, NPY, make_rows
+from benchmark.payloads import CONTENT_TYPES, CSV, JSON, LIBSVM, NPY, RECORDIO, make_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,16 @@ def test_our_reader_reads_what_the_baseline_writes(content_type: str) -> None:
     body, media_type = baseline_encode(ACCEPT[content_type], scores)
     assert media_type == ACCEPT[content_type]
     np.testing.assert_allclose(read_scores(media_type, body), scores, rtol=1e-7)
+
+
+@pytest.mark.parametrize("content_type", [LIBSVM, RECORDIO])
+def test_a_single_libsvm_or_recordio_row_is_the_single_csv_row(content_type: str) -> None:
+    """The 1-row figures compare like with like: the same row in each format."""
+    single = make_request(content_type, 1)
+    assert single.accept == CSV
+    np.testing.assert_array_equal(
+        baseline_decode(content_type, single.body), baseline_decode(CSV, make_request(CSV, 1).body)
+    )
 
 
 def test_the_baseline_server_predicts_what_xgboost_predicts(
@@ -114,6 +124,25 @@ def test_verdicts_follow_the_measurements() -> None:
     assert not failing["csv: µs a row at 1,000 rows, serve"]  # 0.67 µs a row
     assert not failing["csv: rows/s at 1,000 rows, serve / xgboost"]  # 3x
     assert failing["csv: rows/s at 100 rows, serve / xgboost"]  # 3x is enough at 100 rows
+
+
+def test_libsvm_and_recordio_are_held_to_a_csv_rows_cost() -> None:
+    results = Results(
+        rows=(1, BULK_ROWS), content_types=(CSV, LIBSVM, RECORDIO), connections=8, seconds=1.0
+    )
+    rates = {CSV: (18_000, 2_800), LIBSVM: (15_000, 140), RECORDIO: (12_000, 1_800)}
+    for content_type, (single, bulk_rate) in rates.items():
+        results.sweep[(content_type, 1, "serve")] = measurement(single)
+        results.sweep[(content_type, BULK_ROWS, "serve")] = measurement(bulk_rate)
+        for rows in results.rows:
+            results.sweep[(content_type, rows, "xgboost")] = measurement(100)
+    found = {what: (value, passed) for what, value, _, passed in verdicts(results)}
+    assert found["libsvm: cost a row / CSV's at 1 rows, serve"] == (1.2, True)
+    assert found["recordio: cost a row / CSV's at 1 rows, serve"] == (1.5, True)
+    assert found["libsvm: cost a row / CSV's at 1,000 rows, serve"] == (20.0, False)
+    assert not found["recordio: cost a row / CSV's at 1,000 rows, serve"][1]  # 1.56x
+    assert not any(what.startswith(("libsvm: rows/s", "libsvm: µs")) for what in found)
+    assert "csv: µs a row at 1,000 rows, serve" in found
 
 
 def test_each_cell_is_the_run_of_median_rate() -> None:

@@ -15,6 +15,7 @@ from benchmark.payloads import (
     load_reference,
     make_rows,
 )
+from serve.codecs import DECODERS
 from tests.seed import SEED_REFERENCE
 
 
@@ -83,7 +84,7 @@ def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValueError):
         make_rows(1, reference=np.zeros((0, 7), dtype=np.float32))
     with pytest.raises(ValueError, match="unsupported content type"):
-        encode_rows(make_rows(1), "text/libsvm")
+        encode_rows(make_rows(1), "text/plain")
     with pytest.raises(ValueError, match="infinite"):
         encode_rows([[math.inf] * 7], "text/csv")
 
@@ -119,7 +120,9 @@ def test_every_encoding_reads_back_to_the_same_float32_rows(content_type: str) -
     rows = make_rows(300, seed=11)
     rows[0, :3] = [0.1, 1e-7, 15626.5]
     body = encode_rows(rows, content_type)
-    if content_type == "application/x-npy":
+    if content_type in ("text/libsvm", "application/x-recordio-protobuf"):
+        decoded = DECODERS[content_type](body, num_features=rows.shape[1], max_rows=len(rows))
+    elif content_type == "application/x-npy":
         decoded = np.load(io.BytesIO(body), allow_pickle=False)
     elif content_type == "text/csv":
         decoded = np.genfromtxt(io.BytesIO(body), delimiter=",", dtype=np.float32)
@@ -134,6 +137,26 @@ def test_every_encoding_reads_back_to_the_same_float32_rows(content_type: str) -
             [[math.nan if v is None else v for v in row] for row in parsed], np.float32
         )
     np.testing.assert_array_equal(decoded, rows)
+
+
+def test_libsvm_writes_a_label_then_each_present_value_by_column() -> None:
+    assert encode_rows(ROWS, "text/libsvm") == (
+        b"0 0:2 1:0 2:0 3:7 4:3 5:20 6:2\n0 1:1.5 2:0.1 3:1 4:2 5:3\n"
+    )
+
+
+def test_recordio_is_one_dense_float32_record_a_row_as_the_sdk_writes_it() -> None:
+    from serve.recordio import Record, split_records
+
+    records = [
+        Record.FromString(payload)
+        for payload in split_records(
+            encode_rows(ROWS, "application/x-recordio-protobuf"), max_records=2
+        )
+    ]
+    tensors = [record.features["values"].float32_tensor for record in records]
+    assert all(not tensor.keys and not tensor.shape for tensor in tensors)
+    np.testing.assert_array_equal(np.array([list(t.values) for t in tensors], np.float32), ROWS)
 
 
 def test_a_single_row_vector_is_one_request_row() -> None:

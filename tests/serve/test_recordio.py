@@ -397,6 +397,12 @@ def test_answers_one_record_per_row_with_the_score_as_the_label() -> None:
     assert split_records(body, max_records=3)[0] == record.SerializeToString()
 
 
+def test_a_softprob_score_is_its_k_probabilities() -> None:
+    scores = np.array([[0.25, 0.5, 0.25], [0.1, 0.2, 0.7]], dtype=np.float32)
+    body = encode_recordio(scores, OutputSelection())
+    assert labels_of(body) == [{"score": [float(p) for p in row]} for row in scores]
+
+
 def test_answers_the_selected_keys_as_float32_tensors() -> None:
     scores = np.array([0.75, 0.25], dtype=np.float32)
     selection = OutputSelection.for_model(
@@ -409,7 +415,11 @@ def test_answers_the_selected_keys_as_float32_tensors() -> None:
         }
         for row in selection.records(scores)
     ]
-    assert labels_of(encode_recordio(scores, selection)) == expected
+    body = encode_recordio(scores, selection)
+    assert labels_of(body) == expected
+    # each frame holds its own record once (the built-in's frame i holds records 1 to i)
+    for payload in split_records(body, max_records=2):
+        assert Record.FromString(payload).ByteSize() == len(payload)
     assert expected[0] == {
         "predicted_label": [1.0],
         "probabilities": [0.25, 0.75],
