@@ -55,6 +55,13 @@ def resolve_model_dir(model_dir: Path, *, default_model_dir: Path | None) -> Pat
     return build_cached_artifact(_raw_source(source))
 
 
+def build_model_artifact(source: Path) -> Path:
+    """Multi-model mode's importer, injected into `serve`: the artifact for the raw SageMaker
+    model in the directory `source` (its `xgboost-model`, or the `model.tar.gz` it holds alone),
+    built once and reused from the private cache like the single model's."""
+    return build_cached_artifact(_raw_source(source))
+
+
 def build_cached_artifact(source: Path, *, cache_root: Path | None = None) -> Path:
     """Build (or reuse) the artifact for a raw model directory; returns the artifact directory.
 
