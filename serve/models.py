@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 import time
 import uuid
@@ -138,6 +139,9 @@ class ModelRegistry:
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
         self._pending: dict[str, asyncio.Task[InvocationHandler]] = {}
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = _not_private(directory)
+        if problem is not None:  # an entry names a library this process will load
+            raise RegistryError(f"refusing the model registry {directory}: {problem}")
 
     @classmethod
     def private(cls, settings: Settings, *, build: Build | None = None) -> ModelRegistry:
@@ -369,6 +373,22 @@ class ModelRegistry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class RegistryError(Exception):
+    """The registry directory is not this server's alone."""
+
+
+def _not_private(directory: Path) -> str | None:
+    """Why another user could write into `directory`, or None."""
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        return "not a directory (or a symbolic link)"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not this server's uid {os.getuid()}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
 def check_name(name: str) -> None:
     """A model name SageMaker can send: 1 to MAX_NAME_CHARS visible characters."""
     if not 0 < len(name) <= MAX_NAME_CHARS or not name.isprintable():
@@ -409,6 +429,7 @@ __all__ = [
     "ModelEntry",
     "ModelPage",
     "ModelRegistry",
+    "RegistryError",
     "check_name",
     "configure_handler",
 ]
