@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -128,7 +127,6 @@ def serve_multi_model(settings: Settings) -> int:
     """Multi-model mode (`SAGEMAKER_MULTI_MODEL=true`): no model at start-up; the workers share
     the registry of loaded models in one private directory (`serve.models`)."""
     registry = settings.models_registry_dir
-    created = registry is None
     if registry is None:
         registry = Path(tempfile.mkdtemp(prefix="rtb-inference-models-"))  # 0700
     os.environ["RTB_MULTI_MODEL_REGISTRY"] = str(registry)
@@ -140,11 +138,7 @@ def serve_multi_model(settings: Settings) -> int:
         settings.port,
         settings.workers,
     )
-    try:
-        return run_server(settings)
-    finally:
-        if created:
-            shutil.rmtree(registry, ignore_errors=True)
+    return run_server(settings)
 
 
 def check_model(model_dir: Path) -> None:

@@ -4,11 +4,14 @@ and models trained here; every answer checked against XGBoost's."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -218,3 +221,29 @@ def test_concurrent_loads_unloads_and_invokes_over_http(
         statuses = [s for future in churns + invokes for s in future.result()]
     assert set(statuses) <= {200, 404, 409}, sorted(set(statuses))
     assert "Traceback" not in server.log()
+
+
+def test_a_replaced_worker_serves_the_registered_models(
+    server: ServerProcess, models: list[Served]
+) -> None:
+    default = models[1]
+    with httpx.Client(base_url=server.base_url, timeout=60.0) as client:
+        if client.get("/models/default").status_code == 404:
+            client.post("/models", json={"model_name": "default", "url": str(default.url)})
+        victim = server.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the supervisor starts a new worker
+            pids = server.worker_pids()
+            if len(pids) == 2 and victim not in pids:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the killed worker was not replaced")
+        for index in range(8):
+            answer = client.post(
+                "/models/default/invoke",
+                content=csv_body(default.features[index : index + 1]),
+                headers=CLOSE,
+            )
+            check_answer(answer, default, slice(index, index + 1))
