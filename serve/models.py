@@ -181,6 +181,8 @@ class ModelRegistry:
             return found
         task = self._pending.get(name)
         if task is None:
+            if not os.path.lexists(self._entry_path(name)):  # no thread for an unknown name
+                raise ModelNotFoundError(_not_found(name))
             task = asyncio.ensure_future(self._materialize(name))
             self._pending[name] = task
         return await asyncio.shield(task)  # a cancelled waiter does not cancel the others
