@@ -138,6 +138,7 @@ RUN python -c "from serve import fastparse as f; \
 assert f.PARSER is not None and f.PARSER.path == f.PREBUILT, 'no prebuilt parser'"
 
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true \
+      com.amazonaws.sagemaker.capabilities.multi-models=true \
       org.opencontainers.image.title=rtb-inference \
       org.opencontainers.image.description="Low-latency SageMaker inference for RTB XGBoost models" \
       org.opencontainers.image.licenses=Apache-2.0

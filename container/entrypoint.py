@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(
         level=settings.log_level, log_format=settings.log_format, access_log=settings.access_log
     )
+    if settings.multi_model:
+        return serve_multi_model(settings)
     try:
         model_dir = resolve_model_dir(
             settings.model_dir, default_model_dir=settings.default_model_dir
@@ -123,6 +126,24 @@ def run_server(settings: Settings, *, app: str = WORKER_APP) -> int:
     return 0
 
 
+def serve_multi_model(settings: Settings) -> int:
+    """Multi-model mode (`SAGEMAKER_MULTI_MODEL=true`): no model at start-up; the workers share
+    the registry of loaded models in one private directory (`serve.models`)."""
+    registry = settings.models_registry_dir
+    if registry is None:
+        registry = Path(tempfile.mkdtemp(prefix="rtb-inference-models-"))  # 0700
+    os.environ["RTB_MULTI_MODEL_REGISTRY"] = str(registry)
+    os.environ["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(settings.workers)
+    os.environ["SAGEMAKER_BIND_TO_PORT"] = str(settings.port)
+    logger.info(
+        "multi-model mode: serving the models loaded through /models on %s:%d with %d worker(s)",
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
+    return run_server(settings)
+
+
 def check_model(model_dir: Path) -> None:
     """Load and verify the model once in the supervisor; raises on any problem."""
     from serve.predictor import load_model
@@ -134,6 +155,7 @@ def create_worker_app() -> FastAPI:
     """uvicorn's factory, called in each worker (whose logging uvicorn has configured already
     from the same dict): settings from the environment."""
     from container.http_protocol import GuardedHttpToolsProtocol
+    from container.model_source import ImportSettings, build_model_artifact
     from serve.app import create_app
 
     settings = Settings.from_env()
@@ -141,7 +163,12 @@ def create_worker_app() -> FastAPI:
     GuardedHttpToolsProtocol.max_head_bytes = settings.max_header_bytes
     GuardedHttpToolsProtocol.max_concurrency = settings.max_concurrency
     GuardedHttpToolsProtocol.linger_max_bytes = 2 * settings.max_body_bytes
-    return create_app(settings)
+    imports = ImportSettings.from_env(os.environ)  # how multi-model mode builds a raw model
+
+    def build(source: Path) -> Path:
+        return build_model_artifact(source, settings=imports)
+
+    return create_app(settings, build=build)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,13 @@ def cache_key(source: Path, settings: ImportSettings) -> str:
     return digest.hexdigest()
 
 
+def build_model_artifact(source: Path, *, settings: ImportSettings | None = None) -> Path:
+    """Multi-model mode's importer, injected into `serve`: the artifact for the raw SageMaker
+    model in the directory `source` (its `xgboost-model`, or the `model.tar.gz` it holds alone),
+    built once and reused from the private cache like the single model's."""
+    return build_cached_artifact(_raw_source(source), settings=settings)
+
+
 def build_cached_artifact(
     source: Path,
     *,

@@ -25,7 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from serve.codecs import JSON
 from serve.errors import InferenceError, error_body, error_response
-from serve.invocations import InvocationHandler, num_outputs
+from serve.invocations import InvocationHandler, configure_handler
+from serve.models import Build, ModelRegistry
+from serve.multi_model import ModelInvoker, ReadyPing, add_multi_model_routes, is_invoke_path
 from serve.openapi import add_openapi
 from serve.outputs import OutputSelection
 from serve.ping import PingHandler
@@ -36,16 +38,23 @@ logger = logging.getLogger(__name__)
 
 
 class ServingApp(FastAPI):
-    """FastAPI, with `POST /invocations` and `GET /ping` answered before its routing."""
+    """FastAPI, with `POST /invocations` (in multi-model mode `POST /models/{name}/invoke`)
+    and `GET /ping` answered before its routing."""
 
     invocation_handler: InvocationHandler
-    ping_handler: PingHandler
+    ping_handler: PingHandler | ReadyPing
+    model_invoker: ModelInvoker | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path == "/invocations" and scope["method"] == "POST":
-                await self.invocation_handler(scope, receive, send)
+            invoker = self.model_invoker
+            if invoker is None:
+                if path == "/invocations" and scope["method"] == "POST":
+                    await self.invocation_handler(scope, receive, send)
+                    return
+            elif scope["method"] == "POST" and is_invoke_path(path):
+                await invoker(scope, receive, send)
                 return
             if path == "/ping" and scope["method"] == "GET":
                 await self.ping_handler(scope, receive, send)
@@ -59,11 +68,15 @@ def create_app(
     *,
     objective: str = "binary:logistic",
     num_class: int | None = None,
+    build: Build | None = None,
 ) -> FastAPI:
     """The server. Without `predictor`, the lifespan loads and verifies `settings.model_dir`
     (refusing to start on any failure, an output selection the model cannot answer included);
-    tests inject a predictor instead, trained with `objective`."""
+    tests inject a predictor instead, trained with `objective`. With `settings.multi_model`,
+    the multi-model server (`create_multi_model_app`), importing raw models through `build`."""
     settings = Settings.from_env() if settings is None else settings
+    if settings.multi_model:
+        return create_multi_model_app(settings, ModelRegistry.private(settings, build=build))
     selection = OutputSelection()
     if predictor is not None:
         selection = OutputSelection.for_model(
@@ -97,23 +110,46 @@ def create_app(
     return app
 
 
+def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
+    """The multi-model server: no model at start-up, SageMaker's `/models` API on `registry`,
+    each model served by its own `InvocationHandler` (`serve.multi_model`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gc.collect()
+        gc.freeze()
+        yield
+        registry.close()
+
+    app = ServingApp(
+        title="RTB XGBoost inference (multi-model)",
+        version="1",
+        summary="SageMaker multi-model endpoint: /models to load, list, describe, unload and "
+        "invoke compiled XGBoost models; /ping.",
+        lifespan=lifespan,
+    )
+    app.invocation_handler = InvocationHandler(settings, None, OutputSelection())
+    app.ping_handler = ReadyPing()
+    app.model_invoker = ModelInvoker(registry)
+    app.state.settings = settings
+    app.state.registry = registry
+    ping = Route("/ping", app.ping_handler, methods=["GET"], include_in_schema=False)
+    ping.methods = {"GET"}
+    app.router.routes.append(ping)
+    add_multi_model_routes(app, app.model_invoker)
+    _add_execution_parameters(app, settings)
+    _add_error_handlers(app)
+    return app
+
+
 def _load(handler: InvocationHandler, model_dir: Path, settings: Settings) -> None:
     """Give `handler` the verified predictor and what it answers with; logs and raises on any
     failure, so the worker does not start."""
     try:
-        loaded = load_model(model_dir)
-        model = loaded.manifest.model
-        selection = OutputSelection.for_model(
-            keys=settings.inference_output,
-            objective=model.objective,
-            num_class=model.num_class,
-            threshold=model.bid_threshold,
-        )
-        handler.configure(selection, num_outputs=num_outputs(loaded.predictor))
+        configure_handler(handler, load_model(model_dir), settings)
     except Exception as exc:
         logger.error("refusing to serve the model in %s: %s", model_dir, exc)
         raise
-    handler.predictor = loaded.predictor
 
 
 def _add_hot_path_routes(app: ServingApp) -> None:
@@ -176,4 +212,4 @@ def _snake_case(text: str) -> str:
     return "_".join("".join(c if c.isalnum() else " " for c in text.lower()).split()) or "error"
 
 
-__all__ = ["ServingApp", "create_app"]
+__all__ = ["ServingApp", "create_app", "create_multi_model_app"]

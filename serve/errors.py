@@ -83,6 +83,26 @@ class OverloadedError(InferenceError, code="overloaded", status_code=503):
     """The worker is over its concurrency bound; answered at once, with `Retry-After`."""
 
 
+class ModelNotFoundError(InferenceError, code="model_not_found", status_code=404):
+    """Multi-model mode: no model of that name is loaded."""
+
+
+class ModelAlreadyLoadedError(InferenceError, code="model_already_loaded", status_code=409):
+    """Multi-model mode: a model of that name is loaded already; unload it first."""
+
+
+class InsufficientMemoryError(InferenceError, code="insufficient_memory", status_code=507):
+    """Multi-model mode: the model does not fit in the memory budget; SageMaker unloads others."""
+
+
+class InvalidModelError(InferenceError, code="invalid_model"):
+    """Multi-model mode: the model at `url` cannot be imported, compiled, loaded or verified."""
+
+
+class InvalidPageTokenError(InferenceError, code="invalid_page_token"):
+    """Multi-model mode: `next_page_token` is not one this server returned."""
+
+
 OVERLOADED_SCOPE_KEY = "rtb.overloaded"
 """Set (to True) in a request's ASGI scope by the HTTP protocol when the worker is over its
 concurrency bound: `/invocations` then answers 503 `overloaded` at once (`/ping` ignores it)."""

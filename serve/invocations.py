@@ -40,7 +40,7 @@ from serve.errors import (
     error_response,
 )
 from serve.outputs import OutputSelection, OutputSelectionError
-from serve.predictor import Predictor
+from serve.predictor import LoadedModel, Predictor
 from serve.settings import Settings
 
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
@@ -188,6 +188,20 @@ class InvocationHandler:
             )
             chosen = _remember(self._accepts, key, (media_type, media_type.encode()))
         return chosen
+
+
+def configure_handler(handler: InvocationHandler, loaded: LoadedModel, settings: Settings) -> None:
+    """Give `handler` the verified model and the answers its manifest calls for (raises
+    OutputSelectionError when the configured outputs do not fit the model)."""
+    model = loaded.manifest.model
+    selection = OutputSelection.for_model(
+        keys=settings.inference_output,
+        objective=model.objective,
+        num_class=model.num_class,
+        threshold=model.bid_threshold,
+    )
+    handler.configure(selection, num_outputs=num_outputs(loaded.predictor))
+    handler.predictor = loaded.predictor
 
 
 def num_outputs(predictor: Predictor | None) -> int:

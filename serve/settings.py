@@ -68,6 +68,17 @@ class Settings:
     """Listen backlog: connections the kernel queues before accept (`RTB_BACKLOG`)."""
     graceful_timeout_s: float = 25.0
     """On SIGTERM, time for requests in flight (`RTB_GRACEFUL_TIMEOUT`); SageMaker kills at 30 s."""
+    multi_model: bool = False
+    """Multi-model endpoint mode (`SAGEMAKER_MULTI_MODEL`): no model at start-up; SageMaker loads
+    and unloads models through `/models` and invokes them at `/models/{name}/invoke`."""
+    models_memory_bytes: int = 0
+    """Multi-model mode: memory the loaded models may take together before a load is answered
+    507 (`RTB_MULTI_MODEL_MEMORY_MB`). 0, the default, means half of the machine's memory."""
+    models_registry_dir: Path | None = None
+    """Multi-model mode: the private directory where every worker finds the loaded models
+    (`RTB_MULTI_MODEL_REGISTRY`, set by the entrypoint; a fresh one when unset)."""
+    models_page_size: int = 100
+    """Multi-model mode: models per `GET /models` page (`RTB_MULTI_MODEL_PAGE_SIZE`)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -78,6 +89,7 @@ class Settings:
             "max_body_bytes",
             "max_concurrency",
             "backlog",
+            "models_page_size",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -85,6 +97,13 @@ class Settings:
             raise SettingsError(f"max_rows must be at least 0 (0: derived), got {self.max_rows}")
         if self.max_rows == 0:
             object.__setattr__(self, "max_rows", self.max_body_bytes)
+        if self.models_memory_bytes < 0:
+            raise SettingsError(
+                f"models_memory_bytes must be at least 0 (0: half the memory), "
+                f"got {self.models_memory_bytes}"
+            )
+        if self.models_memory_bytes == 0:
+            object.__setattr__(self, "models_memory_bytes", _half_the_memory())
         for name in ("header_timeout_s", "request_timeout_s", "keep_alive_s", "graceful_timeout_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
@@ -142,6 +161,10 @@ class Settings:
         read("RTB_MAX_CONCURRENCY", "max_concurrency", int)
         read("RTB_BACKLOG", "backlog", int)
         read("RTB_GRACEFUL_TIMEOUT", "graceful_timeout_s", float)
+        read("SAGEMAKER_MULTI_MODEL", "multi_model", _parse_bool)
+        read("RTB_MULTI_MODEL_MEMORY_MB", "models_memory_bytes", _parse_budget)
+        read("RTB_MULTI_MODEL_REGISTRY", "models_registry_dir", Path)
+        read("RTB_MULTI_MODEL_PAGE_SIZE", "models_page_size", int)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -155,6 +178,20 @@ def _parse_megabytes(raw: str) -> int:
     if not 0 < megabytes <= 1024:
         raise SettingsError("must be between 0 and 1024 MB")
     return int(megabytes * MIB)
+
+
+def _parse_budget(raw: str) -> int:
+    megabytes = float(raw)
+    if not 0 <= megabytes <= 1024 * 1024:
+        raise SettingsError("must be between 0 and 1048576 MB (0: half the memory)")
+    return int(megabytes * MIB)
+
+
+def _half_the_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError):  # not POSIX: a conservative 1 GiB
+        return 1024 * MIB
 
 
 def _parse_bool(raw: str) -> bool:

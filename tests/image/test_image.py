@@ -28,6 +28,7 @@ def run_to_completion(
 def test_sagemaker_metadata(engine: Any, image: str) -> None:
     config = engine.images.get(image).attrs["Config"]
     assert config["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert config["Labels"]["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
     assert "8080/tcp" in config["ExposedPorts"]
     # Exec form: `serve` runs as PID 1 (no shell in between), so SIGTERM reaches the server.
     assert config["Entrypoint"] == ["/opt/venv/bin/serve"]

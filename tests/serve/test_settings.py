@@ -99,3 +99,28 @@ def test_the_row_limit_follows_the_byte_limit_unless_set() -> None:
     assert Settings.from_env({"RTB_MAX_ROWS": "1000"}).max_rows == 1000
     row = b"0,0,0,0,0,0,0\n"
     assert (6 * MIB) // len(row) > 100_000  # the former default refused such a mini-batch
+
+
+def test_multi_model_settings_are_read_and_checked() -> None:
+    off = Settings.from_env({})
+    assert off.multi_model is False and off.models_registry_dir is None
+    assert off.models_memory_bytes > 0  # half the machine's memory
+    settings = Settings.from_env(
+        {
+            "SAGEMAKER_MULTI_MODEL": "true",
+            "RTB_MULTI_MODEL_MEMORY_MB": "512",
+            "RTB_MULTI_MODEL_REGISTRY": "/tmp/registry",
+            "RTB_MULTI_MODEL_PAGE_SIZE": "7",
+        }
+    )
+    assert settings.multi_model is True
+    assert settings.models_memory_bytes == 512 * MIB
+    assert settings.models_registry_dir == Path("/tmp/registry")
+    assert settings.models_page_size == 7
+    for name, value, fragment in (
+        ("SAGEMAKER_MULTI_MODEL", "maybe", "SAGEMAKER_MULTI_MODEL"),
+        ("RTB_MULTI_MODEL_MEMORY_MB", "-1", "RTB_MULTI_MODEL_MEMORY_MB"),
+        ("RTB_MULTI_MODEL_PAGE_SIZE", "0", "models_page_size must be at least 1"),
+    ):
+        with pytest.raises(SettingsError, match=fragment):
+            Settings.from_env({name: value})
