@@ -53,6 +53,13 @@ from benchmark.traffic import (
 )
 
 SIGTERM_DEADLINE_S = 30.0
+
+
+def exited_in_time(exit_code: int | None, exit_s: float | None) -> bool:
+    """After SIGTERM the server must exit 0 within SIGTERM_DEADLINE_S."""
+    return exit_code == 0 and exit_s is not None and exit_s < SIGTERM_DEADLINE_S
+
+
 Progress = Callable[[str], None]
 
 
@@ -284,9 +291,7 @@ class SigtermReport:
         return (
             self.failed_in_flight == 0
             and self.probe_status == 200
-            and self.exit_code == 0
-            and self.exit_s is not None
-            and self.exit_s < SIGTERM_DEADLINE_S
+            and exited_in_time(self.exit_code, self.exit_s)
         )
 
 
@@ -486,9 +491,7 @@ class DrainRun:
         return (
             self.reset == 0
             and self.disconnected == 0
-            and self.exit_code == 0
-            and self.exit_s is not None
-            and self.exit_s < SIGTERM_DEADLINE_S
+            and exited_in_time(self.exit_code, self.exit_s)
         )
 
 
