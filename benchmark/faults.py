@@ -53,6 +53,13 @@ from benchmark.traffic import (
 )
 
 SIGTERM_DEADLINE_S = 30.0
+
+
+def exited_in_time(exit_code: int | None, exit_s: float | None) -> bool:
+    """After SIGTERM the server must exit 0 within SIGTERM_DEADLINE_S."""
+    return exit_code == 0 and exit_s is not None and exit_s < SIGTERM_DEADLINE_S
+
+
 Progress = Callable[[str], None]
 
 
@@ -161,14 +168,36 @@ def _await_replacement(
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Load:
+    """The server and the paced traffic the kill-worker and SIGTERM scenarios run under."""
+
+    model_dir: Path
+    log_dir: Path
+    workers: int = 2
+    connections: int = 16
+    rate: float = 400.0
+    before_s: float = 3.0
+    """Seconds of load before the first signal."""
+
+    def server(self, scenario: str) -> ServerProcess:
+        log_path = self.log_dir / f"{scenario}.log"
+        return ServerProcess(model_dir=self.model_dir, workers=self.workers, log_path=log_path)
+
+    def traffic(self, port: int, *, duration_s: float) -> TrafficPlan:
+        return TrafficPlan(
+            port=port,
+            requests=soak_requests(200),
+            connections=self.connections,
+            duration_s=duration_s,
+            rate=self.rate,
+            timeout_s=5.0,
+        )
+
+
 def kill_worker(
+    load: Load,
     *,
-    model_dir: Path,
-    log_dir: Path,
-    workers: int = 2,
-    connections: int = 16,
-    rate: float = 400.0,
-    before_s: float = 3.0,
     between_s: float = 3.0,
     after_s: float = 4.0,
     progress: Progress | None = None,
@@ -176,20 +205,14 @@ def kill_worker(
     """Under paced load, SIGKILL every original worker in turn (`between_s` apart), so that in
     the end only replacements are left to serve; watch for `after_s` after the last kill."""
     say = progress or (lambda message: None)
+    workers, before_s = load.workers, load.before_s
     if workers < 2:
         raise ValueError("kill-worker needs at least 2 workers (one must keep serving)")
-    with ServerProcess(
-        model_dir=model_dir, workers=workers, log_path=log_dir / "kill-worker.log"
-    ) as server:
+    with load.server("kill-worker") as server:
         server.wait_healthy(timeout=120)
         originals = server.worker_pids()
-        plan = TrafficPlan(
-            port=server.port,
-            requests=soak_requests(200),
-            connections=connections,
-            duration_s=before_s + between_s * (len(originals) - 1) + after_s,
-            rate=rate,
-            timeout_s=5.0,
+        plan = load.traffic(
+            server.port, duration_s=before_s + between_s * (len(originals) - 1) + after_s
         )
         known = set(originals)
         kills: list[float] = []
@@ -226,8 +249,8 @@ def kill_worker(
     last_kill = kills[-1]
     return KillReport(
         workers=workers,
-        connections=connections,
-        rate=rate,
+        connections=load.connections,
+        rate=load.rate,
         killed_pids=originals[: len(kills)],
         replacement_pids=replacements,
         replacement_s=replacement_s,
@@ -268,9 +291,7 @@ class SigtermReport:
         return (
             self.failed_in_flight == 0
             and self.probe_status == 200
-            and self.exit_code == 0
-            and self.exit_s is not None
-            and self.exit_s < SIGTERM_DEADLINE_S
+            and exited_in_time(self.exit_code, self.exit_s)
         )
 
 
@@ -304,32 +325,14 @@ def _finish_probe(sock: Any, rest: bytes) -> int | None:
         sock.close()
 
 
-def sigterm(
-    *,
-    model_dir: Path,
-    log_dir: Path,
-    workers: int = 2,
-    connections: int = 16,
-    rate: float = 400.0,
-    before_s: float = 3.0,
-    progress: Progress | None = None,
-) -> SigtermReport:
+def sigterm(load: Load, *, progress: Progress | None = None) -> SigtermReport:
     """SIGTERM the supervisor after `before_s` of paced load; keep sending until it is gone."""
     say = progress or (lambda message: None)
-    with ServerProcess(
-        model_dir=model_dir, workers=workers, log_path=log_dir / "sigterm.log"
-    ) as server:
+    with load.server("sigterm") as server:
         server.wait_healthy(timeout=120)
-        plan = TrafficPlan(
-            port=server.port,
-            requests=soak_requests(200),
-            connections=connections,
-            duration_s=before_s + SIGTERM_DEADLINE_S + 5,
-            rate=rate,
-            timeout_s=5.0,
-        )
+        plan = load.traffic(server.port, duration_s=load.before_s + SIGTERM_DEADLINE_S + 5)
         with start_traffic(plan) as traffic:
-            time.sleep(before_s)
+            time.sleep(load.before_s)
             probe, rest = _half_sent_probe(server.port, b"2,0,0.0,7.0,3.0,20.0,2\n" * 10)
             say(f"SIGTERM to the supervisor {server.pid}")
             signalled = time.monotonic()
@@ -346,9 +349,9 @@ def sigterm(
             traffic.stop()
             result = traffic.result()
     return SigtermReport(
-        workers=workers,
-        connections=connections,
-        rate=rate,
+        workers=load.workers,
+        connections=load.connections,
+        rate=load.rate,
         requests=result.total,
         outcomes=result.counts(),
         ok=int(result.ok().sum()),
@@ -488,9 +491,7 @@ class DrainRun:
         return (
             self.reset == 0
             and self.disconnected == 0
-            and self.exit_code == 0
-            and self.exit_s is not None
-            and self.exit_s < SIGTERM_DEADLINE_S
+            and exited_in_time(self.exit_code, self.exit_s)
         )
 
 
@@ -734,23 +735,23 @@ def main(argv: list[str] | None = None) -> int:
     def say(message: str) -> None:
         print(message, file=sys.stderr)
 
-    common: dict[str, Any] = {
-        "model_dir": args.model_dir,
-        "workers": args.workers,
-        "rate": args.rate,
-        "connections": args.connections,
-        "progress": say,
-    }
     reports: dict[str, Any] = {}
     passed = True
     with tempfile.TemporaryDirectory(prefix="rtb-faults-") as tmp:
+        load = Load(
+            model_dir=args.model_dir,
+            log_dir=Path(tmp),
+            workers=args.workers,
+            connections=args.connections,
+            rate=args.rate,
+        )
         if args.scenario in {"kill-worker", "all"}:
-            kill = kill_worker(log_dir=Path(tmp), **common)
+            kill = kill_worker(load, progress=say)
             print(render_kill(kill), end="\n\n")
             reports["kill_worker"] = {**asdict(kill), "passed": kill.passed}
             passed &= kill.passed
         if args.scenario in {"sigterm", "all"}:
-            term = sigterm(log_dir=Path(tmp), **common)
+            term = sigterm(load, progress=say)
             print(render_sigterm(term))
             reports["sigterm"] = {**asdict(term), "passed": term.passed}
             passed &= term.passed

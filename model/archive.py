@@ -15,10 +15,10 @@ import gzip
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from model.atomic_write import atomic_write
 from model.errors import UnsafeArchiveError, UnsupportedFormatError
 
 __all__ = [
@@ -163,26 +163,19 @@ def write_archive(source_dir: Path | str, names: Sequence[str], *, output: Path 
     source_dir = Path(source_dir)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar,
-        ):
-            for name in names:
-                path = source_dir / name
-                info = tarfile.TarInfo(name)
-                info.size = path.stat().st_size
-                info.mode = 0o644
-                info.mtime = 0
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with open(path, "rb") as handle:
-                    tar.addfile(info, handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_write(output) as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for name in names:
+            path = source_dir / name
+            info = tarfile.TarInfo(name)
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with open(path, "rb") as handle:
+                tar.addfile(info, handle)
     return output

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from model.atomic_write import atomic_write
 from model.errors import (
     ArtifactError,
     IntegrityError,
@@ -278,15 +277,8 @@ def write_manifest(model_dir: Path | str, manifest: Manifest) -> Path:
     """Write `model_dir/manifest.json` atomically (a reader never sees half a manifest)."""
     path = Path(model_dir) / MANIFEST_FILE
     text = json.dumps(manifest_to_dict(manifest), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
     return path
 
 

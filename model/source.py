@@ -18,6 +18,7 @@ Formats (what `detect_format` returns):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -174,57 +175,32 @@ def read_source(path: Path | str) -> SourceModel:
             f"{path}: not an XGBoost model ({_describe_bytes(data)}); {_SUPPORTED_HELP}"
         )
     sha256 = hashlib.sha256(data).hexdigest()
-    feature_names: tuple[str, ...] | None = None
-    pickled_limit: int | None = None
-    payload = data
-    if fmt == "sagemaker-pickle":
-        state = read_booster_pickle(path, data=data)
-        payload = state.handle
-        feature_names = state.feature_names
-        pickled_limit = state.best_ntree_limit
-    payload_format = _detect_payload(payload)
+    if fmt != "sagemaker-pickle":
+        return _read_payload(path, data, fmt, sha256=sha256)
+    state = read_booster_pickle(path, data=data)
+    payload_format = _detect_payload(state.handle)
     if payload_format is None:
         raise UnsupportedFormatError(
             f"{path}: the pickled Booster's model bytes are in no known format "
-            f"({_describe_bytes(payload)}); {_SUPPORTED_HELP}"
+            f"({_describe_bytes(state.handle)}); {_SUPPORTED_HELP}"
         )
-    info = _read_payload(path, payload, payload_format)
+    inner = _read_payload(path, state.handle, payload_format, sha256=sha256)
+    feature_names = state.feature_names
     if feature_names is None or _generic_names(feature_names):
-        feature_names = info.feature_names or feature_names
-    return SourceModel(
-        path=path,
+        feature_names = inner.feature_names or feature_names
+    return dataclasses.replace(
+        inner,
         format=fmt,
-        sha256=sha256,
-        payload_format=payload_format,
-        payload=info.payload,
-        objective=info.objective,
-        base_score=info.base_score,
         feature_names=feature_names,
-        xgboost_version=info.xgboost_version,
-        booster=info.booster,
-        num_class=info.num_class,
-        num_parallel_tree=info.num_parallel_tree,
-        num_trees=info.num_trees,
-        attributes=info.attributes,
-        pickled_best_ntree_limit=pickled_limit,
+        pickled_best_ntree_limit=state.best_ntree_limit,
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _PayloadInfo:
-    payload: bytes
-    objective: str
-    base_score: float | None
-    feature_names: tuple[str, ...] | None
-    xgboost_version: str | None
-    booster: str
-    num_class: int
-    num_parallel_tree: int
-    num_trees: int
-    attributes: dict[str, str]
-
-
-def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> _PayloadInfo:
+def _read_payload(
+    path: Path, payload: bytes, payload_format: PayloadFormat, *, sha256: str
+) -> SourceModel:
+    """The model in `payload` (the file's bytes, or a pickle's model bytes), as if it were the
+    whole file: `sha256` is the file's."""
     if payload_format == "json":
         try:
             document = json.loads(payload)
@@ -234,7 +210,7 @@ def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> 
             # XGBoost >= 1.0 memory snapshot {"Config": ..., "Model": ...}: keep the model.
             document = document["Model"]
             payload = json.dumps(document).encode("utf-8")
-        return _info_from_document(path, payload, document)
+        return _info_from_document(path, payload, document, payload_format, sha256=sha256)
     if payload_format == "ubjson":
         try:
             document = decode_ubjson(payload)
@@ -246,10 +222,10 @@ def _read_payload(path: Path, payload: bytes, payload_format: PayloadFormat) -> 
                 document = document["Model"]
         except UBJSONError as exc:
             raise UnsupportedFormatError(f"{path}: starts like UBJSON but is not: {exc}") from exc
-        return _info_from_document(path, payload, document)
+        return _info_from_document(path, payload, document, payload_format, sha256=sha256)
     if payload.startswith(_SNAPSHOT_MAGIC):
-        return _info_from_snapshot(path, payload)
-    return _info_from_legacy(path, payload, config=None)
+        return _info_from_snapshot(path, payload, sha256=sha256)
+    return _info_from_legacy(path, payload, config=None, sha256=sha256)
 
 
 def _is_snapshot_document(document: object) -> bool:
@@ -261,7 +237,7 @@ def _is_snapshot_document(document: object) -> bool:
     )
 
 
-def _info_from_snapshot(path: Path, snapshot: bytes) -> _PayloadInfo:
+def _info_from_snapshot(path: Path, snapshot: bytes, *, sha256: str) -> SourceModel:
     """`CONFIG-offset:` + int64 LE N + N bytes of legacy binary + JSON learner config."""
     header = len(_SNAPSHOT_MAGIC) + 8
     if len(snapshot) < header:
@@ -284,10 +260,12 @@ def _info_from_snapshot(path: Path, snapshot: bytes) -> _PayloadInfo:
                 f"JSON: {exc}"
             ) from exc
         config = loaded if isinstance(loaded, dict) else None
-    return _info_from_legacy(path, legacy, config=config)
+    return _info_from_legacy(path, legacy, config=config, sha256=sha256)
 
 
-def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | None) -> _PayloadInfo:
+def _info_from_legacy(
+    path: Path, legacy: bytes, *, config: dict[str, Any] | None, sha256: str
+) -> SourceModel:
     offset = len(_LEGACY_MAGIC) if legacy.startswith(_LEGACY_MAGIC) else 0
     objective = _legacy_objective_at(legacy, offset)
     if objective is None:
@@ -315,7 +293,11 @@ def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | Non
         configured = _base_score_of(path, learner)
         base_score = base_score if configured is None else configured
         version = _version_of(config) or version
-    return _PayloadInfo(
+    return SourceModel(
+        path=path,
+        format="legacy-binary",
+        sha256=sha256,
+        payload_format="legacy-binary",
         payload=legacy,
         objective=objective,
         base_score=float(base_score),
@@ -329,7 +311,9 @@ def _info_from_legacy(path: Path, legacy: bytes, *, config: dict[str, Any] | Non
     )
 
 
-def _info_from_document(path: Path, payload: bytes, document: object) -> _PayloadInfo:
+def _info_from_document(
+    path: Path, payload: bytes, document: object, payload_format: PayloadFormat, *, sha256: str
+) -> SourceModel:
     if not isinstance(document, dict) or not isinstance(document.get("learner"), dict):
         raise UnsupportedFormatError(
             f"{path}: a JSON/UBJSON document without a `learner` object is not an XGBoost model"
@@ -352,7 +336,11 @@ def _info_from_document(path: Path, payload: bytes, document: object) -> _Payloa
         if isinstance(raw_attributes, dict)
         else {}
     )
-    return _PayloadInfo(
+    return SourceModel(
+        path=path,
+        format=payload_format,
+        sha256=sha256,
+        payload_format=payload_format,
         payload=payload,
         objective=_objective_of(learner) or "unknown",
         base_score=_base_score_of(path, learner),

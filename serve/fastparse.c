@@ -48,6 +48,36 @@ int rtb_fastparse_init(void) {
 
 static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/* The decimal digits at p, kept in *mantissa up to 19 significant ones (more set *truncated).
+ * *exponent is the decimal exponent of the mantissa's last digit: in the integer part
+ * (fraction = 0) each digit dropped raises it; in the fraction (fraction = 1) each digit
+ * read, leading zeros included, lowers it, except those dropped. Returns the position after. */
+static inline const char *read_digits(const char *p, const char *end, int fraction,
+                                      uint64_t *mantissa, int *digits, int *exponent,
+                                      int *truncated) {
+    uint64_t m = *mantissa; /* in locals: the loop keeps them in registers */
+    int kept = *digits, e = *exponent, dropped = *truncated;
+    while (p < end && is_digit(*p)) {
+        int d = *p - '0';
+        if (m == 0 && d == 0) {
+            e -= fraction;
+        } else if (kept < 19) {
+            m = m * 10 + (uint64_t)d;
+            kept++;
+            e -= fraction;
+        } else {
+            e += !fraction;
+            dropped = 1;
+        }
+        p++;
+    }
+    *mantissa = m;
+    *digits = kept;
+    *exponent = e;
+    *truncated = dropped;
+    return p;
+}
+
 /* Read one number at p (before end). `json` selects the JSON grammar
  *     -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
  * and otherwise the CSV one (what Python's float() reads, minus whitespace, underscores,
@@ -70,19 +100,7 @@ static const char *read_number(const char *p, const char *end, int json, double 
     int seen = 0;        /* digits in the integer and fraction parts */
     int integer = 1;     /* no fraction and no exponent (JSON integers) */
     const char *int_start = p;
-    while (p < end && is_digit(*p)) {
-        int d = *p - '0';
-        if (mantissa != 0 || d != 0) {
-            if (digits < 19) {
-                mantissa = mantissa * 10 + (uint64_t)d;
-                digits++;
-            } else {
-                exponent++;
-                truncated = 1;
-            }
-        }
-        p++;
-    }
+    p = read_digits(p, end, 0, &mantissa, &digits, &exponent, &truncated);
     int int_digits = (int)(p - int_start);
     seen += int_digits;
     if (json) {
@@ -93,21 +111,7 @@ static const char *read_number(const char *p, const char *end, int json, double 
         integer = 0;
         p++;
         const char *frac_start = p;
-        while (p < end && is_digit(*p)) {
-            int d = *p - '0';
-            if (mantissa != 0 || d != 0) {
-                if (digits < 19) {
-                    mantissa = mantissa * 10 + (uint64_t)d;
-                    digits++;
-                    exponent--;
-                } else {
-                    truncated = 1;
-                }
-            } else {
-                exponent--;
-            }
-            p++;
-        }
+        p = read_digits(p, end, 1, &mantissa, &digits, &exponent, &truncated);
         int frac_digits = (int)(p - frac_start);
         if (json && frac_digits == 0) return NULL;
         seen += frac_digits;

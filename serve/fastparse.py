@@ -152,39 +152,37 @@ def _open(path: Path, digest: str) -> FastParser | None:
 PARSER: FastParser | None = load() if __name__ != "__main__" else None
 
 
-def parse_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
+def _parse(
+    name: str, body: bytes, *, rows: int, num_features: int, max_rows: int
+) -> FeatureMatrix | None:
+    """Parser `name` with room for `rows` (at least the body's rows) but no more than
+    `max_rows`; None without the library."""
     parser = PARSER
     if parser is None:
         return None
+    matrix: FeatureMatrix | None = parser.parse(
+        name, body, num_features=num_features, capacity=min(rows, max_rows)
+    )
+    return matrix
+
+
+def parse_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
     rows = body.count(b"\n") + 1  # at most one more than the rows (a final line end)
     if rows > max_rows + 1:
         return None  # the decoder refuses it before parsing
-    matrix: FeatureMatrix | None = parser.parse(
-        "rtb_parse_csv", body, num_features=num_features, capacity=min(rows, max_rows)
-    )
-    return matrix
+    return _parse("rtb_parse_csv", body, rows=rows, num_features=num_features, max_rows=max_rows)
 
 
 def parse_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
-    parser = PARSER
-    if parser is None:
-        return None
     rows = max(1, body.count(b"["))  # every row opens a list
-    matrix: FeatureMatrix | None = parser.parse(
-        "rtb_parse_json", body, num_features=num_features, capacity=min(rows, max_rows)
-    )
-    return matrix
+    return _parse("rtb_parse_json", body, rows=rows, num_features=num_features, max_rows=max_rows)
 
 
 def parse_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
-    parser = PARSER
-    if parser is None:
-        return None
     rows = body.count(b"\n") + 1
-    matrix: FeatureMatrix | None = parser.parse(
-        "rtb_parse_jsonlines", body, num_features=num_features, capacity=min(rows, max_rows)
+    return _parse(
+        "rtb_parse_jsonlines", body, rows=rows, num_features=num_features, max_rows=max_rows
     )
-    return matrix
 
 
 # The header numpy.save writes for a 1-D or 2-D array of a plain numeric type.

@@ -7,11 +7,8 @@ No timing is asserted: the machine is shared. The figures live in docs/benchmark
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -36,8 +33,7 @@ from benchmark.bulk import (
 )
 from benchmark.http import Measurement
 from benchmark.payloads import CONTENT_TYPES, CSV, JSON, LIBSVM, NPY, RECORDIO, make_rows
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark.command import run_benchmark
 
 
 @pytest.mark.parametrize("content_type", CONTENT_TYPES)
@@ -163,14 +159,9 @@ def test_render_prints_every_cell() -> None:
 def test_quick_run_prints_the_tables_verdicts_and_charts(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package wrk)")
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmark", "bulk", "--quick", "--types", "csv,npy"]
-        + ["--charts", str(tmp_path), "--workers", "2"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    charts = ("--charts", str(tmp_path))
+    result = run_benchmark(
+        "bulk", "--quick", "--types", "csv,npy", *charts, "--workers", "2", timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
@@ -191,13 +182,6 @@ def test_quick_run_prints_the_tables_verdicts_and_charts(tmp_path: Path) -> None
 
 
 def test_help() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmark", "bulk", "--help"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_benchmark("bulk", "--help", timeout=60)
     assert result.returncode == 0
     assert "--rows" in result.stdout and "--quick" in result.stdout

@@ -5,16 +5,12 @@ No timing is asserted: the machine is shared. The figures live in docs/serve.md.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark.command import run_benchmark
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +19,7 @@ pytestmark = pytest.mark.slow
 def test_quick_run_prints_the_table_and_four_verdicts(client: str) -> None:
     if client == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package wrk)")
-    command = [sys.executable, "-m", "benchmark", "http", "--quick", "--connections", "8"]
-    result = subprocess.run(
-        [*command, "--client", client],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_benchmark("http", "--quick", "--connections", "8", "--client", client, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     for label in (
@@ -58,13 +46,6 @@ def test_quick_run_prints_the_table_and_four_verdicts(client: str) -> None:
 
 
 def test_help() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmark", "http", "--help"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_benchmark("http", "--help", timeout=60)
     assert result.returncode == 0
     assert "--model-dir" in result.stdout and "--quick" in result.stdout

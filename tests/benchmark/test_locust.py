@@ -5,30 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from benchmark import locust
+from tests.benchmark.command import run_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("latency_over_time.png", "throughput_vs_users.png", "latency_histogram.png")
 
 
-def run_benchmark(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", "locust", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, **(env or {})},
-    )
+def run_locust(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_benchmark("locust", *args, timeout=240, env={**os.environ, **(env or {})})
 
 
 def assert_sane_results(output: Path, *, steps: int, server_timing: bool) -> dict[str, object]:
@@ -74,7 +64,7 @@ def assert_sane_results(output: Path, *, steps: int, server_timing: bool) -> dic
 @pytest.mark.slow
 def test_local_run_against_the_server(serve_url: str, tmp_path: Path) -> None:
     output = tmp_path / "local"
-    result = run_benchmark(
+    result = run_locust(
         "--host", serve_url, "--users", "2", "--duration", "3s", "--output", str(output),
         "--p99-bound", "1000",
     )  # fmt: skip
@@ -91,7 +81,7 @@ def test_local_run_against_the_server(serve_url: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_distributed_step_run_merges_the_workers_histograms(serve_url: str, tmp_path: Path) -> None:
     output = tmp_path / "distributed"
-    result = run_benchmark(
+    result = run_locust(
         "--host", serve_url, "--users", "4", "--step-users", "2", "--step-duration", "3s",
         "--workers", "2", "--output", str(output), "--batch-size", "5",
         "--content-type", "application/json", "--accept", "application/json",
@@ -109,7 +99,7 @@ def test_npy_batches_from_reference_rows(serve_url: str, tmp_path: Path) -> None
     reference = tmp_path / "reference.csv"
     reference.write_text("dow,hour,a,b,c,d,e,probability\n2,0,0,7,3,20,2,0.1\n,1,1,1,1,1,1,0.2\n")
     output = tmp_path / "npy"
-    result = run_benchmark(
+    result = run_locust(
         "--host", serve_url, "--users", "1", "--duration", "2s", "--output", str(output),
         "--content-type", "application/x-npy", "--batch-size", "3", "--p99-bound", "1000",
         "--reference", str(reference),
@@ -124,9 +114,7 @@ def test_invalid_answers_are_counted_as_failures(
 ) -> None:
     url = scoring_server("1.5")  # every score outside [0, 1]
     output = tmp_path / "bad"
-    result = run_benchmark(
-        "--host", url, "--users", "1", "--duration", "2s", "--output", str(output)
-    )
+    result = run_locust("--host", url, "--users", "1", "--duration", "2s", "--output", str(output))
     assert result.returncode == 1
     summary = json.loads((output / "summary.json").read_text())
     assert summary["total"]["failures"] > 0
@@ -140,7 +128,7 @@ def test_open_loop_counts_real_requests_not_corrected_samples(
     scoring_server: Callable[..., str], tmp_path: Path
 ) -> None:
     output = tmp_path / "open"
-    result = run_benchmark(
+    result = run_locust(
         "--host", scoring_server(), "--users", "2", "--duration", "2s", "--rate-per-user", "20",
         "--output", str(output), "--p99-bound", "1000",
     )  # fmt: skip
@@ -156,9 +144,7 @@ def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
 
     output = tmp_path / "down"
     url = f"http://127.0.0.1:{free_port()}"
-    result = run_benchmark(
-        "--host", url, "--users", "1", "--duration", "2s", "--output", str(output)
-    )
+    result = run_locust("--host", url, "--users", "1", "--duration", "2s", "--output", str(output))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert json.loads((output / "summary.json").read_text())["total"]["failures"] > 0

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from benchmark.server import free_port
+from tests.benchmark.command import run_benchmark
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 PAYLOADS = 8
 
@@ -69,16 +68,9 @@ def run_against(url: str, output: Path) -> subprocess.CompletedProcess[str]:
         "AWS_SESSION_TOKEN": "testing",
     }
     env.pop("AWS_PROFILE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", "locust", "--endpoint-name", "rtb-bidder"]
-        + ["--region", REGION, "--endpoint-url", url, "--users", "1", "--duration", "2s"]
-        + ["--payloads", str(PAYLOADS), "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
+    args = ["--endpoint-name", "rtb-bidder", "--region", REGION, "--endpoint-url", url]
+    args += ["--users", "1", "--duration", "2s", "--payloads", str(PAYLOADS)]
+    return run_benchmark("locust", *args, "--output", str(output), timeout=240, env=env)
 
 
 def test_invoke_endpoint_user_times_and_checks_every_call(moto_url: str, tmp_path: Path) -> None:

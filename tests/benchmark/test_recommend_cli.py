@@ -211,6 +211,12 @@ class Stubs:
             None,
         )
 
+    def created(self, name: str, expected_params: dict[str, Any] | None = None) -> None:
+        """CreateInferenceRecommendationsJob answers with the job's ARN."""
+        self.sagemaker.add_response(
+            "create_inference_recommendations_job", {"JobArn": job_arn(name)}, expected_params
+        )
+
     def describe(self, response: dict[str, Any]) -> None:
         self.sagemaker.add_response(
             "describe_inference_recommendations_job", response, {"JobName": response["JobName"]}
@@ -353,9 +359,7 @@ def test_default_job_registers_waits_and_reports(
 def test_default_job_reuses_an_existing_group(stubs: Stubs, tmp_path: Path) -> None:
     name = "rtb-default-2"
     stubs.registration(group_exists=True)
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
-    )
+    stubs.created(name)
     argv = [*REGISTER_ARGS, "--job-name", name, "--no-wait", "--output-dir", str(tmp_path)]
     assert run(stubs, argv) == 0
 
@@ -363,9 +367,7 @@ def test_default_job_reuses_an_existing_group(stubs: Stubs, tmp_path: Path) -> N
 def test_sample_payload_archive_is_what_gets_uploaded(stubs: Stubs, tmp_path: Path) -> None:
     uploaded: dict[str, Any] = {}
     stubs.registration(group_exists=True)
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn("rtb-x")}, None
-    )
+    stubs.created("rtb-x")
 
     def capture(params: dict[str, Any], **_: Any) -> None:
         if "Body" in params:
@@ -450,9 +452,7 @@ ADVANCED_REQUEST = {
 
 def queue_advanced(stubs: Stubs, *, failed_step: bool = False) -> None:
     name = "rtb-adv-1"
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, ADVANCED_REQUEST
-    )
+    stubs.created(name, ADVANCED_REQUEST)
     finished: list[StepRow] = [
         ("COMPLETED", instance, workers, None) for instance, workers, *_ in ADVANCED_RESULTS
     ]
@@ -576,9 +576,7 @@ def test_failed_job_exits_1_with_its_reason_and_failed_steps(
 ) -> None:
     name = "rtb-adv-1"
     reason = "PayloadError: s3://rtb-bench/recommend/payload.tar.gz is not a gzip tar archive"
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
-    )
+    stubs.created(name)
     stubs.describe(describe(name, "FAILED", failure=reason))
     failed: list[StepRow] = [
         ("FAILED", "ml.c6i.large", "2", "PayloadError: no sample payload could be read")
@@ -620,9 +618,7 @@ def test_wait_gives_up_at_the_timeout_and_says_how_to_resume(
     stubs: Stubs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = "rtb-slow"
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
-    )
+    stubs.created(name)
     stubs.describe(describe(name, "IN_PROGRESS", job_type="Default"))
     stubs.steps(name, [])
     argv = ["--model-package-arn", PACKAGE_ARN, "--role", ROLE, "--job-name", name,
@@ -638,9 +634,7 @@ def test_interrupting_the_wait_leaves_the_job_running_and_says_how_to_resume(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(recommend, "wait_for_job", interrupted)
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn("rtb-int")}, None
-    )
+    stubs.created("rtb-int")
     argv = ["--model-package-arn", PACKAGE_ARN, "--role", ROLE, "--job-name", "rtb-int"]
     assert run(stubs, argv) == 130
     assert "report it later with --from-job rtb-int" in capsys.readouterr().err
@@ -805,9 +799,7 @@ def test_a_failing_poll_says_how_to_resume(
     stubs: Stubs, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = "rtb-poll"
-    stubs.sagemaker.add_response(
-        "create_inference_recommendations_job", {"JobArn": job_arn(name)}, None
-    )
+    stubs.created(name)
     stubs.sagemaker.add_client_error(
         "describe_inference_recommendations_job",
         service_error_code="ThrottlingException",

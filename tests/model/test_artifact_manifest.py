@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 
 from model.artifact import (
-    Manifest,
     Tolerance,
     combine_members,
     load_verification,
@@ -171,14 +171,8 @@ def test_symlink_escaping_the_directory_is_refused(tmp_path: Path) -> None:
 
 def test_escaping_names_are_refused_even_when_constructed_in_code(tmp_path: Path) -> None:
     manifest = _artifact(tmp_path / "a")
-    hostile = Manifest(
-        created_at=manifest.created_at,
-        model=manifest.model,
-        compiled=manifest.compiled,
-        fallback=manifest.fallback,
-        verification=manifest.verification,
-        versions=manifest.versions,
-        files={**manifest.files, "../a/model.tl": manifest.files["model.tl"]},
+    hostile = dataclasses.replace(
+        manifest, files={**manifest.files, "../a/model.tl": manifest.files["model.tl"]}
     )
     with pytest.raises(IntegrityError, match="not a plain relative path"):
         verify_files(tmp_path / "a", hostile)

@@ -26,17 +26,23 @@ from .hostile_models import SEED_MODEL
 ROW = b"2,0,0.0,7.0,3.0,20.0,2"
 
 
-def test_killed_workers_are_replaced_and_only_their_requests_fail(
-    artifact_dir: Path, tmp_path: Path
-) -> None:
-    """Both original workers are killed in turn: at the end only replacements serve."""
-    report = faults.kill_worker(
+@pytest.fixture
+def short_load(artifact_dir: Path, tmp_path: Path) -> faults.Load:
+    """Two workers under a lighter load than the command's, for a shorter run."""
+    return faults.Load(
         model_dir=artifact_dir,
         log_dir=tmp_path,
         workers=2,
         connections=8,
         rate=200.0,
         before_s=2.0,
+    )
+
+
+def test_killed_workers_are_replaced_and_only_their_requests_fail(short_load: faults.Load) -> None:
+    """Both original workers are killed in turn: at the end only replacements serve."""
+    report = faults.kill_worker(
+        short_load,
         between_s=3.0,  # the first replacement has imported and loaded the model by then
         after_s=4.0,
     )
@@ -58,16 +64,9 @@ def test_killed_workers_are_replaced_and_only_their_requests_fail(
 
 
 def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(
-    artifact_dir: Path, tmp_path: Path
+    short_load: faults.Load,
 ) -> None:
-    report = faults.sigterm(
-        model_dir=artifact_dir,
-        log_dir=tmp_path,
-        workers=2,
-        connections=8,
-        rate=200.0,
-        before_s=2.0,
-    )
+    report = faults.sigterm(short_load)
     print(f"\n{faults.render_sigterm(report)}")
     assert report.probe_status == 200, "a request in flight at SIGTERM was not answered"
     assert report.failed_in_flight == 0, report.outcomes

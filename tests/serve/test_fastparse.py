@@ -13,13 +13,14 @@ import subprocess
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serve import fastparse
@@ -164,19 +165,6 @@ def csv_bodies(draw: st.DrawFn, num_features: int) -> bytes:
 
 
 @PROPERTY
-@given(num_features=st.integers(1, 4), data=st.data())
-@example(num_features=3, data=None)
-def test_csv_agrees(num_features: int, data: st.DataObject | None) -> None:
-    if data is None:  # the explicit example: a body the fast path must take
-        body = b"1,2.5,\n-0,1e-3,7\r\n"
-        assert fastparse.parse_csv(body, num_features=3, max_rows=50) is not None
-        assert_agree(decode_csv, body, 3)
-        return
-    body = mutate(data.draw(csv_bodies(num_features)), data, b"0123456789.,-+eE \r\n_nx")
-    assert_agree(decode_csv, body, num_features, max_rows=data.draw(st.integers(1, 8)))
-
-
-@PROPERTY
 @given(
     rows=st.lists(
         st.lists(st.one_of(number.filter(fits_float32), st.just("")), min_size=3, max_size=3),
@@ -252,19 +240,6 @@ def json_bodies(draw: st.DrawFn, num_features: int) -> bytes:
     return (draw(space) + body + draw(space)).encode()
 
 
-@PROPERTY
-@given(num_features=st.integers(1, 4), data=st.data())
-@example(num_features=3, data=None)
-def test_json_agrees(num_features: int, data: st.DataObject | None) -> None:
-    if data is None:
-        body = b'{"instances": [[1, null, -0], {"features": [2.5e-3, 0.1, 7]}]}'
-        assert fastparse.parse_json(body, num_features=3, max_rows=50) is not None
-        assert_agree(decode_json, body, 3)
-        return
-    body = mutate(data.draw(json_bodies(num_features)), data, b'0123456789.,-eE []{}:"nul\n')
-    assert_agree(decode_json, body, num_features, max_rows=data.draw(st.integers(1, 8)))
-
-
 @st.composite
 def jsonlines_bodies(draw: st.DrawFn, num_features: int) -> bytes:
     rows = draw(json_rows(num_features, wrapped=True))
@@ -273,17 +248,49 @@ def jsonlines_bodies(draw: st.DrawFn, num_features: int) -> bytes:
     return "".join(line + end for line, end in zip(lines, ends, strict=True)).encode()
 
 
+@dataclass(frozen=True)
+class TextFormat:
+    fast: Callable[..., Any]
+    """The C parser the decoder tries first."""
+    decoder: Decoder
+    bodies: Callable[[int], st.SearchStrategy[bytes]]
+    """Bodies of about `num_features` columns, around the grammar's edges."""
+    alphabet: bytes
+    """The bytes a mutation inserts or writes over."""
+
+
+TEXT_FORMATS = {
+    "csv": TextFormat(fastparse.parse_csv, decode_csv, csv_bodies, b"0123456789.,-+eE \r\n_nx"),
+    "json": TextFormat(
+        fastparse.parse_json, decode_json, json_bodies, b'0123456789.,-eE []{}:"nul\n'
+    ),
+    "jsonlines": TextFormat(
+        fastparse.parse_jsonlines, decode_jsonlines, jsonlines_bodies, b'0123456789.,-e []{}"\n\x0b'
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "num_features"),
+    [
+        ("csv", b"1,2.5,\n-0,1e-3,7\r\n", 3),
+        ("json", b'{"instances": [[1, null, -0], {"features": [2.5e-3, 0.1, 7]}]}', 3),
+        ("jsonlines", b'[1, null]\n\n{"features": [0.5, -2]}\r\n', 2),
+    ],
+)
+def test_the_fast_path_takes_a_plain_body(name: str, body: bytes, num_features: int) -> None:
+    text_format = TEXT_FORMATS[name]
+    assert text_format.fast(body, num_features=num_features, max_rows=50) is not None
+    assert_agree(text_format.decoder, body, num_features)
+
+
+@pytest.mark.parametrize("name", TEXT_FORMATS)
 @PROPERTY
 @given(num_features=st.integers(1, 4), data=st.data())
-@example(num_features=2, data=None)
-def test_jsonlines_agrees(num_features: int, data: st.DataObject | None) -> None:
-    if data is None:
-        body = b'[1, null]\n\n{"features": [0.5, -2]}\r\n'
-        assert fastparse.parse_jsonlines(body, num_features=2, max_rows=50) is not None
-        assert_agree(decode_jsonlines, body, 2)
-        return
-    body = mutate(data.draw(jsonlines_bodies(num_features)), data, b'0123456789.,-e []{}"\n\x0b')
-    assert_agree(decode_jsonlines, body, num_features, max_rows=data.draw(st.integers(1, 8)))
+def test_agrees(name: str, num_features: int, data: st.DataObject) -> None:
+    text_format = TEXT_FORMATS[name]
+    body = mutate(data.draw(text_format.bodies(num_features)), data, text_format.alphabet)
+    assert_agree(text_format.decoder, body, num_features, max_rows=data.draw(st.integers(1, 8)))
 
 
 @PROPERTY

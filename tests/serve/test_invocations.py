@@ -48,21 +48,28 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
+def invoke(app: Any, content: bytes, **options: Any) -> httpx.Response:
+    """One POST /invocations to `app` (`options` as httpx.AsyncClient.post takes them)."""
+
+    async def post() -> httpx.Response:
+        async with client_for(app) as client:
+            return await client.post("/invocations", content=content, **options)
+
+    result: httpx.Response = run(post())
+    return result
+
+
 # The tests are plain functions driving asyncio themselves: no pytest async plugin needed.
 
 
 def test_csv_to_csv(predictor: FakePredictor) -> None:
-    async def scenario() -> None:
-        app = handler(Settings(workers=1), predictor)
-        async with client_for(app) as client:
-            response = await client.post("/invocations", content=b"10,20,30\n1,,1", headers=CSV)
-        assert response.status_code == 200
-        assert response.headers["content-type"] == "text/csv"
-        assert response.content == b"0.6\n0.02\n"
-        assert response.headers["server-timing"].startswith("app;dur=")
-        assert np.isnan(predictor.calls[0][1, 1])
-
-    run(scenario())
+    app = handler(Settings(workers=1), predictor)
+    response = invoke(app, content=b"10,20,30\n1,,1", headers=CSV)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv"
+    assert response.content == b"0.6\n0.02\n"
+    assert response.headers["server-timing"].startswith("app;dur=")
+    assert np.isnan(predictor.calls[0][1, 1])
 
 
 NPY_ANSWER = b"npy: float64 [0.6]"  # compared after np.load
@@ -107,30 +114,22 @@ def test_every_content_type_and_accept(
     if accept is not None:
         headers["accept"] = accept
 
-    async def scenario() -> None:
-        async with client_for(handler(Settings(workers=1), FakePredictor())) as client:
-            response = await client.post("/invocations", content=body, headers=headers)
-        assert response.status_code == 200, response.text
-        assert response.headers["content-type"] == expected_type
-        if expected_body is NPY_ANSWER:
-            answer = np.load(io.BytesIO(response.content))
-            assert answer.dtype == np.float64 and answer.tolist() == [float(np.float32(0.6))]
-        else:
-            assert response.content == expected_body
-
-    run(scenario())
+    response = invoke(handler(Settings(workers=1), FakePredictor()), content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == expected_type
+    if expected_body is NPY_ANSWER:
+        answer = np.load(io.BytesIO(response.content))
+        assert answer.dtype == np.float64 and answer.tolist() == [float(np.float32(0.6))]
+    else:
+        assert response.content == expected_body
 
 
 def test_a_request_without_content_type_is_read_as_libsvm(predictor: FakePredictor) -> None:
-    async def scenario() -> None:
-        app = handler(Settings(workers=1), predictor)
-        async with client_for(app) as client:
-            response = await client.post("/invocations", content=b"1 0:10 1:20 2:30")
-        assert response.status_code == 200, response.text
-        assert response.content == b"0.6\n"
-        assert predictor.calls[0].tolist() == [[10.0, 20.0, 30.0]]
-
-    run(scenario())
+    app = handler(Settings(workers=1), predictor)
+    response = invoke(app, content=b"1 0:10 1:20 2:30")
+    assert response.status_code == 200, response.text
+    assert response.content == b"0.6\n"
+    assert predictor.calls[0].tolist() == [[10.0, 20.0, 30.0]]
 
 
 BAD_REQUESTS = [
@@ -158,30 +157,20 @@ BAD_REQUESTS = [
 def test_bad_requests(headers: dict[str, str], body: bytes, status: int, code: str) -> None:
     predictor = FakePredictor()
 
-    async def scenario() -> None:
-        app = handler(Settings(workers=1, max_body_bytes=1000, max_rows=5), predictor)
-        async with client_for(app) as client:
-            response = await client.post("/invocations", content=body, headers=headers)
-        assert response.status_code == status
-        assert response.headers["content-type"] == "application/json"
-        document = orjson.loads(response.content)
-        assert document["error"] == code
-        assert set(document) == {"error", "message"} and document["message"]
-
-    run(scenario())
+    app = handler(Settings(workers=1, max_body_bytes=1000, max_rows=5), predictor)
+    response = invoke(app, content=body, headers=headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    document = orjson.loads(response.content)
+    assert document["error"] == code
+    assert set(document) == {"error", "message"} and document["message"]
     assert predictor.calls == []  # refused before predicting
 
 
 def test_accept_is_checked_before_the_body_is_read() -> None:
-    async def scenario() -> None:
-        app = handler(Settings(workers=1), FakePredictor())
-        async with client_for(app) as client:
-            response = await client.post(
-                "/invocations", content=b"not even csv", headers={**CSV, "accept": "image/png"}
-            )
-        assert response.status_code == 406
-
-    run(scenario())
+    app = handler(Settings(workers=1), FakePredictor())
+    response = invoke(app, content=b"not even csv", headers={**CSV, "accept": "image/png"})
+    assert response.status_code == 406
 
 
 def test_custom_attributes_are_echoed_and_unknown_headers_ignored() -> None:
@@ -228,24 +217,18 @@ def test_selectable_output_keys() -> None:
 
 
 def test_default_accept_setting() -> None:
-    async def scenario() -> None:
-        settings = Settings(workers=1, default_accept="application/json")
-        async with client_for(handler(settings, FakePredictor())) as client:
-            response = await client.post("/invocations", content=b"1,2,3", headers=CSV)
-        assert response.headers["content-type"] == "application/json"
-
-    run(scenario())
+    settings = Settings(workers=1, default_accept="application/json")
+    response = invoke(handler(settings, FakePredictor()), content=b"1,2,3", headers=CSV)
+    assert response.headers["content-type"] == "application/json"
 
 
 def test_a_bug_is_a_generic_500_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    async def scenario() -> None:
-        async with client_for(handler(Settings(workers=1), BrokenPredictor())) as client:
-            response = await client.post("/invocations", content=b"1,2,3", headers=CSV)
-        assert response.status_code == 500
-        assert orjson.loads(response.content)["error"] == "internal_error"
-        assert b"secret" not in response.content
-
-    run(scenario())
+    response = invoke(
+        handler(Settings(workers=1), BrokenPredictor()), content=b"1,2,3", headers=CSV
+    )
+    assert response.status_code == 500
+    assert orjson.loads(response.content)["error"] == "internal_error"
+    assert b"secret" not in response.content
     assert "secret internal detail" in caplog.text  # the traceback goes to the log
 
 
@@ -373,17 +356,13 @@ def test_an_empty_body_is_204_with_no_content(content_type: str) -> None:
     """The built-in: `if len(payload) == 0: return Response(status=204)`."""
     predictor = FakePredictor()
 
-    async def scenario() -> None:
-        async with client_for(handler(Settings(workers=1), predictor)) as client:
-            response = await client.post(
-                "/invocations", content=b"", headers={"content-type": content_type}
-            )
-        assert response.status_code == 204
-        assert response.content == b""
-        assert "content-type" not in response.headers
-        assert "content-length" not in response.headers
-
-    run(scenario())
+    response = invoke(
+        handler(Settings(workers=1), predictor), content=b"", headers={"content-type": content_type}
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "content-type" not in response.headers
+    assert "content-length" not in response.headers
     assert predictor.calls == []
 
 
@@ -418,13 +397,9 @@ def test_softprob_answers_k_values_a_row() -> None:
 def test_softprob_selected_keys() -> None:
     settings = Settings(workers=1, inference_output=("predicted_label", "probability", "labels"))
 
-    async def scenario() -> None:
-        app = handler(settings, SoftprobPredictor(), objective="multi:softprob", num_class=3)
-        async with client_for(app) as client:
-            response = await client.post("/invocations", content=b"25,25,0", headers=CSV)
-        assert response.content == b'1,0.5,"[0, 1, 2]"'
-
-    run(scenario())
+    app = handler(settings, SoftprobPredictor(), objective="multi:softprob", num_class=3)
+    response = invoke(app, content=b"25,25,0", headers=CSV)
+    assert response.content == b'1,0.5,"[0, 1, 2]"'
 
 
 def test_batch_mode_answers_one_prediction_a_line_whatever_the_accept() -> None:
@@ -452,42 +427,32 @@ def test_batch_mode_reads_json_one_record_a_line() -> None:
     """SplitType=Line cuts a JSON file into lines: each line is one record."""
     settings = Settings(workers=1, batch=True)
 
-    async def scenario() -> None:
-        async with client_for(handler(settings, FakePredictor())) as client:
-            response = await client.post(
-                "/invocations",
-                content=b'[10, 20, 30]\n{"features": [1, 1, 1]}\n',
-                headers={"content-type": "application/json"},
-            )
-        assert response.status_code == 200, response.text
-        assert response.content == b"0.6\n0.03\n"
-
-    run(scenario())
+    response = invoke(
+        handler(settings, FakePredictor()),
+        content=b'[10, 20, 30]\n{"features": [1, 1, 1]}\n',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.content == b"0.6\n0.03\n"
 
 
 def test_batch_mode_terminates_selected_csv_lines() -> None:
     settings = Settings(workers=1, batch=True, inference_output=("predicted_label",))
 
-    async def scenario() -> None:
-        async with client_for(handler(settings, FakePredictor())) as client:
-            response = await client.post("/invocations", content=b"10,20,30\n1,1,1", headers=CSV)
-        assert response.content == b"1\n0\n"
-
-    run(scenario())
+    response = invoke(handler(settings, FakePredictor()), content=b"10,20,30\n1,1,1", headers=CSV)
+    assert response.content == b"1\n0\n"
 
 
 def test_npy_cannot_carry_selected_keys() -> None:
     settings = Settings(workers=1, inference_output=("probability",))
 
-    async def scenario() -> None:
-        async with client_for(handler(settings, FakePredictor())) as client:
-            response = await client.post(
-                "/invocations", content=b"1,2,3", headers={**CSV, "accept": "application/x-npy"}
-            )
-        assert response.status_code == 406
-        assert orjson.loads(response.content)["error"] == "not_acceptable"
-
-    run(scenario())
+    response = invoke(
+        handler(settings, FakePredictor()),
+        content=b"1,2,3",
+        headers={**CSV, "accept": "application/x-npy"},
+    )
+    assert response.status_code == 406
+    assert orjson.loads(response.content)["error"] == "not_acceptable"
 
 
 def test_a_default_accept_that_cannot_carry_the_selection_is_refused_at_start_up() -> None:
@@ -504,10 +469,6 @@ def test_a_full_batch_mini_batch_of_short_rows_is_served() -> None:
     row = b"0,0,0\n"
     body = row * (settings.max_body_bytes // len(row))
 
-    async def scenario() -> None:
-        async with client_for(handler(settings, FakePredictor())) as client:
-            response = await client.post("/invocations", content=body, headers=CSV)
-        assert response.status_code == 200, response.text[:200]
-        assert response.content.count(b"\n") == len(body) // len(row)
-
-    run(scenario())
+    response = invoke(handler(settings, FakePredictor()), content=body, headers=CSV)
+    assert response.status_code == 200, response.text[:200]
+    assert response.content.count(b"\n") == len(body) // len(row)

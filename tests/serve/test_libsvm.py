@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dmatrix import xgboost_sees
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -29,20 +29,11 @@ NUM_FEATURES = 6
 
 def xgboost_matrix(text: bytes, *, num_features: int, indexing_mode: int = 0) -> np.ndarray:
     """What `xgboost.DMatrix("file?format=libsvm")` holds, densified: NaN where no entry."""
-    import xgboost
-
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "rows.libsvm"
         path.write_bytes(text)
         uri = f"{path}?format=libsvm&indexing_mode={indexing_mode}"
-        with warnings.catch_warnings():  # XGBoost 3.1+ warns that text input is deprecated
-            warnings.simplefilter("ignore", UserWarning)
-            matrix = xgboost.DMatrix(uri).get_data()
-    dense = np.full((matrix.shape[0], num_features), NAN, dtype=np.float32)
-    for row in range(matrix.shape[0]):
-        start, end = matrix.indptr[row], matrix.indptr[row + 1]
-        dense[row, matrix.indices[start:end]] = matrix.data[start:end]
-    return dense
+        return xgboost_sees(uri, num_features=num_features)
 
 
 # Quarters with at most 7 digits: XGBoost's own text reader is not correctly rounded (it reads

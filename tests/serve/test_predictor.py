@@ -6,13 +6,14 @@ import json
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from artifacts import NUM_FEATURES, corrupt_expected, training_data
 
-from model.artifact import Tolerance
+from model.artifact import Tolerance, sha256_file
 from model.errors import ArtifactError
 from serve.predictor import CompiledPredictor, GtilPredictor, PredictorError, load_model
 from tests.fixtures.cases import FidelityCase, fidelity_cases
@@ -125,21 +126,41 @@ def test_load_model_without_compiled_falls_back_to_gtil_with_a_warning(
     assert "GTIL" in caplog.text
 
 
-def test_unloadable_library_falls_back_to_gtil(
-    tiny_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("damage", "messages"),
+    [
+        pytest.param(
+            lambda content: b"not a shared library",
+            ("cannot load the compiled model",),
+            id="not-elf",
+        ),
+        # dlopen of a truncated ELF dies of SIGBUS; the structural check must refuse it first
+        # (this case would kill the test process without it).
+        pytest.param(
+            lambda content: content[: len(content) // 3],
+            ("model.so", "not a loadable shared library"),
+            id="truncated-without-dlopen",
+        ),
+    ],
+)
+def test_an_unloadable_library_whose_hash_matches_falls_back_to_gtil(
+    tiny_artifact: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[bytes], bytes],
+    messages: tuple[str, ...],
 ) -> None:
     copy = Path(shutil.copytree(tiny_artifact, tmp_path / "artifact"))
     library = copy / "model.so"
-    library.write_bytes(b"not a shared library")
+    library.write_bytes(damage(library.read_bytes()))
     manifest = json.loads((copy / "manifest.json").read_text())
-    from model.artifact import sha256_file
-
     manifest["files"]["model.so"] = sha256_file(library)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level(logging.WARNING):
         loaded = load_model(copy)
     assert loaded.predictor.kind == "gtil"
-    assert "cannot load the compiled model" in caplog.text
+    for message in messages:
+        assert message in caplog.text
 
 
 def test_a_changed_file_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
@@ -171,27 +192,6 @@ def test_gtil_predict_row(tiny_gtil_artifact: Path) -> None:
     np.testing.assert_array_equal(
         predictor.predict_row(features[0].tolist()), predictor.predict(features[:1])
     )
-
-
-def test_a_truncated_library_whose_hash_matches_falls_back_to_gtil_without_dlopen(
-    tiny_artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """dlopen of a truncated ELF dies of SIGBUS; the structural check must refuse it first
-    (this test would kill the test process without it)."""
-    copy = Path(shutil.copytree(tiny_artifact, tmp_path / "artifact"))
-    library = copy / "model.so"
-    content = library.read_bytes()
-    library.write_bytes(content[: len(content) // 3])
-    manifest = json.loads((copy / "manifest.json").read_text())
-    from model.artifact import sha256_file
-
-    manifest["files"]["model.so"] = sha256_file(library)
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    with caplog.at_level(logging.WARNING):
-        loaded = load_model(copy)
-    assert loaded.predictor.kind == "gtil"
-    assert "model.so" in caplog.text
-    assert "not a loadable shared library" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ every refusal, and responses a SageMaker client reads."""
 from __future__ import annotations
 
 import struct
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse
+from dmatrix import xgboost_sees
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -169,21 +169,6 @@ def sparse_body(matrix: scipy.sparse.csr_matrix, kind: str = "float32_tensor") -
     return frame(payloads)
 
 
-def xgboost_sees(matrix: Any, num_features: int) -> np.ndarray:
-    """The matrix xgboost.DMatrix holds for `matrix` (dense or scipy sparse), as the SageMaker
-    container builds it from a request: densified, NaN where there is no entry."""
-    import xgboost
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        stored = xgboost.DMatrix(matrix).get_data()
-    dense = np.full((stored.shape[0], num_features), NAN, dtype=np.float32)
-    for row in range(stored.shape[0]):
-        start, end = stored.indptr[row], stored.indptr[row + 1]
-        dense[row, stored.indices[start:end]] = stored.data[start:end]
-    return dense
-
-
 finite32 = st.floats(width=32, allow_infinity=False, allow_nan=True)
 
 
@@ -208,9 +193,9 @@ def test_float64_and_int32_rows_become_float32_as_xgboost_makes_them(
     floats: np.ndarray, integers: np.ndarray
 ) -> None:
     got = decode_recordio(dense_body(floats, "float64_tensor"), num_features=5, max_rows=10)
-    np.testing.assert_array_equal(got, xgboost_sees(floats, 5))
+    np.testing.assert_array_equal(got, xgboost_sees(floats, num_features=5))
     got = decode_recordio(dense_body(integers, "int32_tensor"), num_features=5, max_rows=10)
-    np.testing.assert_array_equal(got, xgboost_sees(integers.astype(np.int32), 5))
+    np.testing.assert_array_equal(got, xgboost_sees(integers.astype(np.int32), num_features=5))
 
 
 @st.composite
@@ -228,7 +213,7 @@ def test_sparse_rows_read_as_the_dmatrix_the_container_builds_from_them(
 ) -> None:
     columns = matrix.shape[1]
     got = decode_recordio(sparse_body(matrix), num_features=columns, max_rows=10)
-    np.testing.assert_array_equal(got, xgboost_sees(matrix, columns))
+    np.testing.assert_array_equal(got, xgboost_sees(matrix, num_features=columns))
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.pb*")), ids=lambda path: path.name)
@@ -254,7 +239,7 @@ def test_reads_what_sagemakers_producers_wrote(path: Path) -> None:
         source = np.array([list(t.values) for t in tensors])
         width = source.shape[1]
     got = decode_recordio(path.read_bytes(), num_features=width, max_rows=100)
-    np.testing.assert_array_equal(got, xgboost_sees(source, width))
+    np.testing.assert_array_equal(got, xgboost_sees(source, num_features=width))
     if path.name == "diagonal.pbr":
         np.testing.assert_array_equal(got, np.where(np.eye(3), 1.0, NAN))
 
