@@ -1,4 +1,4 @@
-"""Every fixture model (written by real XGBoost 1.7.6 / 3.x) builds into an artifact that serves
+"""Every fixture model (written by real XGBoost 0.90 to 3.x) builds into an artifact that serves
 what SageMaker's built-in container serves: tree limit, objective, outputs per row."""
 
 from __future__ import annotations
@@ -88,12 +88,17 @@ def test_a_k_fold_directory_serves_the_builtins_ensemble(
     ("name", "rule", "trees"),
     [
         ("es-pickle-0.90", RULE_PICKLED, (2, 7)),
+        ("es-pickle-1.0", RULE_PICKLED, (2, 7)),
         ("es-pickle-1.2", RULE_PICKLED, (2, 7)),
         # XGBoost < 1.4: the first best_ntree_limit x num_class trees (8 x 3 of 8 rounds x 6)
         ("es-softprob-forest-0.90", RULE_PICKLED, (24, 48)),
+        ("es-softprob-forest-1.0", RULE_PICKLED, (24, 48)),
         ("es-softprob-forest-1.2", RULE_PICKLED, (24, 48)),
         # 1.3: saved with best_iteration but no best_ntree_limit; its load_model sets none
         ("es-binary-1.3", RULE_ALL, (6, 6)),
+        # 1.5: its load_model restores the saved best_ntree_limit, as 1.7's does
+        ("es-binary-1.5", RULE_SAVED, (1, 6)),
+        ("es-softprob-forest-1.5", RULE_SAVED, (12, 42)),
         ("es-pickle-1.7", RULE_PICKLED, (1, 6)),
         ("es-binary-1.7", RULE_SAVED, (1, 6)),
         ("es-json-1.7", RULE_SAVED, (1, 6)),
@@ -101,6 +106,7 @@ def test_a_k_fold_directory_serves_the_builtins_ensemble(
         ("es-dart-1.7", RULE_SAVED, (1, 6)),
         # best_ntree_limit 4 = 2 rounds of num_parallel_tree 2, times 3 classes
         ("es-softprob-forest-1.7", RULE_SAVED, (12, 42)),
+        ("es-ubj-3.0", RULE_ALL, (6, 6)),
         ("es-ubj-3.x", RULE_ALL, (6, 6)),
     ],
 )
