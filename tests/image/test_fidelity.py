@@ -6,13 +6,13 @@ the start-up import (tree limit, ensemble, objective) and the HTTP path are both
 the fixture's 200 rows (NaNs and exact split thresholds included) are sent in one request and
 the answer must equal the built-in's scores within `model.artifact.Tolerance`.
 
-Together the cases cover every model format (pickles of 0.90 and 1.2, legacy binary of 1.3 and
-1.7, JSON, UBJSON of 1.7 and 3.x), early-stopped models of each container generation, a dart
+Together the cases cover every model format (pickles of 0.90 and 1.2, legacy binary of 1.3, 1.5 and
+1.7, JSON, UBJSON of 1.7, 3.0 and 3.x), early-stopped models of each container generation, a dart
 booster, every objective family (binary, multi:softprob with k values a row, multi:softmax,
-regression with outputs of 11 to 23, ranking, count, survival) and a k-fold directory with
-`SAGEMAKER_INFERENCE_ENSEMBLE` on and off. Three cases are also sent as LIBSVM (with and
-without a Content-Type) and as RecordIO-protobuf, also answered as RecordIO. `RTB_TREE_LIMIT`
-is shown to reach the start-up build. About 25 s for the 18 containers.
+regression with outputs of 11 to 23, ranking, count, survival), a k-fold directory with
+`SAGEMAKER_INFERENCE_ENSEMBLE` on and off, and one of 3.0.5. Three cases are also sent as LIBSVM
+(with and without a Content-Type) and as RecordIO-protobuf, also answered as RecordIO.
+`RTB_TREE_LIMIT` is shown to reach the start-up build. About 25 s for the 20 containers.
 """
 
 from __future__ import annotations
@@ -60,12 +60,16 @@ IMAGE_CASES = [
     ImageCase("es-softprob-forest-1.2", EVERY_FORMAT),
     # legacy binary of 1.3: early-stopped, every tree served as the 1.3-1 container serves it
     ImageCase("es-binary-1.3"),
+    # legacy binary of 1.5 (the 1.5-1 container): its saved best_ntree_limit restored on load
+    ImageCase("es-binary-1.5"),
     # legacy binary of 1.7, dart: the saved best_ntree_limit, tree weights cut with the trees
     ImageCase("es-dart-1.7"),
     ImageCase("es-json-1.7"),
     ImageCase("es-ubj-1.7"),
     # UBJSON `xgboost-model` of 3.x (as the 3.0-5 container saves): every tree
     ImageCase("es-ubj-3.x"),
+    # k-fold output of 3.0.5 (the 3.0-5 container): three UBJSON models, every tree, their mean
+    ImageCase("kfold-logistic-3.0"),
     ImageCase("multi-softmax-3.x"),
     ImageCase("binary-hinge-1.7"),
     ImageCase("binary-logitraw-3.x"),
