@@ -173,7 +173,7 @@ def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
             ],
             "not both",
         ),
-        (["--host", "http://x", "--content-type", "text/libsvm"], "invalid choice"),
+        (["--host", "http://x", "--content-type", "text/plain"], "invalid choice"),
         (["--host", "http://x", "--duration", "2s", "--settle", "5"], "shorter than a step"),
         (["--host", "http://x", "--workers", "-1"], "must be >= 0"),
         (["--host", "http://x", "--reference", "/nonexistent.csv"], "--reference"),
