@@ -344,3 +344,248 @@ long rtb_parse_jsonlines(const char *body, size_t length, long num_features, lon
     }
     return rows > 0 ? rows : RTB_FALLBACK;
 }
+
+/* --- LIBSVM ----------------------------------------------------------------------------- */
+
+/* The ASCII whitespace bytes.strip() and bytes.split() use. */
+static inline int is_libsvm_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* `[label] index:value ...` lines (serve/libsvm.py, indices as written): the body stripped of
+ * surrounding whitespace, one row a line (a line without pairs is a row of NaN), tokens
+ * separated by whitespace, every token without a colon ignored, an index ASCII digits below
+ * num_features, a value a CSV number. Anything else (qid:, a repeated index, an index beyond
+ * the model, nan, a value outside float32, no pair in the whole body, more rows than
+ * `capacity`) returns RTB_FALLBACK. */
+long rtb_parse_libsvm(const char *body, size_t length, long num_features, long capacity,
+                      float *out) {
+    const char *p = body;
+    const char *end = body + length;
+    while (p < end && is_libsvm_space(*p)) p++;
+    while (end > p && is_libsvm_space(end[-1])) end--;
+    if (p == end || num_features <= 0) return RTB_FALLBACK;
+    long rows = 0;
+    long pairs = 0;
+    for (;;) {
+        if (rows >= capacity) return RTB_FALLBACK;
+        float *row = out + rows * num_features;
+        for (long column = 0; column < num_features; column++) row[column] = NAN;
+        const char *line_end = memchr(p, '\n', (size_t)(end - p));
+        if (line_end == NULL) line_end = end;
+        while (p < line_end) {
+            if (is_libsvm_space(*p)) {
+                p++;
+                continue;
+            }
+            const char *token = p;
+            while (p < line_end && !is_libsvm_space(*p) && *p != ':') p++;
+            if (p == line_end || *p != ':') continue; /* no colon: the label, ignored */
+            long index = 0;
+            if (p == token || p - token > 18) return RTB_FALLBACK; /* the decoder's limit */
+            for (const char *digit = token; digit < p; digit++) {
+                if (!is_digit(*digit)) return RTB_FALLBACK;
+                index = index * 10 + (*digit - '0');
+                if (index >= num_features) return RTB_FALLBACK;
+            }
+            double value;
+            p = read_number(p + 1, line_end, 0, &value);
+            if (p == NULL || (p < line_end && !is_libsvm_space(*p))) return RTB_FALLBACK;
+            if (!isnan(row[index])) return RTB_FALLBACK; /* repeated: the decoder explains */
+            row[index] = (float)value;
+            pairs++;
+        }
+        rows++;
+        if (line_end == end) break;
+        p = line_end + 1;
+    }
+    return pairs > 0 ? rows : RTB_FALLBACK;
+}
+
+/* --- RecordIO-protobuf ------------------------------------------------------------------ */
+
+#define RECORDIO_MAGIC 0xCED7230AU
+#define RECORDIO_LENGTH_MASK ((1U << 29) - 1)
+
+static inline uint32_t read_le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* A protobuf varint of at most 10 bytes, the tenth 0 or 1 (anything longer or larger: NULL,
+ * the reference decides). */
+static const unsigned char *read_varint(const unsigned char *p, const unsigned char *end,
+                                        uint64_t *out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (p >= end) return NULL;
+        unsigned char byte = *p++;
+        if (shift == 63 && byte > 1) return NULL;
+        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* A length-delimited field's bytes at p: [*start, *stop) within end, or NULL. */
+static const unsigned char *read_bytes(const unsigned char *p, const unsigned char *end,
+                                       const unsigned char **start) {
+    uint64_t size;
+    p = read_varint(p, end, &size);
+    if (p == NULL || size > (uint64_t)(end - p)) return NULL;
+    *start = p;
+    return p + size;
+}
+
+typedef struct {
+    const unsigned char *values, *values_end, *keys, *keys_end, *shape, *shape_end;
+} tensor_fields;
+
+/* Count the varints in [p, end) (a packed uint64 field); -1 unless they fill it exactly. */
+static long count_varints(const unsigned char *p, const unsigned char *end) {
+    long count = 0;
+    uint64_t ignored;
+    while (p < end) {
+        p = read_varint(p, end, &ignored);
+        if (p == NULL) return -1;
+        count++;
+    }
+    return count;
+}
+
+/* The tensor (`kind` 2 float32, 3 float64, 7 int32) of one Record into row; 0 to fall back. */
+static int read_tensor(const unsigned char *p, const unsigned char *end, int kind,
+                       long num_features, float *row) {
+    tensor_fields fields = {NULL, NULL, NULL, NULL, NULL, NULL};
+    while (p < end) {
+        unsigned char tag = *p++;
+        const unsigned char **start, **stop;
+        if (tag == (1 << 3 | 2)) {
+            start = &fields.values, stop = &fields.values_end;
+        } else if (tag == (2 << 3 | 2)) {
+            start = &fields.keys, stop = &fields.keys_end;
+        } else if (tag == (3 << 3 | 2)) {
+            start = &fields.shape, stop = &fields.shape_end;
+        } else {
+            return 0; /* unpacked, unknown or repeated fields: the reference merges them */
+        }
+        if (*start != NULL) return 0;
+        p = read_bytes(p, end, start);
+        if (p == NULL) return 0;
+        *stop = p;
+    }
+    long size = kind == 3 ? 8 : 4;
+    long count = 0; /* the number of values */
+    if (fields.values != NULL) {
+        if (kind == 7) {
+            count = count_varints(fields.values, fields.values_end);
+        } else {
+            long bytes = (long)(fields.values_end - fields.values);
+            count = bytes % size == 0 ? bytes / size : -1;
+        }
+        if (count < 0) return 0;
+    }
+    long keys = 0;
+    if (fields.keys != NULL) {
+        keys = count_varints(fields.keys, fields.keys_end);
+        if (keys < 0) return 0;
+    }
+    uint64_t width = (uint64_t)count;
+    if (fields.shape != NULL && fields.shape < fields.shape_end) {
+        const unsigned char *after = read_varint(fields.shape, fields.shape_end, &width);
+        if (after != fields.shape_end) return 0; /* more than one dimension, or malformed */
+    } else if (keys > 0) {
+        return 0; /* sparse without a shape */
+    }
+    int sparse = keys > 0 || (count == 0 && fields.shape != NULL && fields.shape < fields.shape_end);
+    if (width != (uint64_t)num_features) return 0;
+    if (sparse) {
+        if (keys != count) return 0;
+        for (long column = 0; column < num_features; column++) row[column] = NAN;
+    } else if (count != num_features) {
+        return 0;
+    }
+    const unsigned char *value = fields.values;
+    const unsigned char *key = fields.keys;
+    uint64_t previous = 0;
+    for (long i = 0; i < count; i++) {
+        uint64_t column = (uint64_t)i;
+        if (sparse) {
+            key = read_varint(key, fields.keys_end, &column);
+            /* Strictly increasing keys (as the SDK writes them): none repeated. */
+            if (column >= width || (i > 0 && column <= previous)) return 0;
+            previous = column;
+        }
+        double cell;
+        if (kind == 2) {
+            float single;
+            memcpy(&single, value, 4);
+            value += 4;
+            cell = (double)single; /* as upb hands it to Python: a double */
+        } else if (kind == 3) {
+            memcpy(&cell, value, 8);
+            value += 8;
+        } else {
+            uint64_t raw = 0;
+            value = read_varint(value, fields.values_end, &raw);
+            cell = (double)(int32_t)(uint32_t)raw; /* int32: the low 32 bits */
+        }
+        if (fabs(cell) > FLOAT32_MAX) return 0; /* inf or beyond float32: the reference explains */
+        row[column] = (float)cell;
+    }
+    return 1;
+}
+
+/* One Record payload holding exactly features["values"] = one tensor, into row. */
+static int read_record(const unsigned char *p, const unsigned char *end, long num_features,
+                       float *row) {
+    const unsigned char *entry, *entry_end, *key, *value;
+    if (p >= end || *p != (1 << 3 | 2)) return 0;
+    entry_end = read_bytes(p + 1, end, &entry);
+    if (entry_end != end) return 0; /* the map entry only: nothing else in the record */
+    if (entry >= entry_end || *entry != (1 << 3 | 2)) return 0;
+    const unsigned char *after_key = read_bytes(entry + 1, entry_end, &key);
+    if (after_key == NULL || after_key - key != 6 || memcmp(key, "values", 6) != 0) return 0;
+    if (after_key >= entry_end || *after_key != (2 << 3 | 2)) return 0;
+    const unsigned char *after_value = read_bytes(after_key + 1, entry_end, &value);
+    if (after_value != entry_end) return 0;
+    if (value >= after_value) return 0; /* an empty Value */
+    int kind = *value >> 3;
+    if ((*value & 7) != 2 || (kind != 2 && kind != 3 && kind != 7)) return 0;
+    const unsigned char *tensor;
+    const unsigned char *after_tensor = read_bytes(value + 1, after_value, &tensor);
+    if (after_tensor != after_value) return 0; /* one tensor and nothing else */
+    return read_tensor(tensor, after_tensor, kind, num_features, row);
+}
+
+/* Whole RecordIO frames (no split records), one Record each (read_record); the padding is
+ * skipped as the reference skips it. The frames are counted first, so a body of more records
+ * than `capacity` is refused before any message is read. Anything else returns
+ * RTB_FALLBACK. */
+long rtb_parse_recordio(const char *body, size_t length, long num_features, long capacity,
+                        float *out) {
+    const unsigned char *start = (const unsigned char *)body;
+    const unsigned char *end = start + length;
+    if (start == end || num_features <= 0) return RTB_FALLBACK;
+    long frames = 0;
+    for (const unsigned char *p = start; p < end; frames++) {
+        if (frames >= capacity || end - p < 8) return RTB_FALLBACK;
+        uint32_t word = read_le32(p + 4);
+        if (read_le32(p) != RECORDIO_MAGIC || word > RECORDIO_LENGTH_MASK) return RTB_FALLBACK;
+        size_t padded = ((size_t)word + 3) & ~(size_t)3;
+        if (padded > (size_t)(end - p) - 8) return RTB_FALLBACK;
+        p += 8 + padded;
+    }
+    const unsigned char *p = start;
+    for (long row = 0; row < frames; row++) {
+        uint32_t word = read_le32(p + 4); /* every header was checked above */
+        p += 8;
+        if (!read_record(p, p + word, num_features, out + row * num_features)) {
+            return RTB_FALLBACK;
+        }
+        p += ((size_t)word + 3) & ~(size_t)3;
+    }
+    return frames;
+}

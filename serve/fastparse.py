@@ -68,7 +68,13 @@ class FastParser:
     """Where it was loaded from (a start-up build's file is removed once loaded)."""
 
     def __post_init__(self) -> None:
-        for name in ("rtb_parse_csv", "rtb_parse_json", "rtb_parse_jsonlines"):
+        for name in (
+            "rtb_parse_csv",
+            "rtb_parse_json",
+            "rtb_parse_jsonlines",
+            "rtb_parse_libsvm",
+            "rtb_parse_recordio",
+        ):
             function = getattr(self.library, name)
             function.restype = ctypes.c_long
             function.argtypes = (
@@ -80,15 +86,16 @@ class FastParser:
             )
 
     def parse(
-        self, name: str, body: bytes, *, num_features: int, capacity: int
+        self, name: str, body: bytes, *, num_features: int, capacity: int, row_bytes: int = 0
     ) -> FeatureMatrix | None:
-        """Call parser `name` into a fresh (capacity, num_features) matrix; None to fall back."""
+        """Call parser `name` into a fresh (capacity, num_features) matrix; None to fall back.
+        `row_bytes`: the fewest bytes a row takes in that format (default num_features)."""
         if capacity <= 0 or num_features <= 0 or type(body) is not bytes:
             return None  # (c_char_p borrows the buffer of a bytes object only)
         # Every row holds num_features values and their separators: at least num_features - 1
         # bytes and a line end (CSV), more in JSON; so the matrix is never larger than the body
         # allows, whatever the feature count.
-        capacity = min(capacity, len(body) // num_features + 1)
+        capacity = min(capacity, len(body) // (row_bytes or num_features) + 1)
         out = np.empty((capacity, num_features), dtype=np.float32)
         rows: int = getattr(self.library, name)(
             body, len(body), num_features, capacity, out.ctypes.data
@@ -183,6 +190,43 @@ def parse_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> Feature
     return _parse(
         "rtb_parse_jsonlines", body, rows=rows, num_features=num_features, max_rows=max_rows
     )
+
+
+def parse_libsvm(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
+    """`serve.libsvm.decode_libsvm`'s matrix (indices as written) for plain `label index:value`
+    lines, or None; a body of more lines than `max_rows` is None before any parsing."""
+    parser = PARSER
+    if parser is None:
+        return None
+    rows = body.count(b"\n") + 1
+    if rows > max_rows:
+        rows = body.strip().count(b"\n") + 1  # the decoder's own count (outer lines stripped)
+        if rows > max_rows:
+            return None  # the decoder refuses it before parsing
+    matrix: FeatureMatrix | None = parser.parse(
+        "rtb_parse_libsvm", body, num_features=num_features, capacity=rows, row_bytes=1
+    )
+    return matrix
+
+
+_RECORDIO_FRAME_BYTES: Final = 8  # the header; no record is shorter
+
+
+def parse_recordio(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix | None:
+    """`serve.recordio.decode_recordio`'s matrix for whole frames each holding one Record of
+    exactly `features["values"]` (a float32, float64 or int32 tensor, dense or sparse with
+    increasing keys), or None. The frames are counted before any message is read."""
+    parser = PARSER
+    if parser is None:
+        return None
+    matrix: FeatureMatrix | None = parser.parse(
+        "rtb_parse_recordio",
+        body,
+        num_features=num_features,
+        capacity=max_rows,
+        row_bytes=_RECORDIO_FRAME_BYTES,
+    )
+    return matrix
 
 
 # The header numpy.save writes for a 1-D or 2-D array of a plain numeric type.

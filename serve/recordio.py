@@ -33,6 +33,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from serve import fastparse
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
@@ -324,6 +325,9 @@ def _bad_split(number: int, offset: int, kind: int) -> MalformedPayloadError:
 
 def decode_recordio(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:
     """One row per record, from `features["values"]`; NaN where a sparse row has no value."""
+    fast = fastparse.parse_recordio(body, num_features=num_features, max_rows=max_rows)
+    if fast is not None:  # the common records in one C call; anything else is read here
+        return fast
     payloads = split_records(body, max_records=max_rows)
     rows = [
         _read_row(payload, number, num_features=num_features)

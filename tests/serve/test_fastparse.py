@@ -9,6 +9,7 @@ whitespace, CR, junk, wrong counts, unusual JSON shapes) and then mutated byte b
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,6 +27,9 @@ from hypothesis import strategies as st
 from serve import fastparse
 from serve.codecs import decode_csv, decode_json, decode_jsonlines, decode_npy
 from serve.errors import InferenceError
+from serve.libsvm import decode_libsvm
+from serve.recordio import Record, decode_recordio
+from serve.recordio import frame as recordio_frame
 
 pytestmark = pytest.mark.skipif(fastparse.PARSER is None, reason="no C compiler on this machine")
 
@@ -362,6 +366,282 @@ def test_npy_fast_path_takes_what_numpy_writes() -> None:
     for body in (npy(array), npy(array.astype(np.float64)), npy(np.asfortranarray(array))):
         assert fastparse.parse_npy(body, num_features=3, max_rows=5) is not None
         assert_agree(decode_npy, body, 3)
+
+
+# --- LIBSVM ---------------------------------------------------------------------------------
+
+libsvm_space = st.sampled_from([" ", " ", "\t", "  ", " \r", "\x0b", "\x0c"])
+libsvm_label = st.sampled_from(["", "", "1", "0", "-1", "2.5", "abc", "1e3", "\xe9"])
+libsvm_bad_token = st.sampled_from(
+    ["qid:3", "1:nan", "1:inf", "1:-inf", "1:2:3", ":5", "a:1", "-1:2", "1:", "1:1_0", "x"]
+)
+
+
+@st.composite
+def libsvm_line(draw: st.DrawFn, num_features: int, *, well_formed: bool) -> str:
+    columns = draw(st.lists(st.integers(0, num_features - 1), unique=True, max_size=num_features))
+    value = number.filter(fits_float32) if well_formed else number
+    tokens = [f"{column}:{draw(value)}" for column in columns]
+    if not well_formed and draw(st.integers(0, 3)) == 0:
+        index = draw(st.integers(0, num_features + 1))
+        tokens.insert(draw(st.integers(0, len(tokens))), f"{index}:{draw(number)}")
+    if not well_formed and draw(st.integers(0, 3)) == 0:
+        tokens.insert(draw(st.integers(0, len(tokens))), draw(libsvm_bad_token))
+    label = draw(libsvm_label)
+    if label:
+        tokens.insert(0, label)
+    return (
+        draw(libsvm_space).join(tokens)
+        if len(tokens) < 2
+        else "".join(
+            token + (draw(libsvm_space) if k + 1 < len(tokens) else "")
+            for k, token in enumerate(tokens)
+        )
+    )
+
+
+@st.composite
+def libsvm_bodies(draw: st.DrawFn, num_features: int, *, well_formed: bool = False) -> bytes:
+    lines = draw(
+        st.lists(libsvm_line(num_features, well_formed=well_formed), min_size=1, max_size=6)
+    )
+    if well_formed and not any(":" in line for line in lines):
+        lines.append(f"1 0:{draw(number.filter(fits_float32))}")  # a body needs some pair
+    ends = [draw(st.sampled_from(["\n", "\n", "\r\n", " \n"])) for _ in lines]
+    body = "".join(line + end for line, end in zip(lines, ends, strict=True))
+    before, after = (
+        draw(st.sampled_from(["", " ", "\n", "\t\n"])),
+        draw(st.sampled_from(["", "\n", " \r\n"])),
+    )
+    return (before + body + after).encode()
+
+
+@PROPERTY
+@given(num_features=st.integers(1, 4), data=st.data())
+@example(num_features=3, data=None)
+def test_libsvm_agrees(num_features: int, data: st.DataObject | None) -> None:
+    if data is None:
+        body = b"1 0:1.5 2:-0\n\n0 1:2.5e-3\r\n-1\t2:7 0:.5\n"
+        assert fastparse.parse_libsvm(body, num_features=3, max_rows=50) is not None
+        assert_agree(decode_libsvm, body, 3)
+        return
+    body = mutate(data.draw(libsvm_bodies(num_features)), data, b"0123456789.:-+eE \t\r\nqidnx_")
+    assert_agree(decode_libsvm, body, num_features, max_rows=data.draw(st.integers(1, 8)))
+
+
+@PROPERTY
+@given(num_features=st.integers(1, 6), data=st.data())
+def test_well_formed_libsvm_takes_the_fast_path(num_features: int, data: st.DataObject) -> None:
+    body = data.draw(libsvm_bodies(num_features, well_formed=True))
+    assert fastparse.parse_libsvm(body, num_features=num_features, max_rows=20) is not None, body
+    assert_agree(decode_libsvm, body, num_features, max_rows=20)
+
+
+@PROPERTY
+@given(
+    st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda b: b"1 0:1\n" + b)),
+    st.integers(1, 4),
+)
+def test_libsvm_agrees_on_any_bytes(body: bytes, num_features: int) -> None:
+    assert_agree(decode_libsvm, body, num_features)
+
+
+def test_a_libsvm_body_over_the_row_limit_is_refused_before_parsing() -> None:
+    recording = RecordingParser()
+    with mock.patch.object(fastparse, "PARSER", recording):
+        assert outcome(decode_libsvm, b"1 0:1\n" * 11, 2, 10)[1] == "too_many_rows"
+        assert outcome(decode_libsvm, b"\n\n1 0:1\n" * 5 + b"\n\n", 2, 10)[1] == "too_many_rows"
+    assert recording.calls == 0
+
+
+def test_libsvm_indices_one_based_unless_zero_are_read_by_the_decoder() -> None:
+    recording = RecordingParser()
+    with mock.patch.object(fastparse, "PARSER", recording):
+        matrix = decode_libsvm(
+            b"1 1:5 2:6", num_features=2, max_rows=5, index_base="one_based_unless_zero"
+        )
+    assert recording.calls == 0
+    assert matrix.tolist() == [[5.0, 6.0]]
+
+
+# --- RecordIO-protobuf ------------------------------------------------------------------------
+
+
+def varint(value: int, *, padding: int = 0) -> bytes:
+    """The protobuf varint of `value` (as uint64), with `padding` redundant 0x80 bytes."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    if padding:
+        out[-1] |= 0x80
+        out.extend(b"\x80" * (padding - 1) + b"\x00")
+    return bytes(out)
+
+
+def field(number: int, wire: int, payload: bytes) -> bytes:
+    """A field: its tag, and for wire type 2 the payload's length first."""
+    tag = varint(number << 3 | wire)
+    return tag + (varint(len(payload)) if wire == 2 else b"") + payload
+
+
+TENSOR_KINDS = {"float32": (2, "<f"), "float64": (3, "<d"), "int32": (7, None)}
+record_value: dict[str, st.SearchStrategy[Any]] = {
+    "float32": st.floats(width=32),
+    "float64": st.one_of(st.floats(), st.floats(width=32).map(float)),
+    "int32": st.integers(-(2**31), 2**31 - 1),
+}
+
+
+@st.composite
+def tensor_wire(draw: st.DrawFn, kind: str, num_features: int) -> bytes:
+    """A tensor message: dense or sparse (keys increasing or not), sometimes with a wrong
+    width, an unpacked or repeated field, an overlong varint or stray bytes."""
+    _, fmt = TENSOR_KINDS[kind]
+    width = draw(st.sampled_from([num_features] * 6 + [num_features - 1, num_features + 1, 0]))
+    sparse = draw(st.booleans())
+    if sparse:
+        keys = draw(st.lists(st.integers(0, max(width, 1)), unique=True, max_size=width))
+        if draw(st.integers(0, 3)):
+            keys.sort()
+    values = (
+        draw(st.lists(record_value[kind], min_size=len(keys), max_size=len(keys)))
+        if sparse
+        else draw(st.lists(record_value[kind], min_size=width, max_size=width))
+    )
+    pad = st.sampled_from([0] * 8 + [1, 3])
+    if fmt is None:
+        packed = b"".join(varint(v, padding=draw(pad)) for v in values)
+    else:
+        packed = b"".join(struct.pack(fmt, v) for v in values)
+    present: bool = bool(values) or draw(st.booleans())
+    fields = [field(1, 2, packed)] if present else []
+    if sparse:
+        fields.append(field(2, 2, b"".join(varint(k, padding=draw(pad)) for k in keys)))
+    if sparse or draw(st.booleans()):
+        shape = draw(st.sampled_from([[width]] * 6 + [[], [width, 1], [2**64 - 1]]))
+        fields.append(field(3, 2, b"".join(varint(d, padding=draw(pad)) for d in shape)))
+    extra = draw(st.integers(0, 9))
+    if extra == 0 and values:  # the same values again, unpacked
+        fields.append(field(1, 0 if fmt is None else (5 if kind == "float32" else 1), packed[:8]))
+    elif extra == 1 and fields:
+        fields.append(fields[0])  # a repeated packed field: protobuf concatenates
+    elif extra == 2:
+        fields.append(field(9, 0, varint(draw(st.integers(0, 300)))))  # an unknown field
+    order = draw(st.permutations(fields)) if draw(st.integers(0, 4)) == 0 else fields
+    return b"".join(order)
+
+
+@st.composite
+def record_wire(draw: st.DrawFn, num_features: int) -> bytes:
+    """One Record message as the SDK writes it, or something near it."""
+    kind = draw(st.sampled_from(list(TENSOR_KINDS)))
+    number, _ = TENSOR_KINDS[kind]
+    tensor = draw(tensor_wire(kind, num_features))
+    value = field(number, 2, tensor)
+    shape = draw(st.integers(0, 12))
+    if shape == 0:
+        value = b""  # an empty Value
+    elif shape == 1:
+        value += field(2, 2, tensor)  # a second tensor: the last one wins
+    elif shape == 2:
+        value = field(9, 2, field(1, 2, b"abc"))  # bytes
+    key = draw(st.sampled_from([b"values"] * 10 + [b"value", b"", b"\xff\xfe"]))
+    entry = [field(1, 2, key), field(2, 2, value)]
+    if draw(st.integers(0, 9)) == 0:
+        entry.reverse()
+    record = [field(1, 2, b"".join(entry))]
+    more = draw(st.integers(0, 12))
+    if more == 0:
+        record.append(field(2, 2, field(1, 2, b"values") + field(2, 2, field(2, 2, b""))))
+    elif more == 1:
+        record.append(field(3, 2, b"uid-1"))
+    elif more == 2:
+        record.insert(0, field(1, 2, field(1, 2, b"other") + field(2, 2, b"")))
+    elif more == 3:
+        record.append(record[0])  # the same key twice: the last entry wins
+    return b"".join(record)
+
+
+def frames(payloads: list[bytes], data: st.DataObject) -> bytes:
+    body = recordio_frame(payloads)
+    if data.draw(st.integers(0, 5)) == 0 and payloads:  # a record split over two frames
+        first = payloads[0]
+        half = len(first) // 2
+        head = struct.pack("<II", 0xCED7230A, 1 << 29 | half) + first[:half] + b"\0" * (-half % 4)
+        rest = len(first) - half
+        tail = struct.pack("<II", 0xCED7230A, 3 << 29 | rest) + first[half:] + b"\0" * (-rest % 4)
+        body = head + tail + recordio_frame(payloads[1:])
+    return body
+
+
+@PROPERTY
+@given(num_features=st.integers(1, 4), data=st.data())
+def test_recordio_agrees(num_features: int, data: st.DataObject) -> None:
+    payloads = data.draw(st.lists(record_wire(num_features), min_size=0, max_size=5))
+    body = mutate(frames(payloads, data), data, bytes(range(256)))
+    assert_agree(decode_recordio, body, num_features, max_rows=data.draw(st.integers(1, 8)))
+
+
+@st.composite
+def sdk_records(draw: st.DrawFn, num_features: int) -> bytes:
+    """A Record holding only features["values"], written with the protobuf classes: a dense
+    row, or a sparse one with increasing keys, of any of the three tensor types."""
+    kind = draw(st.sampled_from(list(TENSOR_KINDS)))
+    finite = {
+        "float32": st.floats(width=32, allow_infinity=False),
+        "float64": st.floats(-FLOAT32_MAX, FLOAT32_MAX),
+        "int32": st.integers(-(2**31), 2**31 - 1),
+    }[kind]
+    record = Record()
+    tensor = getattr(record.features["values"], f"{kind}_tensor")
+    if draw(st.booleans()):
+        tensor.values.extend(draw(st.lists(finite, min_size=num_features, max_size=num_features)))
+        if draw(st.booleans()):
+            tensor.shape.append(num_features)
+    else:
+        keys = sorted(draw(st.sets(st.integers(0, num_features - 1))))
+        tensor.keys.extend(keys)
+        tensor.values.extend(draw(st.lists(finite, min_size=len(keys), max_size=len(keys))))
+        tensor.shape.append(num_features)
+    payload: bytes = record.SerializeToString()
+    return payload
+
+
+@PROPERTY
+@given(num_features=st.integers(1, 6), data=st.data())
+def test_records_as_the_sdk_writes_them_take_the_fast_path(
+    num_features: int, data: st.DataObject
+) -> None:
+    payloads = data.draw(st.lists(sdk_records(num_features), min_size=1, max_size=6))
+    body = recordio_frame(payloads)
+    assert fastparse.parse_recordio(body, num_features=num_features, max_rows=6) is not None
+    assert_agree(decode_recordio, body, num_features, max_rows=6)
+
+
+@PROPERTY
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.binary(max_size=64).map(lambda b: recordio_frame([b])),
+        st.binary(max_size=48).map(lambda b: struct.pack("<II", 0xCED7230A, len(b) + 4) + b),
+    ),
+    st.integers(1, 3),
+)
+def test_recordio_agrees_on_any_bytes(body: bytes, num_features: int) -> None:
+    assert_agree(decode_recordio, body, num_features)
+
+
+def test_a_recordio_body_over_the_row_limit_is_refused_before_any_record_is_read() -> None:
+    good = Record()
+    good.features["values"].float32_tensor.values.extend([1.0, 2.0])
+    body = recordio_frame([good.SerializeToString()] * 10 + [b"\xff"])  # the last: not a Record
+    assert outcome(decode_recordio, body, 2, 10)[1] == "too_many_rows"
+    with reference_only():
+        assert outcome(decode_recordio, body, 2, 10)[1] == "too_many_rows"
+    assert outcome(decode_recordio, body[:-12], 2, 10).shape == (10, 2)
 
 
 # --- limits and loading ---------------------------------------------------------------------
