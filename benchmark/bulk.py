@@ -62,7 +62,7 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
 from benchmark.arguments import positive_float, positive_int
-from benchmark.http import ROW, WRK_SCRIPT, Measurement, default_model, run_wrk
+from benchmark.http import ROW, WRK_SCRIPT, Measurement, chosen_model, run_wrk, say
 from benchmark.payloads import (
     CONTENT_TYPES,
     CSV,
@@ -775,14 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rows, args.duration, args.rounds = QUICK_ROWS, 1.0, 1
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    with ExitStack() as stack:
-        if args.model_dir is None:
-            model_dir, xgboost_model = stack.enter_context(default_model(say))
-        else:
-            model_dir, xgboost_model = args.model_dir, args.xgboost_model
+    with chosen_model(args.model_dir, args.xgboost_model) as (model_dir, xgboost_model):
         try:
             results = measure(
                 model_dir=model_dir,

@@ -445,6 +445,22 @@ def default_model(say: Any) -> Iterator[tuple[Path, Path]]:
         yield directory / "artifact", directory / "model.xgboost.json"
 
 
+@contextmanager
+def chosen_model(model_dir: Path | None, xgboost_model: Path | None) -> Iterator[tuple[Path, Path]]:
+    """The artifact and the same model as XGBoost JSON given on the command line, or the
+    default model trained for this run when neither is given."""
+    if model_dir is None or xgboost_model is None:
+        with default_model(say) as pair:
+            yield pair
+    else:
+        yield model_dir, xgboost_model
+
+
+def say(line: str) -> None:
+    """Progress, on stderr (results go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark http",
@@ -488,14 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    with ExitStack() as stack:
-        if args.model_dir is None:
-            model_dir, xgboost_model = stack.enter_context(default_model(say))
-        else:
-            model_dir, xgboost_model = args.model_dir, args.xgboost_model
+    with chosen_model(args.model_dir, args.xgboost_model) as (model_dir, xgboost_model):
         try:
             results = measure(
                 model_dir=model_dir,
