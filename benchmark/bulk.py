@@ -62,7 +62,16 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
 from benchmark.arguments import positive_float, positive_int
-from benchmark.http import ROW, WRK_SCRIPT, Measurement, chosen_model, run_wrk, say
+from benchmark.http import (
+    ROW,
+    WRK_SCRIPT,
+    Measurement,
+    add_model_arguments,
+    chosen_model,
+    model_arguments_error,
+    run_wrk,
+    say,
+)
 from benchmark.payloads import (
     CONTENT_TYPES,
     CSV,
@@ -727,8 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
         "FastAPI + xgboost server, one worker each, per content type; scaling with workers; "
         "single-row latency; the bulk targets with PASS/FAIL; charts.",
     )
-    parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
-    parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")
+    add_model_arguments(parser)
     parser.add_argument(
         "--rows",
         type=_rows_list,
@@ -766,8 +774,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_one(
             args.serve, port=args.port, workers=args.workers, xgboost_model=args.xgboost_model
         )
-    if (args.model_dir is None) != (args.xgboost_model is None):
-        print("error: give both --model-dir and --xgboost-model, or neither", file=sys.stderr)
+    if problem := model_arguments_error(args.model_dir, args.xgboost_model):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if shutil.which("wrk") is None:
         print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)

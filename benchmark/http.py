@@ -456,6 +456,20 @@ def chosen_model(model_dir: Path | None, xgboost_model: Path | None) -> Iterator
         yield model_dir, xgboost_model
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--model-dir` and `--xgboost-model`: the model under test, given together or not at all
+    (then `chosen_model` trains the default model); check them with `model_arguments_error`."""
+    parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
+    parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")
+
+
+def model_arguments_error(model_dir: Path | None, xgboost_model: Path | None) -> str | None:
+    """What is wrong with the pair from `add_model_arguments`, or None."""
+    if (model_dir is None) != (xgboost_model is None):
+        return "give both --model-dir and --xgboost-model, or neither"
+    return None
+
+
 def say(line: str) -> None:
     """Progress, on stderr (results go to stdout)."""
     print(line, file=sys.stderr, flush=True)
@@ -467,8 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Latency and throughput of the server against the Python HTTP floor "
         "and against xgboost, one worker each, with PASS/FAIL against its targets.",
     )
-    parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
-    parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")
+    add_model_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="for throughput (default 32)")
@@ -492,8 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         print(json.dumps(load(args.load, connections=args.connections, seconds=args.duration)))
         return 0
-    if (args.model_dir is None) != (args.xgboost_model is None):
-        print("error: give both --model-dir and --xgboost-model, or neither", file=sys.stderr)
+    if problem := model_arguments_error(args.model_dir, args.xgboost_model):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.quick:
         args.rounds, args.duration = 1, 1.0
