@@ -27,7 +27,6 @@ import hashlib
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from model.archive import is_tar_archive
 from model.artifact import FORMAT_VERSION, is_artifact_dir, read_manifest, verify_files
 from model.errors import ArtifactError
 from model.tree_limit import TreeLimitOption, parse_tree_limit
+from serve.ownership import why_not_private
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _private_root(root: Path) -> Path:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelSourceError(f"cannot write the artifact cache under {root}: {exc}") from exc
-    problem = _unsafe(root)
+    problem = why_not_private(root)
     if problem is None:
         return root
     logger.warning(
@@ -233,29 +233,13 @@ def _fresh_private_dir() -> Path:
 
 def _untrusted(entry: Path) -> str | None:
     """Why a cache entry (or anything in it) must not be loaded, or None."""
-    problem = _unsafe(entry)
+    problem = why_not_private(entry)
     if problem is not None:
         return problem
     for path in sorted(entry.rglob("*")):
-        problem = _unsafe(path)
+        problem = why_not_private(path)
         if problem is not None:
             return problem
-    return None
-
-
-def _unsafe(path: Path) -> str | None:
-    """Why `path` could have been written by someone else, or None: a symlink, another owner,
-    or group/world write permission."""
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        return f"cannot inspect {path}: {exc}"
-    if stat.S_ISLNK(info.st_mode):
-        return f"{path} is a symbolic link"
-    if info.st_uid != os.getuid():
-        return f"{path} is owned by uid {info.st_uid}, not this server's uid {os.getuid()}"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
     return None
 
 

@@ -24,7 +24,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import stat
 import tempfile
 import time
 import uuid
@@ -47,6 +46,7 @@ from serve.errors import (
 )
 from serve.invocations import InvocationHandler, configure_handler
 from serve.outputs import OutputSelection
+from serve.ownership import why_not_private
 from serve.predictor import LoadedModel, load_model
 from serve.settings import Settings
 
@@ -124,9 +124,11 @@ class ModelRegistry:
         self._resident: OrderedDict[str, _Resident] = OrderedDict()
         self._pending: dict[str, asyncio.Task[InvocationHandler]] = {}
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        problem = _not_private(directory)
+        problem = why_not_private(directory)
+        if problem is None and not directory.is_dir():
+            problem = f"{directory} is not a directory"
         if problem is not None:  # an entry names a library this process will load
-            raise RegistryError(f"refusing the model registry {directory}: {problem}")
+            raise RegistryError(f"refusing the model registry: {problem}")
 
     @classmethod
     def private(cls, settings: Settings, *, build: Build | None = None) -> ModelRegistry:
@@ -362,18 +364,6 @@ class ModelRegistry:
 
 class RegistryError(Exception):
     """The registry directory is not this server's alone."""
-
-
-def _not_private(directory: Path) -> str | None:
-    """Why another user could write into `directory`, or None."""
-    info = os.lstat(directory)
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        return "not a directory (or a symbolic link)"
-    if info.st_uid != os.getuid():
-        return f"owned by uid {info.st_uid}, not this server's uid {os.getuid()}"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
-    return None
 
 
 def check_name(name: str) -> None:
