@@ -28,7 +28,7 @@ from serve.errors import (
     TooManyRowsError,
     UnsupportedMediaTypeError,
 )
-from serve.features import FLOAT32_MAX, FeatureMatrix
+from serve.features import FLOAT32_MAX, FeatureMatrix, fits_float32
 from serve.libsvm import decode_libsvm
 from serve.outputs import OutputSelection, Predictions
 from serve.recordio import decode_recordio, encode_recordio
@@ -75,10 +75,7 @@ def parse_csv_row(body: bytes, *, num_features: int) -> list[float] | None:
         values = list(map(float, tokens))
     except ValueError:
         return None
-    total = sum(values)  # NaN or inf anywhere (or an overflowing sum) makes this non-finite
-    if total - total != 0.0 or min(values) < -FLOAT32_MAX or max(values) > FLOAT32_MAX:
-        return None
-    return values
+    return values if fits_float32(values) else None
 
 
 def decode_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix:

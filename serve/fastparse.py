@@ -32,7 +32,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from serve.features import FeatureMatrix
+from serve.features import FLOAT32_MAX, FeatureMatrix
 from serve.shared_library import SharedLibraryError, check_shared_library
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ CFLAGS: Final = ("-O2", "-fPIC", "-shared", "-std=c11", "-ffp-contract=off", "-f
 """Exact IEEE arithmetic: no contraction into FMA, no fast-math."""
 
 _FALLBACK: Final = -1
-_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 def source_digest() -> str:
@@ -260,7 +259,7 @@ def parse_npy(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatrix
     flat = np.frombuffer(body, dtype=dtype, count=rows * columns, offset=offset)
     order: Literal["C", "F"] = "F" if found["fortran"] == b"True" else "C"
     matrix = flat.reshape((rows, columns), order=order)
-    if np.isinf(matrix).any() or (dtype.itemsize == 8 and (np.abs(matrix) > _FLOAT32_MAX).any()):
+    if np.isinf(matrix).any() or (dtype.itemsize == 8 and (np.abs(matrix) > FLOAT32_MAX).any()):
         return None  # the decoder names the value
     return np.array(matrix, dtype=np.float32, order="C")  # one rounding, like the decoder
 

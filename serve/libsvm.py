@@ -32,7 +32,7 @@ from serve.errors import (
     MalformedPayloadError,
     TooManyRowsError,
 )
-from serve.features import FLOAT32_MAX
+from serve.features import FLOAT32_MAX, fits_float32
 
 if TYPE_CHECKING:
     from serve.features import FeatureMatrix
@@ -116,8 +116,7 @@ def _parse_plain_line(line: bytes) -> tuple[list[int], list[float]] | None:
         indices = list(map(int, index_texts))
     except ValueError:
         return None
-    total = sum(values)
-    if not (total - total == 0.0 and -FLOAT32_MAX <= min(values) <= max(values) <= FLOAT32_MAX):
+    if not fits_float32(values):
         return None  # NaN, inf or beyond float32 somewhere: checked one by one
     return indices, values
 

@@ -41,7 +41,7 @@ from serve.errors import (
     MalformedPayloadError,
     TooManyRowsError,
 )
-from serve.features import FLOAT32_MAX
+from serve.features import FLOAT32_MAX, fits_float32
 from serve.outputs import OutputSelection, Predictions
 
 if TYPE_CHECKING:
@@ -413,11 +413,8 @@ def _check_width(number: int, width: int, num_features: int, *, what: str) -> No
 
 def _check_values(number: int, values: list[float], columns: Sequence[int]) -> None:
     """Refuse infinities and values float32 cannot hold; NaN is a missing value."""
-    total = sum(values)
-    if total - total == 0.0 and (
-        not values or -FLOAT32_MAX <= min(values) <= max(values) <= FLOAT32_MAX
-    ):
-        return  # all finite and in range (the common case, decided in three C loops)
+    if fits_float32(values):
+        return  # all finite and in range (the common case)
     for column, cell in zip(columns, values, strict=True):
         if abs(cell) > FLOAT32_MAX:
             raise InvalidValueError(
