@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from serve.body import BodyReader
 from serve.codecs import DECODERS, JSON
 from serve.errors import MalformedPayloadError, error_response
 from serve.invocations import JSON_BYTES
@@ -74,10 +75,16 @@ class ReadyPing:
 def add_multi_model_routes(app: FastAPI, invoker: ModelInvoker) -> None:
     """The management routes (FastAPI's), and the invoke path's route for 405s."""
     registry = invoker.registry
+    reader = BodyReader(
+        limit=registry.settings.max_body_bytes, timeout_s=registry.settings.request_timeout_s
+    )
 
     @app.post("/models", summary="Load a model (SageMaker multi-model contract).")
     async def load_model(request: Request) -> Response:
-        name, url = _load_request(await request.body())
+        raw = reader.read(request.receive)  # the one body reader: capped (413), timed (408)
+        if not isinstance(raw, bytes):
+            raw = await raw
+        name, url = _load_request(raw)
         target = request.headers.get("x-amzn-sagemaker-target-model")
         logger.info("loading model %r from %s (target model %r)", name, url, target)
         entry = await registry.load(name, url)

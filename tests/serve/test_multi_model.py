@@ -178,6 +178,22 @@ def test_bad_models_are_refused_with_400_and_the_others_keep_serving(
     asyncio.run(scenario())
 
 
+def test_a_load_request_is_read_by_the_one_body_reader_with_its_byte_cap(
+    registry_dir: Path,
+) -> None:
+    app = create_app(settings_for(registry_dir, max_body_bytes=1_000))
+
+    async def scenario() -> None:
+        async with client_for(app) as client:
+            url = "/opt/ml/models/m/model" + "/x" * 600
+            answer = await client.post("/models", json={"model_name": "m", "url": url})
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["error"] == "payload_too_large"
+            assert (await client.get("/models")).json() == {"models": []}
+
+    asyncio.run(scenario())
+
+
 def test_a_load_over_the_memory_budget_is_507_until_a_model_is_unloaded(
     raw_models: list[RawModel], registry_dir: Path
 ) -> None:
