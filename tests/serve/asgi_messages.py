@@ -1,10 +1,13 @@
-"""ASGI request messages for tests that drive a handler or the body reader by hand."""
+"""ASGI request messages for tests that drive a handler or the body reader by hand, and an
+httpx client over an ASGI app."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+
+import httpx
 
 
 def receiver(
@@ -24,3 +27,8 @@ def receiver(
 def chunk(body: bytes, more: bool) -> dict[str, Any]:
     """An `http.request` message: `body`, with `more` to follow or not."""
     return {"type": "http.request", "body": body, "more_body": more}
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    """An httpx client that calls `app` in process."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from asgi_messages import client_for
 from fake_predictor import FakePredictor
 
 from serve.app import create_app
@@ -21,10 +22,6 @@ from serve.outputs import OutputSelectionError
 from serve.settings import Settings
 
 CSV = {"content-type": "text/csv"}
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
 def run(coroutine: Any) -> Any:

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from asgi_messages import chunk, receiver
+from asgi_messages import chunk, client_for, receiver
 from fake_predictor import BrokenPredictor, FakePredictor
 
 from serve.errors import OVERLOADED_SCOPE_KEY
@@ -33,10 +33,6 @@ def handler(
         keys=settings.inference_output, objective=objective, num_class=num_class
     )
     return InvocationHandler(settings, predictor, selection)
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
 @pytest.fixture

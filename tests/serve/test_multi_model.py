@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from asgi_messages import client_for
 from mme_models import RawModel, csv_body, csv_scores, request_rows, train_raw_model
 
 from container.model_source import build_model_artifact
@@ -43,10 +44,6 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settings_for(registry: Path, **overrides: Any) -> Settings:
     base = Settings(workers=2, multi_model=True, models_registry_dir=registry)
     return replace(base, **overrides)
-
-
-def client_for(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
 @pytest.fixture()
