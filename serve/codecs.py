@@ -28,7 +28,13 @@ from serve.errors import (
     TooManyRowsError,
     UnsupportedMediaTypeError,
 )
-from serve.features import FLOAT32_MAX, FeatureMatrix, fits_float32
+from serve.features import (
+    FLOAT32_MAX,
+    FeatureMatrix,
+    beyond_float32,
+    check_row_count,
+    fits_float32,
+)
 from serve.libsvm import decode_libsvm
 from serve.outputs import OutputSelection, Predictions
 from serve.recordio import decode_recordio, encode_recordio
@@ -90,11 +96,8 @@ def decode_csv(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatri
         body = body.replace(b"\r\n", b"\n")
     if body.endswith(b"\n"):
         body = body[:-1]
-    if not body:
-        raise EmptyBodyError("The body holds no rows.")
-    rows = body.count(b"\n") + 1
-    if rows > max_rows:
-        raise TooManyRowsError(f"The body holds {rows} rows; the limit is {max_rows}.")
+    rows = body.count(b"\n") + 1 if body else 0
+    check_row_count(rows, max_rows=max_rows)
     if b"_" in body:  # float() accepts "1_000"; a CSV number does not
         _raise_bad_csv_token(body.split(b"\n"))
     if rows == 1:
@@ -179,10 +182,7 @@ def decode_jsonlines(body: bytes, *, num_features: int, max_rows: int) -> Featur
     if matrix is not None:
         return matrix
     lines = [line for line in body.split(b"\n") if line.strip()]
-    if not lines:
-        raise EmptyBodyError("The body holds no rows.")
-    if len(lines) > max_rows:
-        raise TooManyRowsError(f"The body holds {len(lines)} rows; the limit is {max_rows}.")
+    check_row_count(len(lines), max_rows=max_rows)
     rows = [
         _unwrap_features(_load_json(line, where=f"Line {index}"), index)
         for index, line in enumerate(lines, start=1)
@@ -251,10 +251,7 @@ def _unwrap_features(row: Any, index: int) -> Any:
 
 
 def _rows_to_matrix(rows: list[Any], *, num_features: int, max_rows: int) -> FeatureMatrix:
-    if not rows:
-        raise EmptyBodyError("The body holds no rows.")
-    if len(rows) > max_rows:
-        raise TooManyRowsError(f"The body holds {len(rows)} rows; the limit is {max_rows}.")
+    check_row_count(len(rows), max_rows=max_rows)
     for index, row in enumerate(rows, start=1):
         if len(row) != num_features:
             raise _csv_count_error(index, len(row), num_features)
@@ -275,14 +272,8 @@ def _to_float32(matrix: npt.NDArray[np.float64]) -> FeatureMatrix:
     outside = np.abs(matrix) > FLOAT32_MAX
     if outside.any():
         row, column = (int(i) + 1 for i in np.argwhere(outside)[0])
-        raise _infinite_error(row, column)
+        raise beyond_float32(f"Row {row}, column {column}")
     return np.ascontiguousarray(matrix, dtype=np.float32)
-
-
-def _infinite_error(row: int, column: int) -> InvalidValueError:
-    return InvalidValueError(
-        f"Row {row}, column {column}: the value is infinite or outside the float32 range."
-    )
 
 
 DECODERS: Mapping[str, Decoder] = {

@@ -1,8 +1,8 @@
 """The feature matrix every decoder produces and the predictor consumes.
 
-C-contiguous float32, shape (rows, num_features), NaN for a missing value. Values are parsed
-as doubles and rounded to float32; a finite value beyond float32's range is refused
-(`invalid_value`) rather than silently becoming infinity.
+C-contiguous float32, shape (rows, num_features), NaN for a missing value, 1 to `max_rows`
+rows. Values are parsed as doubles and rounded to float32; a finite value beyond float32's
+range is refused (`invalid_value`) rather than silently becoming infinity.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from serve.errors import EmptyBodyError, InvalidValueError, TooManyRowsError
 
 FeatureMatrix = npt.NDArray[np.float32]
 
@@ -27,3 +29,16 @@ def fits_float32(values: Sequence[float]) -> bool:
         return True
     total = sum(values)
     return total - total == 0.0 and -FLOAT32_MAX <= min(values) and max(values) <= FLOAT32_MAX
+
+
+def check_row_count(rows: int, *, max_rows: int) -> None:
+    """Refuse a body of no rows (`empty_body`) or of more than `max_rows` (`too_many_rows`)."""
+    if rows == 0:
+        raise EmptyBodyError("The body holds no rows.")
+    if rows > max_rows:
+        raise TooManyRowsError(f"The body holds {rows} rows; the limit is {max_rows}.")
+
+
+def beyond_float32(where: str) -> InvalidValueError:
+    """The refusal of a value float32 cannot hold; `where` names it, e.g. `Row 2, column 3`."""
+    return InvalidValueError(f"{where}: the value is infinite or outside the float32 range.")

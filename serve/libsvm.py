@@ -25,14 +25,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from serve import fastparse
-from serve.errors import (
-    EmptyBodyError,
-    FeatureCountMismatchError,
-    InvalidValueError,
-    MalformedPayloadError,
-    TooManyRowsError,
-)
-from serve.features import FLOAT32_MAX, fits_float32
+from serve.errors import FeatureCountMismatchError, MalformedPayloadError
+from serve.features import FLOAT32_MAX, beyond_float32, check_row_count, fits_float32
 
 if TYPE_CHECKING:
     from serve.features import FeatureMatrix
@@ -58,11 +52,8 @@ def decode_libsvm(
         if fast is not None:
             return fast
     text = body.strip()
-    if not text:
-        raise EmptyBodyError("The body holds no rows.")
-    lines = text.split(b"\n")
-    if len(lines) > max_rows:
-        raise TooManyRowsError(f"The body holds {len(lines)} rows; the limit is {max_rows}.")
+    lines = text.split(b"\n") if text else []
+    check_row_count(len(lines), max_rows=max_rows)
     rows = [
         _parse_plain_line(line) or _parse_line_exactly(line, number, num_features=num_features)
         for number, line in enumerate(lines, start=1)
@@ -149,9 +140,7 @@ def _parse_line_exactly(
                 f"Row {number}, index {index}: {_shown(value_text)} is not a number."
             ) from None
         if abs(value) > FLOAT32_MAX:  # inf, or beyond float32 (NaN compares False: missing)
-            raise InvalidValueError(
-                f"Row {number}, index {index}: the value is infinite or outside the float32 range."
-            )
+            raise beyond_float32(f"Row {number}, index {index}")
         indices.append(index)
         values.append(value)
     return indices, values

@@ -37,11 +37,10 @@ from serve import fastparse
 from serve.errors import (
     EmptyBodyError,
     FeatureCountMismatchError,
-    InvalidValueError,
     MalformedPayloadError,
     TooManyRowsError,
 )
-from serve.features import FLOAT32_MAX, fits_float32
+from serve.features import FLOAT32_MAX, beyond_float32, fits_float32
 from serve.outputs import OutputSelection, Predictions
 
 if TYPE_CHECKING:
@@ -417,10 +416,7 @@ def _check_values(number: int, values: list[float], columns: Sequence[int]) -> N
         return  # all finite and in range (the common case)
     for column, cell in zip(columns, values, strict=True):
         if abs(cell) > FLOAT32_MAX:
-            raise InvalidValueError(
-                f"Record {number}, column {column + 1}: the value is infinite or outside the "
-                "float32 range."
-            )
+            raise beyond_float32(f"Record {number}, column {column + 1}")
 
 
 # --- responses ----------------------------------------------------------------------------------
