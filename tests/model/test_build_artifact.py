@@ -6,6 +6,7 @@ import ctypes
 import os
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,39 +61,43 @@ def predict_with_ctypes(
     return out
 
 
-@requires_gcc
-def test_seed_compiled_matches_reference_on_every_row(
-    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
+Features = npt.NDArray[np.float32]
+Predicted = npt.NDArray[np.float64]
+Predict = Callable[[Path, Manifest, Features], Predicted]
+
+
+def _compiled(directory: Path, manifest: Manifest, features: Features) -> Predicted:
+    assert manifest.compiled is not None
+    return predict_compiled(directory / manifest.compiled.library, features)
+
+
+def _exported_symbol(directory: Path, _: Manifest, features: Features) -> Predicted:
+    return predict_with_ctypes(directory / LIBRARY_FILE, features)
+
+
+def _fallback(directory: Path, manifest: Manifest, features: Features) -> Predicted:
+    import treelite
+
+    model = treelite.Model.deserialize(str(directory / manifest.fallback.checkpoint))
+    return predict_gtil(model, features)
+
+
+@pytest.mark.parametrize(
+    "predict",
+    [
+        pytest.param(_compiled, marks=requires_gcc, id="compiled"),
+        pytest.param(_exported_symbol, marks=requires_gcc, id="exported-predict-symbol"),
+        pytest.param(_fallback, id="fallback-checkpoint"),
+    ],
+)
+def test_seed_artifact_matches_reference_on_every_row(
+    seed_artifact: tuple[Path, Manifest], seed_reference: Reference, predict: Predict
 ) -> None:
     directory, manifest = seed_artifact
     features, expected = seed_reference
     assert features.shape == (5000, 7)
     assert np.isnan(features).any(), "the reference must exercise missing values"
-    assert manifest.compiled is not None
-    compiled = predict_compiled(directory / manifest.compiled.library, features)
-    np.testing.assert_allclose(compiled, expected, rtol=0, atol=1e-6)
-
-
-@requires_gcc
-def test_seed_exported_predict_symbol_matches_reference(
-    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
-) -> None:
-    directory, _ = seed_artifact
-    features, expected = seed_reference
-    np.testing.assert_allclose(
-        predict_with_ctypes(directory / LIBRARY_FILE, features), expected, rtol=0, atol=1e-6
-    )
-
-
-def test_seed_fallback_checkpoint_matches_reference(
-    seed_artifact: tuple[Path, Manifest], seed_reference: Reference
-) -> None:
-    import treelite
-
-    directory, manifest = seed_artifact
-    features, expected = seed_reference
-    model = treelite.Model.deserialize(str(directory / manifest.fallback.checkpoint))
-    np.testing.assert_allclose(predict_gtil(model, features), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(predict(directory, manifest, features), expected, rtol=0, atol=1e-6)
 
 
 def test_seed_manifest_describes_the_model(seed_artifact: tuple[Path, Manifest]) -> None:
