@@ -113,17 +113,8 @@ def test_other_routes_answer_json_errors_and_the_schema_declares_invocations() -
             405,
             "method_not_allowed",
         )
-        invocations = schema["paths"]["/invocations"]["post"]
-        assert set(invocations["requestBody"]["content"]) == {
-            "text/csv",
-            "application/json",
-            "application/jsonlines",
-            "application/x-npy",
-            "text/libsvm",
-            "text/x-libsvm",
-            "application/x-recordio-protobuf",
-        }
-        assert "/ping" in schema["paths"]
+        # what the schema says of each route is tests/serve/test_openapi.py's
+        assert set(schema["paths"]) >= {"/ping", "/invocations"}
         assert parameters["BatchStrategy"] == "MULTI_RECORD"
         assert parameters["MaxPayloadInMB"] == 6
 
