@@ -165,12 +165,10 @@ def decode_json(body: bytes, *, num_features: int, max_rows: int) -> FeatureMatr
                 'Expected {"instances": [[...], ...]}, {"features": [...]} or a list of rows.'
             )
     elif isinstance(document, list):
-        if not document:
-            raise EmptyBodyError("The body holds no rows.")
-        if isinstance(document[0], list | dict):
-            rows = [_unwrap_features(row, index) for index, row in enumerate(document, start=1)]
+        if document and not isinstance(document[0], list | dict):
+            rows = [document]  # one flat row
         else:
-            rows = [document]
+            rows = [_unwrap_features(row, index) for index, row in enumerate(document, start=1)]
     else:
         raise MalformedPayloadError("Expected a JSON object or a list of rows.")
     return _rows_to_matrix(rows, num_features=num_features, max_rows=max_rows)
@@ -240,14 +238,10 @@ def _load_json(text: bytes, *, where: str) -> Any:
 
 
 def _unwrap_features(row: Any, index: int) -> Any:
-    if isinstance(row, dict):
-        features = row.get("features")
-        if not isinstance(features, list):
-            raise MalformedPayloadError(f'Row {index}: expected a list or {{"features": [...]}}.')
-        return features
-    if not isinstance(row, list):
+    features = row.get("features") if isinstance(row, dict) else row
+    if not isinstance(features, list):
         raise MalformedPayloadError(f'Row {index}: expected a list or {{"features": [...]}}.')
-    return row
+    return features
 
 
 def _rows_to_matrix(rows: list[Any], *, num_features: int, max_rows: int) -> FeatureMatrix:
