@@ -84,9 +84,9 @@ static inline const char *read_digits(const char *p, const char *end, int fracti
  * nan and inf)
  *     [+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?
  * Returns the position after the number, or NULL when p holds no number of that grammar or
- * the value is outside float32 (the caller then falls back). A JSON integer zero is +0.0, as
- * json -> Python int 0 -> float gives. */
-static const char *read_number(const char *p, const char *end, int json, double *out) {
+ * the value is outside float32 (the caller then falls back); on success *out is that double
+ * rounded to float32. A JSON integer zero is +0.0, as json -> Python int 0 -> float gives. */
+static const char *read_number(const char *p, const char *end, int json, float *out) {
     const char *start = p;
     int negative = 0;
     if (p < end && (*p == '-' || (!json && *p == '+'))) {
@@ -155,7 +155,7 @@ static const char *read_number(const char *p, const char *end, int json, double 
     if (negative) result = -result;
     if (json && integer && result == 0.0) result = 0.0;
     if (!(fabs(result) <= FLOAT32_MAX)) return NULL;
-    *out = result;
+    *out = (float)result;
     return p;
 }
 
@@ -182,10 +182,8 @@ long rtb_parse_csv(const char *body, size_t length, long num_features, long capa
             if (p == end || *p == ',' || *p == '\n' || *p == '\r') {
                 row[column] = NAN;
             } else {
-                double value;
-                p = read_number(p, end, 0, &value);
+                p = read_number(p, end, 0, &row[column]);
                 if (p == NULL) return RTB_FALLBACK;
-                row[column] = (float)value;
             }
             if (p == end) {
                 if (column + 1 != num_features) return RTB_FALLBACK;
@@ -233,10 +231,8 @@ static const char *read_list(const char *p, const char *end, long num_features, 
             if (p == NULL) return NULL;
             row[column] = NAN;
         } else {
-            double value;
-            p = read_number(p, end, 1, &value);
+            p = read_number(p, end, 1, &row[column]);
             if (p == NULL) return NULL;
-            row[column] = (float)value;
         }
         p = skip_space(p, end);
         if (p == end) return NULL;
@@ -388,11 +384,11 @@ long rtb_parse_libsvm(const char *body, size_t length, long num_features, long c
                 index = index * 10 + (*digit - '0');
                 if (index >= num_features) return RTB_FALLBACK;
             }
-            double value;
+            float value;
             p = read_number(p + 1, line_end, 0, &value);
             if (p == NULL || (p < line_end && !is_libsvm_space(*p))) return RTB_FALLBACK;
             if (!isnan(row[index])) return RTB_FALLBACK; /* repeated: the decoder explains */
-            row[index] = (float)value;
+            row[index] = value;
             pairs++;
         }
         rows++;
