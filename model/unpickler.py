@@ -17,7 +17,7 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from model.errors import UnsafePickleError, UnsupportedFormatError
 
@@ -36,6 +36,16 @@ class _BoosterPlaceholder:
         self.state = state
 
 
+def _is_latin1_text(args: tuple[object, ...]) -> TypeGuard[tuple[str, str]]:
+    """`(text, encoding)` with a spelling of latin-1 as the encoding."""
+    return (
+        len(args) == 2
+        and isinstance(args[0], str)
+        and isinstance(args[1], str)
+        and args[1].lower().replace("_", "-") in _LATIN1
+    )
+
+
 def _bytearray(*args: object) -> bytearray:
     """`builtins.bytearray`, restricted to the forms pickle uses for a byte string.
 
@@ -45,12 +55,7 @@ def _bytearray(*args: object) -> bytearray:
     """
     if len(args) == 1 and isinstance(args[0], bytes | bytearray):
         return bytearray(args[0])
-    if (
-        len(args) == 2
-        and isinstance(args[0], str)
-        and isinstance(args[1], str)
-        and args[1].lower().replace("_", "-") in _LATIN1
-    ):
+    if _is_latin1_text(args):
         return bytearray(args[0], "latin-1")
     if not args:
         return bytearray()
@@ -59,12 +64,7 @@ def _bytearray(*args: object) -> bytearray:
 
 def _latin1_encode(*args: object) -> bytes:
     """`_codecs.encode(text, "latin1")`: how protocols 0 to 2 spell a byte string."""
-    if (
-        len(args) == 2
-        and isinstance(args[0], str)
-        and isinstance(args[1], str)
-        and args[1].lower().replace("_", "-") in _LATIN1
-    ):
+    if _is_latin1_text(args):
         return args[0].encode("latin-1")
     raise UnsafePickleError("_codecs.encode is called with arguments other than (text, 'latin1')")
 
