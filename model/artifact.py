@@ -687,6 +687,11 @@ class _Reader:
     def _where(self, prefix: str, key: str) -> str:
         return f"{prefix}.{key}" if prefix else key
 
+    def _wrong(self, prefix: str, key: str, expected: str, value: object) -> ManifestError:
+        return ManifestError(
+            f"{self.origin}: {self._where(prefix, key)} must be {expected}, found {value!r}"
+        )
+
     def mapping(self, value: object, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             what = where or "the top level"
@@ -706,9 +711,7 @@ class _Reader:
     def string(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> str:
         value = self.require(section, key, prefix=prefix)
         if not isinstance(value, str):
-            raise ManifestError(
-                f"{self.origin}: {self._where(prefix, key)} must be a string, found {value!r}"
-            )
+            raise self._wrong(prefix, key, "a string", value)
         return value
 
     def optional_string(
@@ -716,10 +719,7 @@ class _Reader:
     ) -> str | None:
         value = self.require(section, key, prefix=prefix)
         if value is not None and not isinstance(value, str):
-            raise ManifestError(
-                f"{self.origin}: {self._where(prefix, key)} must be a string or null, "
-                f"found {value!r}"
-            )
+            raise self._wrong(prefix, key, "a string or null", value)
         return value
 
     def filename(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> str:
@@ -732,10 +732,7 @@ class _Reader:
     ) -> int:
         value = self.require(section, key, prefix=prefix)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ManifestError(
-                f"{self.origin}: {self._where(prefix, key)} must be an integer >= {minimum}, "
-                f"found {value!r}"
-            )
+            raise self._wrong(prefix, key, f"an integer >= {minimum}", value)
         return value
 
     def number(self, section: Mapping[str, Any], key: str, *, prefix: str = "") -> float:
@@ -745,10 +742,7 @@ class _Reader:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise ManifestError(
-                f"{self.origin}: {self._where(prefix, key)} must be a finite number, "
-                f"found {value!r}"
-            )
+            raise self._wrong(prefix, key, "a finite number", value)
         return float(value)
 
     def optional_number(
