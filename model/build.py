@@ -83,7 +83,9 @@ __all__ = [
     "ARTIFACT_FILES",
     "Progress",
     "build_artifact",
+    "OpenedSource",
     "default_bid_threshold",
+    "open_source",
     "package_artifact",
     "resolve_source",
     "resolve_sources",
@@ -217,40 +219,61 @@ def resolve_source(source: Path | str) -> Iterator[Path]:
         yield files[0]
 
 
-@contextmanager
-def resolve_sources(source: Path | str, *, ensemble: bool = True) -> Iterator[list[Path]]:
-    """The model files behind `source` (`model.source.find_model_files`: several only for a
-    directory of several top-level model files with `ensemble`); a tar archive is extracted
-    (checked) into a temp dir.
+@dataclass(frozen=True, slots=True)
+class OpenedSource:
+    """What a path given as a source holds, once a tar archive is extracted."""
 
-    A directory that holds only a tar archive (SageMaker's `model.tar.gz`, not unpacked) stands
-    for that archive.
-    """
+    path: Path
+    """The path named (for a directory holding only a tar archive: that archive)."""
+    directory: Path | None
+    """The directory of its files (the extracted archive's); None for a single file."""
+    is_artifact: bool
+    """The directory is a serving artifact (it has a manifest)."""
+    archived: bool
+    """`path` is a tar archive, extracted into `directory`."""
+
+
+@contextmanager
+def open_source(source: Path | str) -> Iterator[OpenedSource]:
+    """A file, a directory, or a tar archive extracted (checked) into a temp dir; a directory
+    that holds only a tar archive (SageMaker's `model.tar.gz`, not unpacked) stands for that
+    archive."""
     path = Path(source)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
     if path.is_dir():
-        if is_artifact_dir(path):
-            raise SourceError(
-                f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
-                "serve it as it is, or build from the original XGBoost model"
-            )
-        archive = sole_archive(path)
+        archive = None if is_artifact_dir(path) else sole_archive(path)
         if archive is None:
-            yield find_model_files(path, ensemble=ensemble)
+            yield OpenedSource(
+                path=path, directory=path, is_artifact=is_artifact_dir(path), archived=False
+            )
             return
         path = archive
     if is_tar_archive(path):
         with tempfile.TemporaryDirectory(prefix="rtb-extract-") as tmp:
             extract_archive(path, tmp)
-            if is_artifact_dir(tmp):
-                raise SourceError(
-                    f"{path}: is already a serving artifact (it has {MANIFEST_FILE}); "
-                    "unpack it and serve it, or build from the original XGBoost model"
-                )
-            yield find_model_files(tmp, ensemble=ensemble)
+            yield OpenedSource(
+                path=path, directory=Path(tmp), is_artifact=is_artifact_dir(tmp), archived=True
+            )
         return
-    yield [path]
+    yield OpenedSource(path=path, directory=None, is_artifact=False, archived=False)
+
+
+@contextmanager
+def resolve_sources(source: Path | str, *, ensemble: bool = True) -> Iterator[list[Path]]:
+    """The model files behind `source` (`open_source`; `model.source.find_model_files`:
+    several only for a directory of several top-level model files with `ensemble`)."""
+    with open_source(source) as opened:
+        if opened.is_artifact:
+            advice = "unpack it and serve it" if opened.archived else "serve it as it is"
+            raise SourceError(
+                f"{opened.path}: is already a serving artifact (it has {MANIFEST_FILE}); "
+                f"{advice}, or build from the original XGBoost model"
+            )
+        if opened.directory is None:
+            yield [opened.path]
+        else:
+            yield find_model_files(opened.directory, ensemble=ensemble)
 
 
 def sole_archive(directory: Path) -> Path | None:

@@ -5,21 +5,18 @@ Used by `python -m model inspect`; importable for notebooks (`describe(path).tex
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.archive import extract_archive, is_tar_archive
 from model.artifact import (
     Manifest,
-    is_artifact_dir,
     manifest_to_dict,
     read_manifest,
     verify_files,
 )
-from model.build import sole_archive
-from model.errors import IntegrityError, SourceError
+from model.build import open_source
+from model.errors import IntegrityError
 from model.source import SourceModel, find_model_file, read_source
 from model.tree_limit import container_tree_limit
 
@@ -45,23 +42,12 @@ def describe(path: Path | str) -> Description:
 
     An artifact's file hashes are checked: a mismatch raises `IntegrityError`.
     """
-    path = Path(path)
-    if not path.exists():
-        raise SourceError(f"{path}: no such file or directory")
-    if path.is_dir():
-        if is_artifact_dir(path):
-            return _describe_artifact(path, path)
-        archive = sole_archive(path)
-        if archive is None:
-            return _describe_source(path, find_model_file(path))
-        path = archive
-    if is_tar_archive(path):
-        with tempfile.TemporaryDirectory(prefix="rtb-inspect-") as tmp:
-            extract_archive(path, tmp)
-            if is_artifact_dir(tmp):
-                return _describe_artifact(path, Path(tmp))
-            return _describe_source(path, find_model_file(tmp))
-    return _describe_source(path, path)
+    with open_source(path) as opened:
+        if opened.directory is None:
+            return _describe_source(opened.path, opened.path)
+        if opened.is_artifact:
+            return _describe_artifact(opened.path, opened.directory)
+        return _describe_source(opened.path, find_model_file(opened.directory))
 
 
 def format_manifest(manifest: Manifest, *, files_checked: bool = False) -> str:

@@ -23,7 +23,7 @@ from model.artifact import (
     read_manifest,
     verify_files,
 )
-from model.build import build_artifact, package_artifact
+from model.build import OpenedSource, build_artifact, open_source, package_artifact
 from model.errors import BuildError, ParityError, SourceError
 from model.verification import predict_compiled, predict_gtil
 from tests.seed import SEED_REFERENCE
@@ -246,6 +246,43 @@ def test_an_artifact_is_not_a_source(seed_artifact: tuple[Path, Manifest], tmp_p
         build_artifact(directory, output_dir=tmp_path / "a")
 
 
+def test_open_source_reads_a_file_a_directory_an_archive_and_a_directory_of_one_archive(
+    seed_model_file: Path, seed_tarball: Path, tmp_path: Path
+) -> None:
+    holder = tmp_path / "upload"
+    holder.mkdir()
+    shutil.copy(seed_tarball, holder / "model.tar.gz")
+    with open_source(seed_model_file) as opened:
+        assert opened == OpenedSource(
+            path=seed_model_file, directory=None, is_artifact=False, archived=False
+        )
+    with open_source(seed_model_file.parent) as opened:
+        assert (opened.directory, opened.is_artifact, opened.archived) == (
+            seed_model_file.parent,
+            False,
+            False,
+        )
+    for source, named in ((seed_tarball, seed_tarball), (holder, holder / "model.tar.gz")):
+        with open_source(source) as opened:
+            assert (opened.path, opened.is_artifact, opened.archived) == (named, False, True)
+            assert opened.directory is not None
+            assert (opened.directory / "xgboost-model").read_bytes() == (
+                seed_model_file.read_bytes()
+            )
+        assert not opened.directory.exists()  # the extraction is removed
+
+
+def test_a_packaged_artifact_is_not_a_source_either(
+    seed_artifact: tuple[Path, Manifest], tmp_path: Path
+) -> None:
+    directory, _ = seed_artifact
+    packaged = package_artifact(directory, output=tmp_path / "model.tar.gz")
+    with open_source(packaged) as opened:
+        assert (opened.is_artifact, opened.archived) == (True, True)
+    with pytest.raises(SourceError, match="already a serving artifact.*unpack it and serve it"):
+        build_artifact(packaged, output_dir=tmp_path / "a")
+
+
 def test_package_has_regular_top_level_members_in_fixed_order(
     seed_artifact: tuple[Path, Manifest], tmp_path: Path
 ) -> None:
@@ -410,7 +447,7 @@ def test_build_works_without_xgboost(seed_tarball: Path, tmp_path: Path) -> None
 
     code = (
         "import sys; sys.modules['xgboost'] = None\n"  # any `import xgboost` now fails
-        "from model.build import build_artifact, package_artifact\n"
+        "from model.build import OpenedSource, build_artifact, open_source, package_artifact\n"
         "from model.inspection import describe\n"
         f"build_artifact({str(seed_tarball)!r}, output_dir={str(tmp_path / 'a')!r})\n"
         f"package_artifact({str(tmp_path / 'a')!r}, output={str(tmp_path / 'a.tar.gz')!r})\n"
