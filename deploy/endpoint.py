@@ -643,7 +643,8 @@ def update(
     check_release(release, settings)
     check_settings(settings)
     running = current_release(gateway, settings.endpoint_name, settings.variant_name)
-    if running.get("Mode") == multi_model.MULTI_MODEL and release.multi_model is None:
+    running_multi = running.get("Mode") == multi_model.MULTI_MODEL
+    if running_multi and release.multi_model is None:
         if release.artifact is not None:
             raise DeployError(
                 f"endpoint {settings.endpoint_name} is a multi-model endpoint: add a model with "
@@ -700,7 +701,10 @@ def update(
             "autoscaling set (RetainAllVariantProperties)",
             file=err,
         )
-    if release.artifact is None and release.model_data_url is None:
+    # The running artifact (or prefix) carries over unless the mode changes: a single model
+    # becoming a multi-model one gets the default prefix.
+    same_mode = (release.multi_model is not None) == running_multi
+    if release.artifact is None and release.model_data_url is None and same_mode:
         if not running.get("ModelDataUrl"):
             raise DeployError(
                 "the running model has no ModelDataUrl to keep; give --model or --model-data-url"

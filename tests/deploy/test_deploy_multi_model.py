@@ -423,3 +423,24 @@ def test_delete_purge_empties_a_prefix_outside_the_endpoints_folder(
     s3().put_object(Bucket=support.BUCKET, Key="shared/other-endpoint.tar.gz", Body=b"x")
     assert cli("delete", *deploy_flags("--purge")).code == 0
     assert keys() == ["shared/other-endpoint.tar.gz"]  # beside the prefix, not under it
+
+
+def test_update_multi_model_turns_a_single_model_endpoint_into_one(
+    aws: str, cli: Cli, models: Path, seed_model: Path, router: Router
+) -> None:
+    result = cli(
+        "create",
+        *deploy_flags(
+            "--image-uri", support.IMAGE_URI, "--model", str(seed_model), "--create-bucket"
+        ),
+    )
+    assert result.code == 0, result.err
+    support.stub_update(router, previous=json.loads(result.out)["endpoint_config_name"])
+    router.stubber.add_response("update_endpoint", {"EndpointArn": support.ENDPOINT_ARN})
+    updated = cli("update", *deploy_flags("--multi-model", "--model", str(models)))
+    assert updated.code == 0, updated.err
+    outcome = json.loads(updated.out)
+    assert (outcome["mode"], outcome["model_data_url"]) == ("MultiModel", PREFIX)
+    container = sm().describe_model(ModelName=outcome["model_name"])["PrimaryContainer"]
+    assert (container["Mode"], container["ModelDataUrl"]) == ("MultiModel", PREFIX)
+    assert container["Environment"]["SAGEMAKER_MULTI_MODEL"] == "true"
