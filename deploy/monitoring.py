@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from deploy import multi_model, scaling, validation
 from deploy.endpoint import describe_endpoint, release_of
-from deploy.errors import DeployError
+from deploy.errors import DeployError, is_not_found
 from deploy.gateway import Gateway
 
 NAMESPACE = "AWS/SageMaker"
@@ -91,8 +93,8 @@ def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, A
         "variants": [],
     }
     variants = description.get("ProductionVariants") or []
-    if variants:
-        running = release_of(gateway, description, str(variants[0]["VariantName"]))
+    running = _running(gateway, description, variants)
+    if running is not None:
         report["mode"] = running.get("Mode") or multi_model.SINGLE_MODEL
         report["model_data_url"] = running.get("ModelDataUrl")
         if report["mode"] == multi_model.MULTI_MODEL:
@@ -119,6 +121,20 @@ def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, A
         )
         report["variants"].append(entry)
     return report
+
+
+def _running(
+    gateway: Gateway, description: dict[str, Any], variants: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The first variant's container, or None when its config or model is already gone."""
+    if not variants:
+        return None
+    try:
+        return release_of(gateway, description, str(variants[0]["VariantName"]))
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:

@@ -444,3 +444,12 @@ def test_update_multi_model_turns_a_single_model_endpoint_into_one(
     container = sm().describe_model(ModelName=outcome["model_name"])["PrimaryContainer"]
     assert (container["Mode"], container["ModelDataUrl"]) == ("MultiModel", PREFIX)
     assert container["Environment"]["SAGEMAKER_MULTI_MODEL"] == "true"
+
+
+def test_status_without_the_model_shows_no_mode(aws: str, cli: Cli, models: Path) -> None:
+    outcome = create_mme(cli, "--model", str(models))
+    sm().delete_model(ModelName=outcome["model_name"])
+    result = cli("status", "--json", *deploy_flags())
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["status"] == "InService" and report["mode"] is None
