@@ -1,4 +1,5 @@
-"""``python -m deploy SUBCOMMAND``: push, create, update, autoscale, invoke, status, delete, config.
+"""``python -m deploy SUBCOMMAND``: push, create, update, autoscale, invoke, models, status, delete,
+config.
 
 Results (URIs, JSON summaries, predictions, status tables) go to stdout; progress, the dry-run
 trace of reads and errors go to stderr. Exit status: 0 done, 1 failed, 2 bad usage.
@@ -15,11 +16,21 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deploy import endpoint, image, invocation, monitoring, registry, scaling, teardown, validation
+from deploy import (
+    endpoint,
+    image,
+    invocation,
+    monitoring,
+    multi_model,
+    registry,
+    scaling,
+    teardown,
+    validation,
+)
 from deploy.errors import DeployError, explain
 from deploy.gateway import Gateway
 from deploy.settings import (
@@ -100,10 +111,25 @@ def _release_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        help="local model.tar.gz to upload (python -m model build/train writes one)",
+        action="append",
+        default=[],
+        help="local model.tar.gz to upload (python -m model build/train writes one); with "
+        "--multi-model repeatable, and a directory stands for its *.tar.gz",
     )
     parser.add_argument(
-        "--model-data-url", help="an artifact already in S3 (s3://bucket/key/model.tar.gz)"
+        "--model-data-url",
+        help="an artifact already in S3 (s3://bucket/key/model.tar.gz); with --multi-model the "
+        "S3 prefix of the models (s3://bucket/prefix/)",
+    )
+    _switch(
+        parser,
+        "--multi-model",
+        "a multi-model endpoint: Mode MultiModel, ModelDataUrl the S3 prefix the models are under",
+    )
+    parser.add_argument(
+        "--model-cache",
+        choices=validation.MODEL_CACHE_SETTINGS,
+        help="with --multi-model: MultiModelConfig ModelCacheSetting (default Enabled)",
     )
     _switch(parser, "--create-bucket", "create the S3 bucket if it does not exist")
     _key_values(parser, "--env", "container environment variable (repeatable)")
@@ -235,7 +261,33 @@ def _endpoint_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     invoke.add_argument("--content-type", choices=invocation.CONTENT_TYPES, default=invocation.CSV)
     invoke.add_argument("--accept", help="response type (default: the content type)")
     invoke.add_argument("--target-variant", help="send to this variant")
+    invoke.add_argument(
+        "--target-model",
+        metavar="NAME.tar.gz",
+        help="a multi-model endpoint's model: its path under the S3 prefix (see `models list`)",
+    )
     _switch(invoke, "--raw", "print the response body as it came")
+
+    models = commands.add_parser(
+        "models", help="list, add or remove the models of a multi-model endpoint (S3 only)"
+    )
+    actions = models.add_subparsers(dest="models_action", required=True, metavar="ACTION")
+    actions.add_parser("list", parents=[common], help="the models under the endpoint's prefix")
+    add = actions.add_parser(
+        "add", parents=[common], help="upload model artifacts under the endpoint's prefix"
+    )
+    add.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="NAME.tar.gz or a directory of them"
+    )
+    _switch(
+        add,
+        "--replace",
+        "overwrite a model of the same name (instances that have it loaded keep the old copy)",
+    )
+    remove = actions.add_parser(
+        "remove", parents=[common], help="delete models from the endpoint's prefix"
+    )
+    remove.add_argument("names", nargs="+", metavar="NAME.tar.gz")
 
     status = commands.add_parser(
         "status", parents=[common], help="endpoint state, variants and recent CloudWatch metrics"
@@ -343,7 +395,22 @@ class Invoke:
     content_type: invocation.RowFormat
     accept: str | None
     target_variant: str | None
+    target_model: str | None
     raw: bool
+
+
+ModelsAction = Literal["list", "add", "remove"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Models:
+    """``models list|add|remove``: the artifacts under a multi-model endpoint's S3 prefix."""
+
+    settings: EndpointSettings
+    action: ModelsAction
+    paths: tuple[Path, ...] = ()
+    names: tuple[str, ...] = ()
+    replace: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,7 +431,7 @@ class Config:
     resolved: Resolved
 
 
-Command = Push | Create | Update | Autoscale | Invoke | Status | Delete | Config
+Command = Push | Create | Update | Autoscale | Invoke | Models | Status | Delete | Config
 _C = TypeVar("_C", scaling.PolicyFlags, Invoke, Status, Delete)
 
 
@@ -384,15 +451,29 @@ def _release(args: argparse.Namespace) -> endpoint.Release:
         capture = endpoint.DataCapture(
             destination_s3_uri=args.capture_s3_uri, sampling_percent=args.capture_percent
         )
-    if args.model is not None and args.model_data_url is not None:
+    models: list[Path] = args.model
+    options = {
+        "model_data_url": args.model_data_url,
+        "environment": dict(args.env),
+        "data_capture": capture,
+        "create_bucket": args.create_bucket,
+    }
+    if args.multi_model:
+        return endpoint.Release(
+            multi_model=multi_model.MultiModel(
+                artifacts=tuple(models), model_cache=args.model_cache or "Enabled"
+            ),
+            **options,
+        )
+    if args.model_cache is not None:
+        raise DeployError("--model-cache is a multi-model setting: add --multi-model")
+    if len(models) > 1:
+        raise DeployError(
+            "--model is given once for a single-model endpoint (several with --multi-model)"
+        )
+    if models and args.model_data_url is not None:
         raise DeployError("give either --model or --model-data-url, not both")
-    return endpoint.Release(
-        artifact=args.model,
-        model_data_url=args.model_data_url,
-        environment=dict(args.env),
-        data_capture=capture,
-        create_bucket=args.create_bucket,
-    )
+    return endpoint.Release(artifact=models[0] if models else None, **options)
 
 
 def _push(args: argparse.Namespace, resolved: Resolved) -> Push:
@@ -471,6 +552,14 @@ def _command(args: argparse.Namespace, resolved: Resolved) -> Command:
         )
     if name == "invoke":
         return _from_args(Invoke, args, settings=settings, rows=tuple(args.row))
+    if name == "models":
+        return Models(
+            settings=settings,
+            action=args.models_action,
+            paths=tuple(getattr(args, "paths", ())),
+            names=tuple(getattr(args, "names", ())),
+            replace=getattr(args, "replace", False),
+        )
     if name == "status":
         return _from_args(Status, args, settings=settings)
     return _from_args(Delete, args, settings=settings)
@@ -550,6 +639,7 @@ def _run_invoke(command: Invoke, gateway: Gateway) -> None:
         content_type=command.content_type,
         accept=command.accept,
         variant=command.target_variant,
+        target_model=command.target_model,
     )
     if answer.variant:
         print(f"answered by variant {answer.variant}", file=sys.stderr)
@@ -558,6 +648,27 @@ def _run_invoke(command: Invoke, gateway: Gateway) -> None:
         return
     for prediction in answer.predictions():
         print(prediction if isinstance(prediction, str) else json.dumps(prediction))
+
+
+def _run_models(command: Models, gateway: Gateway) -> None:
+    settings = command.settings
+    validation.check_name(settings.endpoint_name, what="endpoint name")
+    prefix = endpoint.multi_model_prefix(gateway, settings.endpoint_name, settings.variant_name)
+    if command.action == "add":
+        artifacts = multi_model.named_artifacts(command.paths)
+        added = multi_model.upload(gateway, prefix, artifacts, replace=command.replace)
+        _print_json({"model_data_url": prefix, "added": added, "dry_run": gateway.dry_run})
+    elif command.action == "remove":
+        removed = multi_model.remove(gateway, prefix, command.names)
+        _print_json({"model_data_url": prefix, "removed": removed, "dry_run": gateway.dry_run})
+    else:
+        hosted = multi_model.list_models(gateway, prefix)
+        _print_json(
+            {
+                "model_data_url": prefix,
+                "models": [dataclasses.asdict(model) for model in hosted],
+            }
+        )
 
 
 def run(parsed: Parsed) -> int:
@@ -597,6 +708,8 @@ def run(parsed: Parsed) -> int:
         _run_autoscale(command, gateway)
     elif isinstance(command, Invoke):
         _run_invoke(command, gateway)
+    elif isinstance(command, Models):
+        _run_models(command, gateway)
     elif isinstance(command, Status):
         report = monitoring.status(
             gateway, endpoint_name=command.settings.endpoint_name, minutes=command.minutes

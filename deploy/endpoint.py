@@ -7,9 +7,7 @@ find everything a deployment ever made, including the configs blue/green updates
 
 from __future__ import annotations
 
-import gzip
 import sys
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,7 +15,8 @@ from typing import Any, Literal, TextIO, get_args
 
 from botocore.exceptions import ClientError
 
-from deploy import scaling, validation
+from deploy import multi_model, scaling, validation
+from deploy.artifact import check_artifact
 from deploy.errors import DeployError, error_code, is_not_found
 from deploy.gateway import Gateway
 from deploy.progress import wait_for_endpoint
@@ -26,7 +25,6 @@ from deploy.settings import DeploymentSettings, EndpointSettings, missing_hints
 TAG_ENDPOINT = "rtb:endpoint"
 TAG_MANAGED_BY = "rtb:managed-by"
 MANAGED_BY = "rtb-deploy"
-ARTIFACT_MARKERS = ("manifest.json", "xgboost-model")
 
 TrafficRouting = Literal["all-at-once", "canary", "linear"]
 TRAFFIC_ROUTINGS: tuple[TrafficRouting, ...] = get_args(TrafficRouting)
@@ -104,6 +102,7 @@ class Release:
     environment: Mapping[str, str] = field(default_factory=dict)
     data_capture: DataCapture | None = None
     create_bucket: bool = False
+    multi_model: multi_model.MultiModel | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,8 +113,11 @@ class Outcome:
     model_data_url: str
     image_uri: str
     status: str
+    mode: str = multi_model.SINGLE_MODEL
+    models: tuple[str, ...] = ()
+    """A multi-model endpoint's models under its prefix (what ``--target-model`` names)."""
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -124,23 +126,6 @@ def tags_for(endpoint_name: str) -> list[dict[str, str]]:
         {"Key": TAG_ENDPOINT, "Value": endpoint_name},
         {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY},
     ]
-
-
-def check_artifact(path: Path) -> None:
-    """A gzip tarball with its files at the top level (SageMaker unpacks it into /opt/ml/model)."""
-    if not path.is_file():
-        raise DeployError(f"model artifact {path} does not exist or is not a file")
-    try:
-        with tarfile.open(path, mode="r:gz") as archive:
-            names = [member.name.removeprefix("./") for member in archive.getmembers()]
-    except (tarfile.TarError, gzip.BadGzipFile, OSError, EOFError) as exc:
-        raise DeployError(f"model artifact {path} is not a readable .tar.gz: {exc}") from None
-    if not any(name in ARTIFACT_MARKERS for name in names):
-        raise DeployError(
-            f"model artifact {path} has neither manifest.json nor xgboost-model at its top level "
-            f"(members: {', '.join(names[:5]) or 'none'}); SageMaker unpacks it as-is into "
-            "/opt/ml/model"
-        )
 
 
 def check_environment(environment: Mapping[str, str]) -> None:
@@ -155,9 +140,16 @@ def check_environment(environment: Mapping[str, str]) -> None:
 
 def check_release(release: Release, settings: DeploymentSettings) -> None:
     """The local half of the checks: artifact file, S3 URIs, environment, data capture."""
-    if release.artifact is not None:
+    if release.multi_model is not None:
+        if release.artifact is not None:
+            raise DeployError("a multi-model release takes its artifacts in multi_model.artifacts")
+        if release.model_data_url is not None:
+            validation.check_model_prefix(release.model_data_url)
+        multi_model.named_artifacts(release.multi_model.artifacts)
+        validation.check_multi_model_instance_type(settings.instance_type)
+    elif release.artifact is not None:
         check_artifact(release.artifact)
-    if release.model_data_url is not None:
+    elif release.model_data_url is not None:
         validation.check_s3_uri(release.model_data_url, what="--model-data-url")
     model_environment(settings, release.environment)
     if release.data_capture is not None:
@@ -235,10 +227,11 @@ def model_environment(settings: DeploymentSettings, extra: Mapping[str, str]) ->
     return environment
 
 
-def ensure_bucket(gateway: Gateway, bucket: str, *, region: str, create: bool) -> None:
+def ensure_bucket(gateway: Gateway, bucket: str, *, region: str, create: bool) -> bool:
+    """True when the bucket exists; else create it (if asked) and return False."""
     try:
         gateway.call("s3", "head_bucket", Bucket=bucket)
-        return
+        return True
     except ClientError as exc:
         if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
             if error_code(exc) in {"403", "Forbidden"}:
@@ -266,6 +259,7 @@ def ensure_bucket(gateway: Gateway, bucket: str, *, region: str, create: bool) -
             "RestrictPublicBuckets": True,
         },
     )
+    return False
 
 
 def artifact_key(settings: DeploymentSettings, stamp: str) -> str:
@@ -282,7 +276,7 @@ def stage_artifact(
 ) -> str:
     """The ModelDataUrl: the given S3 URI, or the local artifact uploaded under the prefix."""
     if release.model_data_url is not None:
-        validation.check_s3_uri(release.model_data_url, what="--model-data-url")
+        validation.check_s3_uri(release.model_data_url, what="--model-data-url", object_key=True)
         return release.model_data_url
     if release.artifact is None:
         raise DeployError(
@@ -300,6 +294,49 @@ def stage_artifact(
     return f"s3://{bucket}/{key}"
 
 
+def stage_models(
+    gateway: Gateway,
+    settings: DeploymentSettings,
+    release: Release,
+    models: multi_model.MultiModel,
+    *,
+    replace: bool,
+    err: TextIO,
+) -> tuple[str, tuple[str, ...]]:
+    """A multi-model ModelDataUrl (the given prefix, else the default one) and its models.
+
+    The artifacts given are uploaded under the prefix first; there must be at least one model.
+    """
+    artifacts = multi_model.named_artifacts(models.artifacts)
+    if release.model_data_url is not None:
+        prefix = release.model_data_url
+    elif settings.bucket is not None:
+        prefix = multi_model.default_prefix(
+            bucket=settings.bucket, prefix=settings.prefix, endpoint_name=settings.endpoint_name
+        )
+    else:
+        raise DeployError(
+            f"missing setting(s): {missing_hints(['bucket'])} (or give --model-data-url "
+            "s3://BUCKET/PREFIX/)"
+        )
+    bucket = validation.check_model_prefix(prefix).bucket
+    existed = ensure_bucket(gateway, bucket, region=settings.region, create=release.create_bucket)
+    listable = existed or not gateway.dry_run  # a dry run does not really create the bucket
+    multi_model.upload(gateway, prefix, artifacts, replace=replace or not listable, err=err)
+    hosted = (
+        {model.target_model for model in multi_model.list_models(gateway, prefix)}
+        if listable
+        else set()
+    )
+    names = tuple(sorted(hosted | set(artifacts)))
+    if not names:
+        raise DeployError(
+            f"no model under {prefix}: give --model PATH.tar.gz (repeatable) or a directory of "
+            "them, or a --model-data-url prefix that already holds *.tar.gz artifacts"
+        )
+    return prefix, names
+
+
 def _create_model(
     gateway: Gateway,
     settings: DeploymentSettings,
@@ -308,12 +345,15 @@ def _create_model(
     name: str,
     model_data_url: str,
     environment: Mapping[str, str],
+    models: multi_model.MultiModel | None,
 ) -> None:
     container: dict[str, Any] = {
         "Image": image.image_uri,
         "ModelDataUrl": model_data_url,
-        "Mode": "SingleModel",
+        "Mode": multi_model.SINGLE_MODEL,
     }
+    if models is not None:
+        container.update(models.container_fields())
     if environment:
         container["Environment"] = dict(environment)
     gateway.call(
@@ -388,6 +428,7 @@ class Staged:
     name: str  # the model and the endpoint config share it
     model_data_url: str
     created: tuple[Created, ...]
+    models: tuple[str, ...] = ()
 
 
 def _undo(gateway: Gateway, created: Sequence[Created], *, err: TextIO) -> None:
@@ -410,12 +451,20 @@ def _stage(
     release: Release,
     *,
     err: TextIO,
+    replace_models: bool = False,
 ) -> Staged:
-    """Stage the artifact and create model + endpoint config; undo them on failure."""
+    """Stage the artifact(s) and create model + endpoint config; undo them on failure."""
     stamp = validation.timestamp()
     name = validation.versioned_name(settings.endpoint_name, stamp)
     environment = model_environment(settings, release.environment)
-    model_data_url = stage_artifact(gateway, settings, release, stamp=stamp, err=err)
+    models: tuple[str, ...] = ()
+    if release.multi_model is None:
+        model_data_url = stage_artifact(gateway, settings, release, stamp=stamp, err=err)
+    else:
+        environment = {multi_model.CONTAINER_SWITCH: "true", **environment}
+        model_data_url, models = stage_models(
+            gateway, settings, release, release.multi_model, replace=replace_models, err=err
+        )
     created: list[Created] = []
     try:
         _create_model(
@@ -425,6 +474,7 @@ def _stage(
             name=name,
             model_data_url=model_data_url,
             environment=environment,
+            models=release.multi_model,
         )
         created.append(Created("model", name))
         _create_endpoint_config(
@@ -435,7 +485,7 @@ def _stage(
         if not gateway.dry_run:
             _undo(gateway, created, err=err)
         raise
-    return Staged(name=name, model_data_url=model_data_url, created=tuple(created))
+    return Staged(name=name, model_data_url=model_data_url, created=tuple(created), models=models)
 
 
 def _outcome(
@@ -448,6 +498,8 @@ def _outcome(
         model_data_url=staged.model_data_url,
         image_uri=container.image_uri,
         status=status,
+        mode=multi_model.SINGLE_MODEL if not staged.models else multi_model.MULTI_MODEL,
+        models=staged.models,
     )
 
 
@@ -493,7 +545,7 @@ def create(
             f"endpoint {settings.endpoint_name} already exists; use `python -m deploy update` to "
             "change it"
         )
-    staged = _stage(gateway, settings, container, release, err=err)
+    staged = _stage(gateway, settings, container, release, err=err, replace_models=True)
     request = {
         "EndpointName": settings.endpoint_name,
         "EndpointConfigName": staged.name,
@@ -507,13 +559,21 @@ def create(
 
 
 def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> dict[str, Any]:
-    """The primary container (Image, ModelDataUrl, Environment) of the endpoint's variant now."""
+    """The primary container (Image, ModelDataUrl, Mode, Environment) of the variant now."""
     description = describe_endpoint(gateway, endpoint_name)
     if description is None:
         raise DeployError(
             f"endpoint {endpoint_name} does not exist; create it first with `python -m deploy "
             "create`"
         )
+    return release_of(gateway, description, variant_name)
+
+
+def release_of(
+    gateway: Gateway, description: Mapping[str, Any], variant_name: str
+) -> dict[str, Any]:
+    """``current_release`` of an endpoint already described."""
+    endpoint_name = description["EndpointName"]
     config = gateway.call(
         "sagemaker",
         "describe_endpoint_config",
@@ -540,6 +600,18 @@ def current_release(gateway: Gateway, endpoint_name: str, variant_name: str) -> 
         "instance_count": variant.get("InitialInstanceCount"),
         "data_capture": config.get("DataCaptureConfig") or {},
     }
+
+
+def multi_model_prefix(gateway: Gateway, endpoint_name: str, variant_name: str) -> str:
+    """The S3 prefix a multi-model endpoint's variant serves its models from."""
+    running = current_release(gateway, endpoint_name, variant_name)
+    if running.get("Mode") != multi_model.MULTI_MODEL or not running.get("ModelDataUrl"):
+        raise DeployError(
+            f"endpoint {endpoint_name} serves a single model (Mode "
+            f"{running.get('Mode') or multi_model.SINGLE_MODEL}); models are added, listed and "
+            "removed on multi-model endpoints (`python -m deploy create --multi-model`)"
+        )
+    return str(running["ModelDataUrl"])
 
 
 def update(
@@ -571,6 +643,16 @@ def update(
     check_release(release, settings)
     check_settings(settings)
     running = current_release(gateway, settings.endpoint_name, settings.variant_name)
+    running_multi = running.get("Mode") == multi_model.MULTI_MODEL
+    if running_multi and release.multi_model is None:
+        if release.artifact is not None:
+            raise DeployError(
+                f"endpoint {settings.endpoint_name} is a multi-model endpoint: add a model with "
+                "`python -m deploy models add PATH.tar.gz` (an S3 upload, no update), or update "
+                "with --multi-model --model PATH.tar.gz"
+            )
+        cache = (running.get("MultiModelConfig") or {}).get("ModelCacheSetting", "Enabled")
+        release = replace(release, multi_model=multi_model.MultiModel(model_cache=cache))
     if running["status"] not in {"InService"} and not gateway.dry_run:
         raise DeployError(
             f"endpoint {settings.endpoint_name} is {running['status']}; UpdateEndpoint needs it "
@@ -587,6 +669,8 @@ def update(
         settings = replace(settings, instance_type=str(running["instance_type"]))
     if "instance_count" not in explicit and running.get("instance_count"):
         settings = replace(settings, instance_count=int(running["instance_count"]))
+    if release.multi_model is not None:
+        validation.check_multi_model_instance_type(settings.instance_type)
     capture = running["data_capture"]
     if release.data_capture is None and capture.get("EnableCapture"):
         release = replace(
@@ -617,7 +701,10 @@ def update(
             "autoscaling set (RetainAllVariantProperties)",
             file=err,
         )
-    if release.artifact is None and release.model_data_url is None:
+    # The running artifact (or prefix) carries over unless the mode changes: a single model
+    # becoming a multi-model one gets the default prefix.
+    same_mode = (release.multi_model is not None) == running_multi
+    if release.artifact is None and release.model_data_url is None and same_mode:
         if not running.get("ModelDataUrl"):
             raise DeployError(
                 "the running model has no ModelDataUrl to keep; give --model or --model-data-url"

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
+from botocore.exceptions import ClientError
+
 from deploy import validation
-from deploy.errors import DeployError
+from deploy.errors import DeployError, error_code, error_message
 from deploy.gateway import Gateway
 
 RowFormat = Literal["text/csv", "application/json"]
@@ -104,6 +106,32 @@ class Answer:
         return [line for line in text.splitlines() if line.strip()]
 
 
+def _target_model_error(
+    exc: ClientError, endpoint_name: str, target_model: str | None
+) -> DeployError | None:
+    """SageMaker's answer to a missing or unexpected TargetModel, with what to do about it.
+
+    It answers ValidationError "... is missing a target model header" to a multi-model
+    endpoint invoked without one, and "... is not a multi-model endpoint and does not support
+    target model header" to a single-model endpoint invoked with one.
+    """
+    message = error_message(exc)
+    if error_code(exc) not in {"ValidationError", "ValidationException"}:
+        return None
+    if target_model is None and "target model" in message.lower():
+        return DeployError(
+            f"endpoint {endpoint_name} is a multi-model endpoint: name the model with "
+            f"--target-model NAME.tar.gz (`python -m deploy models list` shows them); "
+            f"SageMaker said: {message}"
+        )
+    if target_model is not None and "not a multi-model endpoint" in message:
+        return DeployError(
+            f"endpoint {endpoint_name} serves a single model: drop --target-model; "
+            f"SageMaker said: {message}"
+        )
+    return None
+
+
 def invoke(
     gateway: Gateway,
     *,
@@ -112,7 +140,9 @@ def invoke(
     content_type: RowFormat = CSV,
     accept: str | None = None,
     variant: str | None = None,
+    target_model: str | None = None,
 ) -> Answer:
+    """One InvokeEndpoint; ``target_model`` picks the model of a multi-model endpoint."""
     validation.check_name(endpoint_name, what="endpoint name")
     params: dict[str, Any] = {
         "EndpointName": endpoint_name,
@@ -122,7 +152,15 @@ def invoke(
     }
     if variant is not None:
         params["TargetVariant"] = validation.check_name(variant, what="variant name")
-    response = gateway.call("sagemaker-runtime", "invoke_endpoint", **params)
+    if target_model is not None:
+        params["TargetModel"] = validation.check_target_model(target_model)
+    try:
+        response = gateway.call("sagemaker-runtime", "invoke_endpoint", **params)
+    except ClientError as exc:
+        explained = _target_model_error(exc, endpoint_name, target_model)
+        if explained is None:
+            raise
+        raise explained from None
     if not response:  # dry run
         return Answer(body=b"", content_type=params["Accept"], variant="")
     return Answer(

@@ -9,12 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploy import scaling, validation
-from deploy.endpoint import describe_endpoint
-from deploy.errors import DeployError
+from botocore.exceptions import ClientError
+
+from deploy import multi_model, scaling, validation
+from deploy.endpoint import describe_endpoint, release_of
+from deploy.errors import DeployError, is_not_found
 from deploy.gateway import Gateway
 
 NAMESPACE = "AWS/SageMaker"
+SHOWN_MODELS = 10  # a multi-model endpoint's first models in the table (--json lists them all)
 # (metric, statistic, label, scale): latencies are microseconds in CloudWatch.
 QUERIES = (
     ("Invocations", "Sum", "invocations", 1.0),
@@ -86,8 +89,17 @@ def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, A
         "last_modified": str(description.get("LastModifiedTime", "")),
         "failure_reason": description.get("FailureReason"),
         "window_minutes": minutes,
+        "mode": None,
         "variants": [],
     }
+    variants = description.get("ProductionVariants") or []
+    running = _running(gateway, description, variants)
+    if running is not None:
+        report["mode"] = running.get("Mode") or multi_model.SINGLE_MODEL
+        report["model_data_url"] = running.get("ModelDataUrl")
+        if report["mode"] == multi_model.MULTI_MODEL:
+            hosted = multi_model.list_models(gateway, str(running["ModelDataUrl"]))
+            report["models"] = [model.target_model for model in hosted]
     for variant in description.get("ProductionVariants", []):
         name = str(variant["VariantName"])
         entry: dict[str, Any] = {
@@ -109,6 +121,20 @@ def status(gateway: Gateway, *, endpoint_name: str, minutes: int) -> dict[str, A
         )
         report["variants"].append(entry)
     return report
+
+
+def _running(
+    gateway: Gateway, description: dict[str, Any], variants: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The first variant's container, or None when its config or model is already gone."""
+    if not variants:
+        return None
+    try:
+        return release_of(gateway, description, str(variants[0]["VariantName"]))
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
 
 
 def _policy_summary(policy: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +164,14 @@ def render(report: dict[str, Any]) -> str:
     ]
     if report.get("failure_reason"):
         lines.append(f"failure   {report['failure_reason']}")
+    if report.get("mode") == multi_model.MULTI_MODEL:
+        models = report.get("models") or []
+        shown = ", ".join(models[:SHOWN_MODELS]) + (", ..." if len(models) > SHOWN_MODELS else "")
+        lines.append(f"models    multi-model, {len(models)} under {report['model_data_url']}")
+        if models:
+            lines.append(f"          {shown}")
+    elif report.get("mode"):
+        lines.append(f"model     {report['mode']}  {report.get('model_data_url') or ''}".rstrip())
     for variant in report["variants"]:
         scaling_text = "no autoscaling"
         if variant["autoscaling"]:

@@ -143,26 +143,36 @@ def _wait_deleted(
         time.sleep(poll_interval)
 
 
+def _keys_under(gateway: Gateway, bucket: str, prefix: str) -> set[str]:
+    """Every object key below ``prefix`` (none when the bucket is gone)."""
+    try:
+        objects = gateway.pages("s3", "list_objects_v2", "Contents", Bucket=bucket, Prefix=prefix)
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+        return set()
+    return {str(item["Key"]) for item in objects}
+
+
 def _purge_s3(
     gateway: Gateway, settings: EndpointSettings, found: Inventory, endpoint_name: str
 ) -> list[str]:
+    """The models' artifacts (a multi-model prefix: all below it) and ``<prefix>/<endpoint>/``."""
     removed: list[str] = []
     targets: dict[str, set[str]] = {}
     for url in found.model_data_urls:
         if url.startswith("s3://"):
             where = validation.check_s3_uri(url, what="model data URL")
-            targets.setdefault(where.bucket, set()).add(where.key)
+            keys = targets.setdefault(where.bucket, set())
+            if where.key.endswith("/"):
+                keys.update(_keys_under(gateway, where.bucket, where.key))
+            else:
+                keys.add(where.key)
     if settings.bucket is not None:
         prefix = f"{settings.prefix.strip('/')}/{endpoint_name}/".lstrip("/")
-        try:
-            objects = gateway.pages(
-                "s3", "list_objects_v2", "Contents", Bucket=settings.bucket, Prefix=prefix
-            )
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            objects = []
-        targets.setdefault(settings.bucket, set()).update(str(item["Key"]) for item in objects)
+        targets.setdefault(settings.bucket, set()).update(
+            _keys_under(gateway, settings.bucket, prefix)
+        )
     for bucket, keys in sorted(targets.items()):
         ordered = sorted(keys)
         for start in range(0, len(ordered), 1000):

@@ -306,6 +306,71 @@ def check_image_uri(value: str, *, what: str = "image", region: str | None = Non
     return value
 
 
+# --- multi-model endpoints --------------------------------------------------------------------
+# ContainerDefinition.Mode and MultiModelConfig.ModelCacheSetting enums; InvokeEndpoint's
+# TargetModel: 1-1024 characters, \A\S[\p{Print}]*\z, the artifact's path relative to the
+# model's ModelDataUrl prefix (SageMaker joins the two and downloads that .tar.gz).
+MODEL_CACHE_SETTINGS: Final = ("Enabled", "Disabled")
+TARGET_MODEL_MAX: Final = 1024
+ARTIFACT_SUFFIX: Final = ".tar.gz"
+# SageMaker hosts multi-model endpoints on every CPU instance type; on GPU ones only with NVIDIA
+# Triton Inference Server containers, and on none of the Inferentia or Trainium types.
+_ACCELERATED = re.compile(r"ml\.(p\d|g\d|inf\d|trn\d|dl\d)")
+
+
+def check_model_prefix(value: str, *, what: str = "--model-data-url") -> S3Location:
+    """A multi-model ModelDataUrl: the S3 prefix the models are under, ending with '/'."""
+    where = check_s3_uri(value, what=what)
+    if not value.endswith("/"):
+        raise InvalidInputError(
+            f"{what}: {value!r} must be an S3 prefix ending with '/' (e.g. "
+            f"{value.rstrip('/')}/): a multi-model endpoint's ModelDataUrl is the prefix its "
+            "models are under, and SageMaker appends each request's TargetModel to it"
+        )
+    if not where.key.strip("/"):
+        raise InvalidInputError(
+            f"{what}: {value!r} is a whole bucket; give a prefix below it (e.g. "
+            f"s3://{where.bucket}/models/), which the endpoint's models alone live under"
+        )
+    return where
+
+
+def check_target_model(value: str, *, what: str = "--target-model") -> str:
+    """A multi-model endpoint's model: a relative path ending .tar.gz, as TargetModel allows."""
+    printable = all(ch.isprintable() for ch in value)
+    if not 1 <= len(value) <= TARGET_MODEL_MAX or not printable or value[:1].isspace():
+        raise InvalidInputError(
+            f"{what}: {value!r} is not a TargetModel: 1-{TARGET_MODEL_MAX} printable characters, "
+            "not starting with a space"
+        )
+    parts = value.split("/")
+    if value.startswith("/") or any(part in {"", ".", ".."} for part in parts):
+        raise InvalidInputError(
+            f"{what}: {value!r} must be a path relative to the endpoint's S3 prefix, without "
+            "empty, '.' or '..' segments (e.g. exchange-a.tar.gz)"
+        )
+    if not value.endswith(ARTIFACT_SUFFIX) or value == ARTIFACT_SUFFIX:
+        raise InvalidInputError(
+            f"{what}: {value!r} must name a model artifact under the endpoint's S3 prefix, "
+            f"ending {ARTIFACT_SUFFIX} (e.g. exchange-a.tar.gz; `python -m deploy models list` "
+            "shows them)"
+        )
+    return value
+
+
+def check_multi_model_instance_type(value: str) -> str:
+    """An instance type this (CPU) container can host a multi-model endpoint on."""
+    check_instance_type(value)
+    if _ACCELERATED.match(value):
+        raise InvalidInputError(
+            f"instance type: {value!r} is a GPU or accelerator instance; SageMaker runs "
+            "multi-model endpoints on those only with NVIDIA Triton Inference Server containers, "
+            "and this container serves on CPU: choose a CPU type (all of them support "
+            "multi-model endpoints), e.g. ml.c6i.xlarge"
+        )
+    return value
+
+
 def check_repository(value: str) -> str:
     return REPOSITORY.check(value, what="repository")
 

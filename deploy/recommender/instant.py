@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy import validation
+from deploy.errors import InvalidInputError
 from deploy.gateway import Gateway
 
 
@@ -71,6 +72,12 @@ def fetch_instant(
             note=f"repeated while IN_PROGRESS, at most {attempts} times",
             ModelName=model_name,
         )
+        container = response.get("PrimaryContainer") or {}
+        if container.get("Mode") == "MultiModel":
+            raise InvalidInputError(
+                f"--instant: model {model_name} is a multi-model model (Mode MultiModel); "
+                "SageMaker Inference Recommender does not support multi-model endpoints"
+            )
         result = from_response(model_name, response, attempts=attempt)
         if gateway.mode == "offline":  # printed, not called: nothing to wait for
             return result

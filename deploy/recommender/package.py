@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deploy import validation
-from deploy.errors import is_not_found
+from deploy.errors import InvalidInputError, is_not_found
 from deploy.gateway import Gateway
 
 
@@ -40,7 +40,13 @@ class PackageSpec:
     def check(self) -> PackageSpec:
         validation.check_name(self.group, what="--model-package-group")
         validation.check_image_uri(self.image, what="--image")
-        validation.check_s3_uri(self.model_data_url, what="--model-data")
+        if self.model_data_url.endswith("/"):
+            raise InvalidInputError(
+                f"--model-data: {self.model_data_url!r} is an S3 prefix, as a multi-model "
+                "endpoint uses; Inference Recommender benchmarks one model per package and does "
+                "not support multi-model endpoints: give one model.tar.gz"
+            )
+        validation.check_s3_uri(self.model_data_url, what="--model-data", object_key=True)
         validation.check_s3_uri(self.sample_payload_url, what="--payload-uri", object_key=True)
         validation.check_mime_types(self.content_types, what="--content-type")
         validation.check_mime_types(self.response_types, what="--accept")

@@ -181,6 +181,9 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
     original = Gateway.call
 
     def call(self: Gateway, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        if service == "sagemaker-runtime" and operation in router.runtime_routes:
+            answer: dict[str, Any] = getattr(router.runtime_client, operation)(**params)
+            return answer
         if service == "sagemaker" and not self.dry_run:
             if operation in router.hooks:
                 router.hooks[operation](params)
@@ -190,9 +193,10 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
         return original(self, service, operation, **params)
 
     monkeypatch.setattr(Gateway, "call", call)
-    with router.stubber:
+    with router.stubber, router.runtime_stubber:
         yield router
     router.stubber.assert_no_pending_responses()
+    router.runtime_stubber.assert_no_pending_responses()
 
 
 @pytest.fixture(scope="session")

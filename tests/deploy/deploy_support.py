@@ -40,6 +40,10 @@ class Result:
     err: str
 
 
+Cli = Callable[..., "Result"]
+"""The ``cli`` fixture: ``python -m deploy ARGS`` run in-process."""
+
+
 def deploy_flags(*extra: str) -> list[str]:
     return [
         "--region", REGION,
@@ -58,6 +62,13 @@ ENDPOINT = "rtb-test"
 def planned_calls(out: str) -> list[str]:
     """``service.operation`` of every ``dry-run:`` line a plan-mode command printed."""
     return [line.split(" ", 2)[1] for line in out.splitlines() if line.startswith("dry-run:")]
+
+
+def planned(cli: Callable[..., Result], *argv: str) -> tuple[Result, list[str]]:
+    """Run ``ARGV --dry-run``, check it succeeded, and return its planned calls."""
+    result = cli(*argv, "--dry-run")
+    assert result.code == 0, result.err
+    return result, planned_calls(result.out)
 
 
 def example_suggestion(**changes: object) -> AutoscaleSuggestion:
@@ -111,6 +122,10 @@ class Router:
         self.stubber = Stubber(self.client)
         self.routes: set[str] = set()
         self.hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
+        # sagemaker-runtime operations in runtime_routes go to this Stubber (InvokeEndpoint).
+        self.runtime_client = boto3.client("sagemaker-runtime", region_name=REGION)
+        self.runtime_stubber = Stubber(self.runtime_client)
+        self.runtime_routes: set[str] = set()
 
 
 def described(name: str, config: str, status: str, **extra: Any) -> dict[str, Any]:
@@ -143,9 +158,6 @@ def stub_update(router: Router, *, previous: str, rolled_back: str | None = None
     router.routes.add("update_endpoint")
     router.hooks["update_endpoint"] = accepted
     return seen
-
-
-ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
 
 
 def queue_answers(moto_url: str, *answers: tuple[str, str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,19 @@ from deploy_support import (
     IMAGE_URI,
     REGION,
     ROLE_ARN,
-    Result,
+    Cli,
     Router,
     assert_account_empty,
     deploy_flags,
     described,
     example_suggestion,
-    planned_calls,
+    planned,
     queue_answers,
     sm,
     stub_update,
 )
 
 pytestmark = pytest.mark.aws
-
-Cli = Callable[..., Result]
 
 
 def created(cli: Cli, seed_model: Path, *extra: str) -> dict[str, Any]:
@@ -107,15 +104,12 @@ def test_create_waits_and_shows_progress(aws: str, cli: Cli, seed_model: Path) -
 
 
 def test_dry_run_prints_every_change_and_makes_none(aws: str, cli: Cli, seed_model: Path) -> None:
-    result = cli(
+    result, calls = planned(
+        cli,
         "create",
-        "--dry-run",
         *deploy_flags("--image-uri", IMAGE_URI, "--model", str(seed_model), "--create-bucket"),
     )
-
-    assert result.code == 0, result.err
-    planned = planned_calls(result.out)
-    assert planned == [
+    assert calls == [
         "s3.create_bucket",
         "s3.put_public_access_block",
         "s3.upload_file",
@@ -370,10 +364,8 @@ def test_update_dry_run_reads_the_running_release_and_changes_nothing(
     aws: str, cli: Cli, seed_model: Path
 ) -> None:
     first = created(cli, seed_model)
-    result = cli("update", "--dry-run", *deploy_flags("--instance-type", "ml.m5.large"))
-    assert result.code == 0, result.err
-    planned = planned_calls(result.out)
-    assert planned == [
+    result, calls = planned(cli, "update", *deploy_flags("--instance-type", "ml.m5.large"))
+    assert calls == [
         "sagemaker.create_model",
         "sagemaker.create_endpoint_config",
         "sagemaker.update_endpoint",
@@ -790,10 +782,8 @@ def test_delete_dry_run_lists_the_plan_and_deletes_nothing(
 ) -> None:
     created(cli, seed_model)
     assert cli("autoscale", *deploy_flags("--max-rps", "100")).code == 0
-    result = cli("delete", "--dry-run", *deploy_flags("--purge"))
-    assert result.code == 0, result.err
-    planned = planned_calls(result.out)
-    assert planned == [
+    _, calls = planned(cli, "delete", *deploy_flags("--purge"))
+    assert calls == [
         "application-autoscaling.delete_scaling_policy",
         "application-autoscaling.deregister_scalable_target",
         "sagemaker.delete_endpoint",

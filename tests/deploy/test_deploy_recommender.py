@@ -13,9 +13,10 @@ from botocore.stub import Stubber
 
 from deploy.errors import DeployError, InvalidInputError
 from deploy.gateway import Gateway
+from deploy.recommender.instant import fetch_instant
 from deploy.recommender.job import LoadTest, job_request
 from deploy.recommender.metadata import check_known
-from deploy.recommender.package import group_exists
+from deploy.recommender.package import PackageSpec, group_exists, package_request
 from deploy.recommender.results import Recommendation, from_job, ordered
 from deploy.recommender.scaling import scaling_request, suggestion_from_response
 
@@ -180,3 +181,35 @@ def test_a_missing_group_is_an_answer_other_errors_are_raised(
                 group_exists(gateway, "rtb-xgboost")
         else:
             assert group_exists(gateway, "rtb-xgboost") is exists
+
+
+def test_a_multi_model_prefix_is_refused_for_a_model_package() -> None:
+    spec = PackageSpec(
+        group="rtb-xgboost",
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/rtb-inference:1",
+        model_data_url="s3://rtb-artifacts-test/rtb-inference/rtb-bidder/models/",
+        sample_payload_url="s3://rtb-artifacts-test/payload.tar.gz",
+        content_types=("text/csv",),
+        response_types=("text/csv",),
+        framework_version="1.7",
+    )
+    with pytest.raises(InvalidInputError, match="does not support multi-model endpoints"):
+        package_request(spec)
+
+
+def test_instant_recommendations_refuse_a_multi_model_model() -> None:
+    clients = offline_clients("sagemaker")
+    gateway = Gateway(region=None, clients=clients)
+    with Stubber(clients["sagemaker"]) as stub:
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": "rtb-mme",
+                "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/rtb-mme",
+                "CreationTime": 0,
+                "PrimaryContainer": {"Mode": "MultiModel", "ModelDataUrl": "s3://b/models/"},
+            },
+            {"ModelName": "rtb-mme"},
+        )
+        with pytest.raises(InvalidInputError, match="does not support multi-model endpoints"):
+            fetch_instant(gateway, "rtb-mme", attempts=3, interval_s=0, progress=print)

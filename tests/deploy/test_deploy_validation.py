@@ -6,6 +6,7 @@ reference's shapes), so a rule cannot drift looser than AWS's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import botocore.session
@@ -43,18 +44,29 @@ def test_instance_types(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "message"),
+    ("check", "value", "message"),
     [
-        ("c5.large", "is not an instance type like"),
-        ("ml.c5", "is not an instance type like"),
-        ("ml.C5.large", "is not an instance type like"),
-        ("ml..large", "is not an instance type like"),
-        ("ml.zz9.large", "not a SageMaker real-time instance type"),
+        (validation.check_instance_type, "c5.large", "is not an instance type like"),
+        (validation.check_instance_type, "ml.c5", "is not an instance type like"),
+        (validation.check_instance_type, "ml.C5.large", "is not an instance type like"),
+        (validation.check_instance_type, "ml..large", "is not an instance type like"),
+        (validation.check_instance_type, "ml.zz9.large", "not a SageMaker real-time instance"),
+        (validation.check_target_model, "", "is not a TargetModel"),
+        (validation.check_target_model, " a.tar.gz", "not starting with a space"),
+        (validation.check_target_model, "a\n.tar.gz", "printable"),
+        (validation.check_target_model, "x" * 1018 + ".tar.gz", "1-1024"),
+        (validation.check_target_model, "/a.tar.gz", "relative to the endpoint's S3 prefix"),
+        (validation.check_target_model, "a//b.tar.gz", "relative to the endpoint's S3 prefix"),
+        (validation.check_target_model, "../a.tar.gz", "relative to the endpoint's S3 prefix"),
+        (validation.check_target_model, "a.zip", "ending .tar.gz"),
+        (validation.check_target_model, ".tar.gz", "ending .tar.gz"),
     ],
 )
-def test_bad_instance_types(value: str, message: str) -> None:
-    with pytest.raises(DeployError, match=message):
-        validation.check_instance_type(value)
+def test_bad_values_are_refused_with_the_rule(
+    check: Callable[[str], str], value: str, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        check(value)
 
 
 def test_load_tests_refuse_burstable_and_repeated_instance_types() -> None:
@@ -163,3 +175,38 @@ def test_instance_types_are_the_api_enum() -> None:
     enum = model.shape_for("ProductionVariantInstanceType").enum
     assert validation.known_instance_types() == frozenset(enum)
     assert all(validation.check_instance_type(value) == value for value in enum)
+
+
+def test_multi_model_rules_are_the_api_references() -> None:
+    """TargetModel's length and pattern, and the Mode and ModelCacheSetting enums."""
+    session = botocore.session.get_session()
+    target = session.get_service_model("sagemaker-runtime").shape_for("TargetModelHeader")
+    assert (target.metadata["min"], target.metadata["max"]) == (1, validation.TARGET_MODEL_MAX)
+    assert target.metadata["pattern"] == r"\A\S[\p{Print}]*\z"
+    model = session.get_service_model("sagemaker")
+    assert model.shape_for("MultiModelConfig").members["ModelCacheSetting"].enum == list(
+        validation.MODEL_CACHE_SETTINGS
+    )
+    assert model.shape_for("ContainerMode").enum == ["SingleModel", "MultiModel"]
+
+
+@pytest.mark.parametrize("value", ["a.tar.gz", "exchange-a.tar.gz", "2026/11/bidder v2.tar.gz"])
+def test_target_models(value: str) -> None:
+    assert validation.check_target_model(value) == value
+
+
+def test_multi_model_prefixes_and_instance_types() -> None:
+    where = validation.check_model_prefix("s3://rtb-artifacts/rtb-inference/bidder/models/")
+    assert (where.bucket, where.key) == ("rtb-artifacts", "rtb-inference/bidder/models/")
+    for value, message in (
+        ("s3://rtb-artifacts/models", "ending with '/'"),
+        ("s3://rtb-artifacts/", "is a whole bucket"),
+        ("rtb-artifacts/models/", "is not an S3 URI"),
+    ):
+        with pytest.raises(InvalidInputError, match=message):
+            validation.check_model_prefix(value)
+    for cpu in ("ml.c5.large", "ml.c7g.xlarge", "ml.m5.large", "ml.r6i.large", "ml.t2.medium"):
+        assert validation.check_multi_model_instance_type(cpu) == cpu
+    for accelerated in ("ml.g5.xlarge", "ml.p3.2xlarge", "ml.inf2.xlarge", "ml.trn1.2xlarge"):
+        with pytest.raises(InvalidInputError, match="NVIDIA Triton"):
+            validation.check_multi_model_instance_type(accelerated)
