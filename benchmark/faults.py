@@ -46,9 +46,11 @@ from benchmark.server import ServerProcess, ping
 from benchmark.soak import DEFAULT_MODEL_DIR, soak_requests
 from benchmark.traffic import (
     Outcome,
+    ResponseHead,
     TrafficPlan,
     TrafficResult,
     encode_request,
+    parse_response_head,
     start_traffic,
 )
 
@@ -315,41 +317,24 @@ class _Broken(Exception):
         self.kind = kind
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Response:
-    status: int | None
-    """None when the status line is not `HTTP/1.1 NNN ...`."""
-    close: bool
-    """The response said `Connection: close`."""
-
-
-def _read_one(sock: socket.socket, buffer: bytearray) -> _Response:
-    """Read one response from `sock` (`buffer` holds what was read past the last one)."""
+def _read_one(sock: socket.socket, buffer: bytearray) -> ResponseHead:
+    """Read one response from `sock` (`buffer` holds what was read past the last one); raise
+    `_Broken` when the connection ends first, ValueError when the head is not HTTP/1.x."""
     while b"\r\n\r\n" not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
             raise _Broken("disconnected")
         buffer += chunk
     head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = lines[0].split(b" ", 2)[1] if b" " in lines[0] else b""
-    length = 0
-    close = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and b"close" in value.lower():
-            close = True
-    end = len(head) + 4 + length
+    response = parse_response_head(head)
+    end = len(head) + 4 + (response.content_length or 0)
     while len(buffer) < end:
         chunk = sock.recv(65536)
         if not chunk:
             raise _Broken("disconnected")
         buffer += chunk
     del buffer[:end]
-    return _Response(status=int(status) if status.isdigit() else None, close=close)
+    return response
 
 
 def _half_sent_probe(port: int, body: bytes) -> tuple[socket.socket, bytes]:
@@ -366,7 +351,7 @@ def _finish_probe(sock: socket.socket, rest: bytes) -> int | None:
     try:
         sock.sendall(rest)
         return _read_one(sock, bytearray()).status
-    except (_Broken, OSError):
+    except (_Broken, OSError, ValueError):
         return None
     finally:
         sock.close()
@@ -426,7 +411,8 @@ class DrainTally:
     reset: int = 0
     """ECONNRESET or EPIPE after the connection was made."""
     disconnected: int = 0
-    """EOF (or a timeout) before the whole response, after the connection was made."""
+    """EOF, a timeout or an unreadable head before the whole response, after the connection
+    was made."""
     close_headers: int = 0
     """Responses that carried `Connection: close` to a request that did not ask for it."""
 
@@ -455,7 +441,7 @@ def drain_client(
                 buffer.clear()
             try:
                 sock.sendall(request)
-                close = _read_one(sock, buffer).close
+                close = not _read_one(sock, buffer).keep_alive
             except _Broken as broken:
                 tally.disconnected += broken.kind == "disconnected"
                 sock.close()
@@ -466,7 +452,7 @@ def drain_client(
                 sock.close()
                 sock = None
                 continue
-            except OSError:  # a timeout: the server neither answered nor closed
+            except (OSError, ValueError):  # a timeout (no answer, no close), or not HTTP/1.x
                 tally.disconnected += 1
                 sock.close()
                 sock = None
