@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.payloads import GUIDANCE_ROW
 from benchmark.server import ServerProcess, ping
 from benchmark.soak import DEFAULT_MODEL_DIR, soak_requests
 from benchmark.traffic import (
@@ -365,7 +366,7 @@ def sigterm(load: Load, *, progress: Progress | None = None) -> SigtermReport:
         plan = load.traffic(server.port, duration_s=load.before_s + SIGTERM_DEADLINE_S + 5)
         with start_traffic(plan) as traffic:
             time.sleep(load.before_s)
-            probe, rest = _half_sent_probe(server.port, b"2,0,0.0,7.0,3.0,20.0,2\n" * 10)
+            probe, rest = _half_sent_probe(server.port, (GUIDANCE_ROW + b"\n") * 10)
             say(f"SIGTERM to the supervisor {server.pid}")
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
@@ -395,12 +396,9 @@ def sigterm(load: Load, *, progress: Progress | None = None) -> SigtermReport:
 # ---------------------------------------------------------------------------------------------
 # drain: keep-alive clients across SIGTERM, repeated.
 
-DRAIN_REQUEST = encode_request(
-    headers=(("Content-Type", "text/csv"),), body=b"2,0,0.0,7.0,3.0,20.0,2"
-)
+DRAIN_REQUEST = encode_request(headers=(("Content-Type", "text/csv"),), body=GUIDANCE_ROW)
 DRAIN_REQUEST_CLOSE = encode_request(
-    headers=(("Content-Type", "text/csv"), ("Connection", "close")),
-    body=b"2,0,0.0,7.0,3.0,20.0,2",
+    headers=(("Content-Type", "text/csv"), ("Connection", "close")), body=GUIDANCE_ROW
 )
 
 
