@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.server import ping
+from benchmark.server import REPO_ROOT, ping
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TAG = "rtb-inference:coldstart"
 CONTAINER_PORT = "8080/tcp"
 # Where a podman API socket is looked for when no Docker daemon answers: this project's CI

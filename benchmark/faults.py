@@ -42,22 +42,43 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.payloads import GUIDANCE_ROW
 from benchmark.server import ServerProcess, ping
 from benchmark.soak import DEFAULT_MODEL_DIR, soak_requests
 from benchmark.traffic import (
     Outcome,
+    ResponseHead,
     TrafficPlan,
     TrafficResult,
     encode_request,
+    parse_response_head,
     start_traffic,
 )
 
 SIGTERM_DEADLINE_S = 30.0
 
 
-def exited_in_time(exit_code: int | None, exit_s: float | None) -> bool:
-    """After SIGTERM the server must exit 0 within SIGTERM_DEADLINE_S."""
-    return exit_code == 0 and exit_s is not None and exit_s < SIGTERM_DEADLINE_S
+@dataclass(frozen=True, kw_only=True)
+class SigtermExit:
+    """How the server ended after SIGTERM: its exit code and the seconds it took, both None
+    when it had not exited when the wait ended."""
+
+    exit_code: int | None
+    exit_s: float | None
+
+    @property
+    def exited_in_time(self) -> bool:
+        """After SIGTERM the server must exit 0 within SIGTERM_DEADLINE_S."""
+        return self.exit_code == 0 and self.exit_s is not None and self.exit_s < SIGTERM_DEADLINE_S
+
+
+def wait_for_exit(server: ServerProcess, *, signalled: float, timeout: float) -> SigtermExit:
+    """Wait up to `timeout` seconds for the server signalled at `signalled` (monotonic) to exit."""
+    try:
+        exit_code = server.wait(timeout=timeout)
+    except Exception:
+        return SigtermExit(exit_code=None, exit_s=None)
+    return SigtermExit(exit_code=exit_code, exit_s=time.monotonic() - signalled)
 
 
 Progress = Callable[[str], None]
@@ -268,7 +289,7 @@ def kill_worker(
 
 
 @dataclass(frozen=True, kw_only=True)
-class SigtermReport:
+class SigtermReport(SigtermExit):
     workers: int
     connections: int
     rate: float
@@ -283,43 +304,55 @@ class SigtermReport:
     """New connections after the listener closed."""
     probe_status: int | None
     """The request half-sent before SIGTERM and finished after it."""
-    exit_code: int | None
-    exit_s: float | None
 
     @property
     def passed(self) -> bool:
-        return (
-            self.failed_in_flight == 0
-            and self.probe_status == 200
-            and exited_in_time(self.exit_code, self.exit_s)
-        )
+        return self.failed_in_flight == 0 and self.probe_status == 200 and self.exited_in_time
 
 
-def _half_sent_probe(port: int, body: bytes) -> tuple[Any, bytes]:
-    import socket
+class _Broken(Exception):
+    """The connection was reset or closed before the whole response arrived."""
 
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def _read_one(sock: socket.socket, buffer: bytearray) -> ResponseHead:
+    """Read one response from `sock` (`buffer` holds what was read past the last one); raise
+    `_Broken` when the connection ends first, ValueError when the head is not HTTP/1.x."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise _Broken("disconnected")
+        buffer += chunk
+    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    response = parse_response_head(head)
+    end = len(head) + 4 + (response.content_length or 0)
+    while len(buffer) < end:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise _Broken("disconnected")
+        buffer += chunk
+    del buffer[:end]
+    return response
+
+
+def _half_sent_probe(port: int, body: bytes) -> tuple[socket.socket, bytes]:
+    """Send a CSV request up to half its body; return the socket and the rest of the body."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=SIGTERM_DEADLINE_S)
-    head = (
-        "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    half = len(body) // 2
-    sock.sendall(head + body[:half])
-    return sock, body[half:]
+    rest = body[len(body) // 2 :]
+    request = encode_request(headers=(("Content-Type", "text/csv"),), body=body)
+    sock.sendall(request[: len(request) - len(rest)])
+    return sock, rest
 
 
-def _finish_probe(sock: Any, rest: bytes) -> int | None:
+def _finish_probe(sock: socket.socket, rest: bytes) -> int | None:
+    """Send the rest of the body and read the status; None when the connection broke."""
     try:
         sock.sendall(rest)
-        data = b""
-        while b"\r\n" not in data:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return None
-            data += chunk
-        status = data.split(b" ", 2)[1]
-        return int(status) if status.isdigit() else None
-    except OSError:
+        return _read_one(sock, bytearray()).status
+    except (_Broken, OSError, ValueError):
         return None
     finally:
         sock.close()
@@ -333,19 +366,15 @@ def sigterm(load: Load, *, progress: Progress | None = None) -> SigtermReport:
         plan = load.traffic(server.port, duration_s=load.before_s + SIGTERM_DEADLINE_S + 5)
         with start_traffic(plan) as traffic:
             time.sleep(load.before_s)
-            probe, rest = _half_sent_probe(server.port, b"2,0,0.0,7.0,3.0,20.0,2\n" * 10)
+            probe, rest = _half_sent_probe(server.port, (GUIDANCE_ROW + b"\n") * 10)
             say(f"SIGTERM to the supervisor {server.pid}")
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
             time.sleep(1.0)
             probe_status = _finish_probe(probe, rest)
-            exit_code: int | None
-            try:
-                exit_code = server.wait(timeout=SIGTERM_DEADLINE_S)
-                exit_s: float | None = time.monotonic() - signalled
-                say(f"exited {exit_code} after {exit_s:.2f} s")
-            except Exception:
-                exit_code, exit_s = None, None
+            exited = wait_for_exit(server, signalled=signalled, timeout=SIGTERM_DEADLINE_S)
+            if exited.exit_s is not None:
+                say(f"exited {exited.exit_code} after {exited.exit_s:.2f} s")
             traffic.stop()
             result = traffic.result()
     return SigtermReport(
@@ -359,29 +388,18 @@ def sigterm(load: Load, *, progress: Progress | None = None) -> SigtermReport:
         closed_idle=_count(result, {Outcome.CLOSED_BEFORE_RESPONSE}),
         refused=_count(result, {Outcome.REFUSED}),
         probe_status=probe_status,
-        exit_code=exit_code,
-        exit_s=exit_s,
+        exit_code=exited.exit_code,
+        exit_s=exited.exit_s,
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # drain: keep-alive clients across SIGTERM, repeated.
 
-DRAIN_REQUEST = encode_request(
-    headers=(("Content-Type", "text/csv"),), body=b"2,0,0.0,7.0,3.0,20.0,2"
-)
+DRAIN_REQUEST = encode_request(headers=(("Content-Type", "text/csv"),), body=GUIDANCE_ROW)
 DRAIN_REQUEST_CLOSE = encode_request(
-    headers=(("Content-Type", "text/csv"), ("Connection", "close")),
-    body=b"2,0,0.0,7.0,3.0,20.0,2",
+    headers=(("Content-Type", "text/csv"), ("Connection", "close")), body=GUIDANCE_ROW
 )
-
-
-class _Broken(Exception):
-    """The connection was reset or closed before the whole response arrived."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 @dataclass(kw_only=True)
@@ -391,41 +409,14 @@ class DrainTally:
     reset: int = 0
     """ECONNRESET or EPIPE after the connection was made."""
     disconnected: int = 0
-    """EOF (or a timeout) before the whole response, after the connection was made."""
+    """EOF, a timeout or an unreadable head before the whole response, after the connection
+    was made."""
     close_headers: int = 0
     """Responses that carried `Connection: close` to a request that did not ask for it."""
 
     def add(self, other: DrainTally) -> None:
         for name in ("answered", "refused", "reset", "disconnected", "close_headers"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-def _read_one(sock: socket.socket, buffer: bytearray) -> bool:
-    """Read one response from `sock` (`buffer` holds what was read past the last one);
-    return whether it said `Connection: close`."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise _Broken("disconnected")
-        buffer += chunk
-    head, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    length = 0
-    close = False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and b"close" in value.lower():
-            close = True
-    end = len(head) + 4 + length
-    while len(buffer) < end:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise _Broken("disconnected")
-        buffer += chunk
-    del buffer[:end]
-    return close
 
 
 def drain_client(
@@ -448,7 +439,7 @@ def drain_client(
                 buffer.clear()
             try:
                 sock.sendall(request)
-                close = _read_one(sock, buffer)
+                close = not _read_one(sock, buffer).keep_alive
             except _Broken as broken:
                 tally.disconnected += broken.kind == "disconnected"
                 sock.close()
@@ -459,7 +450,7 @@ def drain_client(
                 sock.close()
                 sock = None
                 continue
-            except OSError:  # a timeout: the server neither answered nor closed
+            except (OSError, ValueError):  # a timeout (no answer, no close), or not HTTP/1.x
                 tally.disconnected += 1
                 sock.close()
                 sock = None
@@ -475,7 +466,7 @@ def drain_client(
 
 
 @dataclass(frozen=True, kw_only=True)
-class DrainRun:
+class DrainRun(SigtermExit):
     workers: int
     answered: int
     answered_after_sigterm: int
@@ -483,16 +474,10 @@ class DrainRun:
     reset: int
     disconnected: int
     close_headers: int
-    exit_code: int | None
-    exit_s: float | None
 
     @property
     def passed(self) -> bool:
-        return (
-            self.reset == 0
-            and self.disconnected == 0
-            and exited_in_time(self.exit_code, self.exit_s)
-        )
+        return self.reset == 0 and self.disconnected == 0 and self.exited_in_time
 
 
 def drain_run(
@@ -526,13 +511,7 @@ def drain_run(
         before = sum(t.answered for t in tallies)
         signalled = time.monotonic()
         server.signal(signal.SIGTERM)
-        exit_code: int | None
-        exit_s: float | None
-        try:
-            exit_code = server.wait(timeout=SIGTERM_DEADLINE_S + 5)
-            exit_s = time.monotonic() - signalled
-        except Exception:
-            exit_code, exit_s = None, None
+        exited = wait_for_exit(server, signalled=signalled, timeout=SIGTERM_DEADLINE_S + 5)
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
@@ -547,8 +526,8 @@ def drain_run(
         reset=total.reset,
         disconnected=total.disconnected,
         close_headers=total.close_headers,
-        exit_code=exit_code,
-        exit_s=exit_s,
+        exit_code=exited.exit_code,
+        exit_s=exited.exit_s,
     )
 
 
@@ -736,7 +715,11 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr)
 
     reports: dict[str, Any] = {}
-    passed = True
+
+    def record(name: str, report: KillReport | SigtermReport | DrainReport, text: str) -> None:
+        print(("\n" if reports else "") + text)
+        reports[name] = {**asdict(report), "passed": report.passed}
+
     with tempfile.TemporaryDirectory(prefix="rtb-faults-") as tmp:
         load = Load(
             model_dir=args.model_dir,
@@ -747,14 +730,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.scenario in {"kill-worker", "all"}:
             kill = kill_worker(load, progress=say)
-            print(render_kill(kill), end="\n\n")
-            reports["kill_worker"] = {**asdict(kill), "passed": kill.passed}
-            passed &= kill.passed
+            record("kill_worker", kill, render_kill(kill))
         if args.scenario in {"sigterm", "all"}:
             term = sigterm(load, progress=say)
-            print(render_sigterm(term))
-            reports["sigterm"] = {**asdict(term), "passed": term.passed}
-            passed &= term.passed
+            record("sigterm", term, render_sigterm(term))
         if args.scenario in {"drain", "all"}:
             drained = drain(
                 model_dir=args.model_dir,
@@ -764,9 +743,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh_clients=args.drain_fresh_clients,
                 progress=say,
             )
-            print(("\n" if reports else "") + render_drain(drained))
-            reports["drain"] = {**asdict(drained), "passed": drained.passed}
-            passed &= drained.passed
+            record("drain", drained, render_drain(drained))
     if args.json is not None:
         args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
-    return 0 if passed else 1
+    return 0 if all(report["passed"] for report in reports.values()) else 1

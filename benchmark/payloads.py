@@ -35,6 +35,9 @@ LIBSVM: Final = "text/libsvm"
 RECORDIO: Final = "application/x-recordio-protobuf"
 CONTENT_TYPES: Final = (CSV, JSON, JSONLINES, NPY, LIBSVM, RECORDIO)
 
+GUIDANCE_ROW: Final = b"2,0,0.0,7.0,3.0,20.0,2"
+"""The single-row CSV request the AWS RTB guidance sends (7 features)."""
+
 # Fraction of missing fields per column in the seed model's reference.csv (1.3-1.7 %).
 MISSING_RATE: Final = 0.014
 

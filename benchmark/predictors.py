@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from benchmark.arguments import bounded_float
 from benchmark.payloads import make_rows
+from benchmark.server import REPO_ROOT
 from model.errors import ArtifactError
 
 BATCH_SIZES: Final = (1, 10, 100, 1000)
@@ -251,7 +252,7 @@ def default_model(progress: Callable[[str], None]) -> Iterator[tuple[Path, Path]
                 "--quiet",
             ],
             check=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO_ROOT,
             stdout=sys.stderr,  # its report is progress here; stdout carries only the tables
         )
         artifact = directory / "artifact"

@@ -32,7 +32,9 @@ __all__ = [
     "TrafficHandle",
     "TrafficPlan",
     "TrafficResult",
+    "ResponseHead",
     "encode_request",
+    "parse_response_head",
     "run_traffic",
     "start_traffic",
 ]
@@ -67,6 +69,44 @@ def encode_request(
     if body or method not in {"GET", "HEAD"}:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponseHead:
+    """What a response's status line and headers say, as far as reading it goes."""
+
+    status: int
+    content_length: int | None
+    """None when the response names no length."""
+    keep_alive: bool
+    """HTTP/1.1 and no `Connection: close`: the server reads the next request on it."""
+    chunked: bool
+
+
+def parse_response_head(head: bytes) -> ResponseHead:
+    """Parse a response head (the bytes up to the blank line; a trailing CRLF is ignored).
+
+    Raises ValueError when it is not HTTP/1.x or a Content-Length is not a number.
+    """
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    length: int | None = None
+    keep_alive = parts[0] == b"HTTP/1.1"
+    chunked = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value.strip())
+        elif name == b"connection":
+            keep_alive = value.strip().lower() != b"close"
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return ResponseHead(
+        status=int(parts[1]), content_length=length, keep_alive=keep_alive, chunked=chunked
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,32 +240,20 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         raise _ResponseError(Outcome.MALFORMED) from None
     except ConnectionError:
         raise _ResponseError(Outcome.CLOSED_BEFORE_RESPONSE) from None
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise _ResponseError(Outcome.MALFORMED)
-    status = int(parts[1])
-    length: int | None = None
-    keep_alive = parts[0] == b"HTTP/1.1"
-    chunked = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value.strip())
-        elif name == b"connection":
-            keep_alive = value.strip().lower() != b"close"
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
     try:
-        if chunked:
+        parsed = parse_response_head(head)
+    except ValueError:
+        raise _ResponseError(Outcome.MALFORMED) from None
+    keep_alive = parsed.keep_alive
+    try:
+        if parsed.chunked:
             while True:
                 size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
                 await reader.readexactly(size + 2)
                 if size == 0:
                     break
-        elif length is not None:
-            await reader.readexactly(length)
+        elif parsed.content_length is not None:
+            await reader.readexactly(parsed.content_length)
         else:
             await reader.read()
             keep_alive = False
@@ -233,7 +261,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         raise _ResponseError(Outcome.CLOSED_MID_RESPONSE) from None
     except ValueError:
         raise _ResponseError(Outcome.MALFORMED) from None
-    return status, keep_alive
+    return parsed.status, keep_alive
 
 
 async def _connection_loop(

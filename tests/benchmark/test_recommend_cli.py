@@ -77,6 +77,23 @@ ADVANCED_RESULTS = [
 ]
 
 
+def endpoint_and_model(suffix: str, instance: str, workers: str) -> dict[str, Any]:
+    """The endpoint and worker count a recommendation or a benchmark step was measured on."""
+    return {
+        "EndpointConfiguration": {
+            "EndpointName": f"sm-epc-{suffix}",
+            "VariantName": f"sm-vc-{suffix}",
+            "InstanceType": instance,
+            "InitialInstanceCount": 1,
+        },
+        "ModelConfiguration": {
+            "EnvironmentParameters": [
+                {"Key": "SAGEMAKER_MODEL_SERVER_WORKERS", "ValueType": "String", "Value": workers}
+            ]
+        },
+    }
+
+
 def recommendation(
     index: int, instance: str, workers: str, per_hour: float, per_minute: int, latency: int,
     cpu: float, memory: float,
@@ -91,17 +108,7 @@ def recommendation(
             "CpuUtilization": cpu,
             "MemoryUtilization": memory,
         },
-        "EndpointConfiguration": {
-            "EndpointName": f"sm-epc-{index}",
-            "VariantName": f"sm-vc-{index}",
-            "InstanceType": instance,
-            "InitialInstanceCount": 1,
-        },
-        "ModelConfiguration": {
-            "EnvironmentParameters": [
-                {"Key": "SAGEMAKER_MODEL_SERVER_WORKERS", "ValueType": "String", "Value": workers}
-            ]
-        },
+        **endpoint_and_model(str(index), instance, workers),
         "InvocationStartTime": CREATED + timedelta(minutes=10),
         "InvocationEndTime": CREATED + timedelta(minutes=30),
     }
@@ -135,19 +142,7 @@ def describe(
 def step(
     name: str, status: str, instance: str, workers: str, *, reason: str | None = None
 ) -> dict[str, Any]:
-    benchmark: dict[str, Any] = {
-        "EndpointConfiguration": {
-            "EndpointName": "sm-epc-x",
-            "VariantName": "sm-vc-x",
-            "InstanceType": instance,
-            "InitialInstanceCount": 1,
-        },
-        "ModelConfiguration": {
-            "EnvironmentParameters": [
-                {"Key": "SAGEMAKER_MODEL_SERVER_WORKERS", "ValueType": "String", "Value": workers}
-            ]
-        },
-    }
+    benchmark: dict[str, Any] = endpoint_and_model("x", instance, workers)
     if reason:
         benchmark["FailureReason"] = reason
     return {

@@ -30,9 +30,21 @@ def clients() -> Iterator[dict[str, Any]]:
 
 BASE = ["--model-package-arn", PACKAGE, "--role", ROLE, "--no-wait"]
 ADVANCED = [*BASE, "--job-type", "Advanced", "--instance-type", "ml.c6i.large"]
-REGISTER = [
-    "--role", ROLE, "--image", "i", "--model-data", "s3://ok-bucket/m", "--payload-uri", "s3://ok-bucket/p"
-]  # fmt: skip
+
+
+def register(
+    *,
+    role: str | None = ROLE,
+    image: str = "i",
+    model_data: str = "s3://ok-bucket/m",
+    payload_uri: str = "s3://ok-bucket/p",
+) -> list[str]:
+    """The options that register a new model package version, with one of them changed."""
+    argv = [] if role is None else ["--role", role]
+    return [*argv, "--image", image, "--model-data", model_data, "--payload-uri", payload_uri]
+
+
+REGISTER = register()
 
 
 @pytest.mark.parametrize(
@@ -56,11 +68,7 @@ REGISTER = [
         ([*BASE, "--instance-type", "ml.c6i.large"], "--instance-type: load-test options need"),
         ([*BASE, "--max-invocations", "0"], "--max-invocations: load-test options need"),
         ([*BASE, "--image", "i"], "drop --image, --model-data, --payload-uri"),
-        (
-            ["--role", ROLE, "--image", "i", "--model-data", "s3://ok-bucket/m"]
-            + ["--payload-uri", "s3://ok-bucket/prefix/"],
-            "must name an object",
-        ),
+        (register(payload_uri="s3://ok-bucket/prefix/"), "must name an object"),
         ([*REGISTER, "--register-only", "--job-type", "Advanced"], "starts no job"),
         ([*BASE, "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1,2"], "--env: load-test options need"),
         ([*BASE, "--job-type", "Advanced"], "at least one instance type"),
@@ -115,49 +123,15 @@ REGISTER = [
         ([*ADVANCED, "--max-tests", "2", "--max-parallel-tests", "3"], "cannot exceed --max-tests"),
         ([*BASE, "--description", "x" * 129], "at most 128 characters"),
         (["--role", ROLE, "--image", "img"], "needs --model-data, --payload-uri"),
-        (
-            [
-                "--role",
-                ROLE,
-                "--image",
-                "i",
-                "--model-data",
-                "s3://Bad_Bucket/m",
-                "--payload-uri",
-                "s3://ok-bucket/p",
-            ],
-            "--model-data",
-        ),
-        (
-            [
-                "--role",
-                ROLE,
-                "--image",
-                "a b",
-                "--model-data",
-                "s3://ok-bucket/m",
-                "--payload-uri",
-                "s3://ok-bucket/p",
-            ],
-            "--image",
-        ),
+        (register(model_data="s3://Bad_Bucket/m"), "--model-data"),
+        (register(image="a b"), "--image"),
         ([*REGISTER, "--domain", "ML"], "--domain: 'ML'"),
         ([*REGISTER, "--task", "BINARY"], "--task: 'BINARY'"),
         ([*REGISTER, "--framework", "xgboost"], "--framework: 'xgboost'"),
         ([*REGISTER, "--framework-version", "17"], "--framework-version"),
         ([*REGISTER, "--model-package-group", "rtb_group"], "--model-package-group"),
         ([*REGISTER, "--accept", "csv"], "--accept"),
-        (
-            [
-                "--image",
-                "i",
-                "--model-data",
-                "s3://ok-bucket/m",
-                "--payload-uri",
-                "s3://ok-bucket/p",
-            ],
-            "--role",
-        ),
+        (register(role=None), "--role"),
         (["--from-job", "rtb_1"], "--from-job: 'rtb_1'"),
         (["--from-job", "rtb-1", "--image", "i"], "--from-job only reports"),
         (["--instant", "bad_model"], "--instant: 'bad_model'"),

@@ -138,30 +138,33 @@ def _mount(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def read_only_view(source: Path, target: Path) -> Iterator[Path]:
-    """A read-only bind mount of `source` at `target` (even root cannot write through it)."""
+def _mounted(target: Path, *args: str) -> Iterator[Path]:
+    """`mount ARGS TARGET` on a new directory `target`, unmounted on the way out."""
     target.mkdir(parents=True)
-    _mount("--bind", str(source), str(target))
+    _mount(*args, str(target))
     try:
-        _mount("-o", "remount,ro,bind", str(target))
         yield target
     finally:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
 
 
 @contextlib.contextmanager
+def read_only_view(source: Path, target: Path) -> Iterator[Path]:
+    """A read-only bind mount of `source` at `target` (even root cannot write through it)."""
+    with _mounted(target, "--bind", str(source)):
+        _mount("-o", "remount,ro,bind", str(target))
+        yield target
+
+
+@contextlib.contextmanager
 def full_tmpfs(target: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs filled to the last byte."""
-    target.mkdir(parents=True)
-    _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target))
-    try:
+    with _mounted(target, "-t", "tmpfs", "-o", "size=64k", "tmpfs"):
         with contextlib.suppress(OSError), (target / "filler").open("wb") as filler:
             while True:
                 filler.write(b"\0" * 4096)
                 filler.flush()
         yield target
-    finally:
-        subprocess.run(["umount", str(target)], check=False, timeout=30)
 
 
 @pytest.fixture

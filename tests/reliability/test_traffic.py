@@ -14,7 +14,15 @@ import numpy as np
 import pytest
 
 from benchmark.server import free_port
-from benchmark.traffic import Outcome, TrafficPlan, encode_request, run_traffic, start_traffic
+from benchmark.traffic import (
+    Outcome,
+    ResponseHead,
+    TrafficPlan,
+    encode_request,
+    parse_response_head,
+    run_traffic,
+    start_traffic,
+)
 
 REQUEST = encode_request(body=b"1,2,3", headers=(("Content-Type", "text/csv"),))
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -116,6 +124,31 @@ def test_each_failure_mode_is_counted_exactly(scripted_server: Callable[[Behavio
     # first) goes out on a fresh connection: requests 0, 3, 4, 7, 8, ... of 40.
     fresh = ~result.reused
     assert int(fresh.sum()) == 20
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "length", "keep_alive", "chunked"),
+    [
+        (OK.partition(b"\r\n\r\n")[0], 200, 2, True, False),
+        (b"HTTP/1.1 503 x\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n", 503, 0, False, False),
+        (b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked", 200, None, False, True),
+    ],
+)
+def test_a_response_head_says_how_to_read_the_body(
+    head: bytes, status: int, length: int | None, keep_alive: bool, chunked: bool
+) -> None:
+    expected = ResponseHead(
+        status=status, content_length=length, keep_alive=keep_alive, chunked=chunked
+    )
+    assert parse_response_head(head) == expected
+
+
+@pytest.mark.parametrize(
+    "head", [b"", b"garbage", b"HTTP/2 200", b"HTTP/1.1 OK", b"HTTP/1.1 200\r\nContent-Length: x"]
+)
+def test_a_head_that_is_not_http_1_is_a_value_error(head: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_response_head(head)
 
 
 def test_a_silent_server_times_out(scripted_server: Callable[[Behaviour], int]) -> None:

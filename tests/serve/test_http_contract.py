@@ -34,6 +34,7 @@ from tests.contract import (
     check_seed_reference,
     host_and_port,
 )
+from tests.reliability import rawhttp
 from tests.seed import SEED_REFERENCE, SEED_TARBALL
 
 REFERENCE = SEED_REFERENCE
@@ -230,10 +231,7 @@ def test_sigterm_lets_requests_in_flight_finish(seed_raw_dir: Path, tmp_path: Pa
         sockets = []
         for _ in range(5):
             connection = socket.create_connection((host, port), timeout=10)
-            connection.sendall(
-                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(body) + body[:5]
-            )
+            connection.sendall(rawhttp.request_bytes(body=body)[: -len(body) + 5])
             sockets.append(connection)
         time.sleep(0.3)  # the server has read the headers: these requests are in flight
         server.process.send_signal(signal.SIGTERM)
@@ -241,36 +239,15 @@ def test_sigterm_lets_requests_in_flight_finish(seed_raw_dir: Path, tmp_path: Pa
         answers = []
         for connection in sockets:
             connection.sendall(body[5:])
-            answers.append(_read_response(connection))
+            answers.append(rawhttp.read_response(connection))
             connection.close()
         # uvicorn re-raises the SIGTERM it handled once the graceful shutdown is done; a hang
         # would end in stop()'s SIGKILL (-9) instead.
         assert server.stop() in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in server.log()
     for answer in answers:
-        assert answer.startswith(b"HTTP/1.1 200"), answer
-        assert abs(float(answer.partition(b"\r\n\r\n")[2]) - SEED_SCORE) <= 1e-6, answer
-
-
-def _read_response(connection: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length")
-    )
-    while len(rest) < length:
-        chunk = connection.recv(4096)
-        if not chunk:
-            break
-        rest += chunk
-    return head + b"\r\n\r\n" + rest
+        assert answer.status == 200, answer
+        assert abs(float(answer.body) - SEED_SCORE) <= 1e-6, answer
 
 
 def test_without_a_compiler_the_raw_model_is_served_through_gtil(
@@ -301,9 +278,9 @@ def test_slow_or_silent_clients_are_disconnected(seed_raw_dir: Path, tmp_path: P
         # Without the deadlines these reads would hit the sockets' own 10 s timeout and raise.
         assert silent.recv(100) == b""  # closed by the server
         assert slow_head.recv(100) == b""
-        answer = _read_response(slow_body)
-        assert answer.startswith(b"HTTP/1.1 408"), answer
-        assert b"request_timeout" in answer
+        answer = rawhttp.read_response(slow_body)
+        assert answer.status == 408, answer
+        assert b"request_timeout" in answer.body
         for connection in (silent, slow_head, slow_body):
             connection.close()
         check_ping(server.base_url)
