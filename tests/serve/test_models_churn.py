@@ -2,11 +2,12 @@
 each under a new name (as SageMaker names models by their S3 key), leave nothing behind.
 
 After a warm-up, the worker's resident memory may grow by at most `RSS_GROWTH_BOUND_MIB`, its
-memory mappings (a library left mapped adds five) by at most `MAPS_SLACK`, and its file
-descriptors, threads, registry entries and artifact cache directories must be back where they
-were, with no model left resident. The cycles go round a raw SageMaker model (imported once,
-then taken from the cache) and eight copies of a compiled artifact, each at a path of its own;
-each cycle opens its model's library afresh (the unload closed it).
+memory mappings (a library left mapped adds five) by at most `MAPS_SLACK`, its file descriptors
+and threads not at all (other tests' leftovers may close meanwhile), and its registry entries
+and artifact cache directories must be back where they were, with no model left resident.
+The cycles go round a raw SageMaker model (imported once, then taken from the cache) and eight
+copies of a compiled artifact, each at a path of its own; each cycle opens its model's library
+afresh (the unload closed it).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def test_ten_thousand_load_invoke_unload_cycles_leave_nothing_behind(
     print(f"\n{CYCLES - WARM_UP_CYCLES} cycles after warm-up: {before} -> {after}")
     assert resident == []
     assert after.rss_mib - before.rss_mib <= RSS_GROWTH_BOUND_MIB, (before, after)
-    assert (after.fds, after.threads) == (before.fds, before.threads)
+    assert after.fds <= before.fds and after.threads <= before.threads, (before, after)
     assert after.maps <= before.maps + MAPS_SLACK, (before, after)
     assert after.registry_files == before.registry_files == 1  # the lock file alone
     assert after.cache_dirs == before.cache_dirs == 1  # the raw model's one artifact
