@@ -54,7 +54,7 @@ def test_a_bug_is_a_500_that_leaks_nothing_and_logs_the_traceback(
     assert "secret internal detail" in caplog.text
 
 
-def test_send_error_writes_the_status_the_json_body_and_its_length_then_the_extra_headers() -> None:
+def test_send_error_writes_the_status_the_json_body_its_length_then_other_headers() -> None:
     sent: list[MutableMapping[str, Any]] = []
 
     async def send(message: MutableMapping[str, Any]) -> None:
