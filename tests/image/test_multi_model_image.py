@@ -71,7 +71,7 @@ RSS_RETURN_BOUND_MIB = 16.0
 """Of the baseline taken after one warm-up load. Measured: the 50 models loaded and invoked add
 12 to 16 MiB to the container's resident memory (both workers, the supervisor); unloaded, it
 is back within 5.5 to 9 MiB of the baseline after the first round (the first use of the
-workers' allocators at that scale), and within 1 MiB of that after the second."""
+workers' allocators at that scale), and about 1 MiB more after the second."""
 RSS_ROUND_GROWTH_BOUND_MIB = 4.0
 """From one round's unloaded memory to the next's: a round that left its models held would
 add what they take (12 MiB and more)."""
