@@ -65,13 +65,13 @@ TREES = 10
 LARGE_TREES = 300
 """One model in five has 300 trees, the others 10: the image's 50 compilations stay cheap.
 Measured on a 2-core machine shared with other jobs: the 50 raw models loaded (each imported
-and compiled with gcc in the container) in 6 to 8 s; loaded again under the same names, from
+and compiled with gcc in the container) in 6 to 8.5 s; loaded again under the same names, from
 the compiled cache, in 0.3 s."""
 RSS_RETURN_BOUND_MIB = 16.0
 """Of the baseline taken after one warm-up load. Measured: the 50 models loaded and invoked add
 12 to 16 MiB to the container's resident memory (both workers, the supervisor); unloaded, it
-is back within 5.5 to 9 MiB of the baseline after the first round (the first use of the
-workers' allocators at that scale), and about 1 MiB more after the second."""
+is back within 5.5 to 9 MiB of the baseline after the first round, about 1 MiB more after the
+second."""
 RSS_ROUND_GROWTH_BOUND_MIB = 4.0
 """From one round's unloaded memory to the next's: a round that left its models held would
 add what they take (12 MiB and more)."""
