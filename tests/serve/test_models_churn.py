@@ -91,6 +91,7 @@ async def invoke(registry: ModelRegistry, name: str, body: bytes) -> tuple[int, 
     return int(sent[0]["status"]), bytes(sent[1]["body"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
 def test_ten_thousand_load_invoke_unload_cycles_leave_nothing_behind(
