@@ -9,6 +9,7 @@ paths' other methods. Every error body comes from `serve.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -118,7 +119,9 @@ def create_multi_model_app(settings: Settings, registry: ModelRegistry) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gc.collect()
         gc.freeze()
+        sweeper = asyncio.create_task(registry.drop_stale_every())
         yield
+        sweeper.cancel()
         registry.close()
 
     app = ServingApp(

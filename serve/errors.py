@@ -4,16 +4,19 @@ and the one mapping from an exception to the response that answers it.
 Each bad input raises a subclass of `InferenceError`; `error_response` turns it into
 `{"error": code, "message": ...}` with the subclass's status, for the `/invocations` hot path and
 FastAPI's exception handlers alike. Anything else is a bug and becomes a generic 500 that leaks
-nothing (the traceback goes to the log).
+nothing (the traceback goes to the log). The raw ASGI paths (`/invocations`, a multi-model
+invoke) write it with `send_error`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import orjson
+from starlette.types import Send
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,9 @@ OVERLOADED_SCOPE_KEY = "rtb.overloaded"
 concurrency bound: `/invocations` then answers 503 `overloaded` at once (`/ping` ignores it)."""
 
 
+JSON_BYTES = b"application/json"
+"""The Content-Type of every error response."""
+
 INTERNAL_ERROR_BODY = (
     b'{"error":"internal_error","message":"The server failed to handle the request."}'
 )
@@ -135,3 +141,13 @@ def error_response(exc: Exception) -> ErrorResponse:
         return ErrorResponse(exc.status_code, exc.body())
     logger.error("request failed: bug in the server", exc_info=exc)
     return ErrorResponse(500, INTERNAL_ERROR_BODY)
+
+
+async def send_error(
+    send: Send, error: ErrorResponse, *, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a raw ASGI request with `error`: its status and JSON body, with Content-Type and
+    Content-Length, then `headers`."""
+    start = [(b"content-type", JSON_BYTES), (b"content-length", b"%d" % len(error.body)), *headers]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": start})
+    await send({"type": "http.response.body", "body": error.body})

@@ -5,11 +5,12 @@ Per request, in this order: overload mark (503 `overloaded` at once, with `Retry
 ready (503), Content-Type (415), Accept (406), Content-Length (413), the body (`serve.body`: a
 byte cap and a deadline, 413 and 408; an empty body is 204 with no content, as the built-in
 answers), decode (400, 413), predict, encode. Failures are answered through
-`serve.errors.error_response`. The response types and their encoders are fixed at start-up by
-the output selection and `SAGEMAKER_BATCH` (`serve.codecs.encoders_for`); in Batch Transform an
-`application/json` body is read one record per line, as SageMaker splits it. The response
-carries `Server-Timing: app;dur=<ms>` (server time, µs resolution) and echoes
-`X-Amzn-SageMaker-Custom-Attributes`. Of a header sent twice, the last one counts.
+`serve.errors.error_response`, written by `serve.errors.send_error`. The response types and
+their encoders are fixed at start-up by the output selection and `SAGEMAKER_BATCH`
+(`serve.codecs.encoders_for`); in Batch Transform an `application/json` body is read one record
+per line, as SageMaker splits it. The response carries `Server-Timing: app;dur=<ms>` (server
+time, µs resolution) and echoes `X-Amzn-SageMaker-Custom-Attributes`. Of a header sent twice,
+the last one counts.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ from serve.codecs import (
 )
 from serve.errors import (
     OVERLOADED_SCOPE_KEY,
+    ErrorResponse,
     ModelNotReadyError,
     OverloadedError,
     PayloadTooLargeError,
     error_response,
+    send_error,
 )
 from serve.outputs import OutputSelection, OutputSelectionError
 from serve.predictor import LoadedModel, Predictor
@@ -45,7 +48,6 @@ from serve.settings import Settings
 
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 CSV_DECODER = DECODERS[CSV]
-JSON_BYTES = JSON.encode()
 _MAX_CUSTOM_ATTRIBUTES = 1024
 _CACHE_LIMIT = 64  # distinct Content-Type / Accept header values remembered per worker
 
@@ -89,7 +91,7 @@ class InvocationHandler:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if OVERLOADED_SCOPE_KEY in scope:
-            await _send_overloaded(send)
+            await send_error(send, _OVERLOADED, headers=_OVERLOADED_HEADERS)
             return
         started = perf_counter()
         content_type = accept = length = attributes = None
@@ -106,7 +108,16 @@ class InvocationHandler:
             status, media_type, body = await self._respond(content_type, accept, length, receive)
         except ClientDisconnectedError:
             return
-        timing = (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3))
+        except Exception as exc:
+            error = error_response(exc)
+            extra = [_server_timing(started)]
+            if error.status_code in (408, 413):  # the rest of the body may still be on the wire
+                extra.append((b"connection", b"close"))
+            if attributes is not None and _is_visible_ascii(attributes):
+                extra.append((CUSTOM_ATTRIBUTES, attributes))
+            await send_error(send, error, headers=extra)
+            return
+        timing = _server_timing(started)
         if status == 204:  # no Content-Type, no Content-Length (RFC 9110 15.3.5)
             headers = [timing]
         else:
@@ -115,8 +126,6 @@ class InvocationHandler:
                 (b"content-length", b"%d" % len(body)),
                 timing,
             ]
-        if status in (408, 413):  # the rest of the body may still be on the wire
-            headers.append((b"connection", b"close"))
         if attributes is not None and _is_visible_ascii(attributes):
             headers.append((CUSTOM_ATTRIBUTES, attributes))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -129,42 +138,32 @@ class InvocationHandler:
         length: bytes | None,
         receive: Receive,
     ) -> tuple[int, bytes, bytes]:
-        """(status, content type, body) for one request; raises only ClientDisconnectedError."""
-        try:
-            predictor = self.predictor
-            if predictor is None:
-                raise ModelNotReadyError(
-                    "The model is not loaded yet; retry after /ping answers 200."
-                )
-            # Cache hits inline; the methods parse, validate and fill the caches.
-            decoder = self._decoders.get(content_type or b"") or self._decoder(content_type)
-            chosen = self._accepts.get(accept or b"") or self._accept(accept)
-            media_type, media_type_bytes = chosen
-            settings = self.settings
-            if length is not None and _declared_too_large(length, settings.max_body_bytes):
-                raise PayloadTooLargeError(
-                    f"The body is larger than the {settings.max_body_bytes}-byte limit."
-                )
-            body = self._body.read(receive)
-            if not isinstance(body, bytes):  # not all here yet: read under the deadline
-                body = await body
-            if not body:
-                return _NO_CONTENT
-            num_features = predictor.num_features
-            values = (
-                parse_csv_row(body, num_features=num_features) if decoder is CSV_DECODER else None
+        """(status, content type, body) of a request answered; raises what refuses it."""
+        predictor = self.predictor
+        if predictor is None:
+            raise ModelNotReadyError("The model is not loaded yet; retry after /ping answers 200.")
+        # Cache hits inline; the methods parse, validate and fill the caches.
+        decoder = self._decoders.get(content_type or b"") or self._decoder(content_type)
+        chosen = self._accepts.get(accept or b"") or self._accept(accept)
+        media_type, media_type_bytes = chosen
+        settings = self.settings
+        if length is not None and _declared_too_large(length, settings.max_body_bytes):
+            raise PayloadTooLargeError(
+                f"The body is larger than the {settings.max_body_bytes}-byte limit."
             )
-            if values is not None:
-                probabilities = predictor.predict_row(values)
-            else:
-                features = decoder(body, num_features=num_features, max_rows=settings.max_rows)
-                probabilities = predictor.predict(features)
-            return 200, media_type_bytes, self.encoders[media_type](probabilities, self.selection)
-        except ClientDisconnectedError:
-            raise
-        except Exception as exc:
-            error = error_response(exc)
-            return error.status_code, JSON_BYTES, error.body
+        body = self._body.read(receive)
+        if not isinstance(body, bytes):  # not all here yet: read under the deadline
+            body = await body
+        if not body:
+            return _NO_CONTENT
+        num_features = predictor.num_features
+        values = parse_csv_row(body, num_features=num_features) if decoder is CSV_DECODER else None
+        if values is not None:
+            probabilities = predictor.predict_row(values)
+        else:
+            features = decoder(body, num_features=num_features, max_rows=settings.max_rows)
+            probabilities = predictor.predict(features)
+        return 200, media_type_bytes, self.encoders[media_type](probabilities, self.selection)
 
     def _decoder(self, header: bytes | None) -> Decoder:
         """The decoder for a Content-Type header, as the built-in resolves it (a missing header
@@ -225,19 +224,17 @@ def _is_visible_ascii(value: bytes) -> bool:
     return 0 < len(value) <= _MAX_CUSTOM_ATTRIBUTES and all(32 <= byte < 127 for byte in value)
 
 
-_OVERLOADED = OverloadedError(
-    "The worker is over its concurrency bound (RTB_MAX_CONCURRENCY); retry shortly."
+def _server_timing(started: float) -> tuple[bytes, bytes]:
+    return (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3))
+
+
+_OVERLOADED = ErrorResponse(
+    OverloadedError.status_code,
+    OverloadedError(
+        "The worker is over its concurrency bound (RTB_MAX_CONCURRENCY); retry shortly."
+    ).body(),
 )
-_OVERLOADED_BODY = _OVERLOADED.body()
-_OVERLOADED_HEADERS = [
-    (b"content-type", JSON_BYTES),
-    (b"content-length", b"%d" % len(_OVERLOADED_BODY)),
+_OVERLOADED_HEADERS = (
     (b"retry-after", b"1"),
     (b"connection", b"close"),  # shed the connection too, as uvicorn's own bound does
-]
-
-
-async def _send_overloaded(send: Send) -> None:
-    status = _OVERLOADED.status_code
-    await send({"type": "http.response.start", "status": status, "headers": _OVERLOADED_HEADERS})
-    await send({"type": "http.response.body", "body": _OVERLOADED_BODY})
+)

@@ -6,9 +6,10 @@ worker. So the registry lives on disk: one JSON entry per loaded model in a priv
 `flock`, so that 409 (loaded already) and the memory budget (507) hold across workers. Each
 worker keeps its own predictors: one is loaded lazily from an entry's artifact directory on the
 model's first request in that worker (milliseconds: the artifact is compiled and verified
-already), each request checks its entry with one `stat` (an unload or a reload in another worker
-is seen at once), and a worker drops its least recently used predictors when they would exceed
-the budget (they load again, lazily, on their next request).
+already), each request checks its entry with one `readlink` (an unload or a reload in another
+worker is seen at once), every second a worker drops the models unloaded or reloaded elsewhere
+that it still holds, and a worker drops its least recently used predictors when they would
+exceed the budget (they load again, lazily, on their next request).
 
 A model is served by its own `InvocationHandler`: the one invocation contract, per model.
 Loading (importing and compiling a raw model through the injected `build`, loading, verifying)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ctypes
 import fcntl
 import hashlib
 import logging
@@ -30,9 +32,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -59,6 +62,8 @@ MAX_NAME_CHARS = 1024
 _ENTRY_SUFFIX = ".json"  # a link per loaded name, to its entry's data file
 _DATA_SUFFIX = ".entry"
 _LOCK_NAME = ".lock"
+STALE_SWEEP_S = 1.0
+"""How often a worker drops the models unloaded through another worker (`drop_stale_every`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +106,13 @@ class _Resident:
     path: str
     target: str
     """The entry's unique file name, which the name's link points to while this load lasts."""
+
+    def current(self) -> bool:
+        """Whether the name still links to this load (one readlink)."""
+        try:
+            return os.readlink(self.path) == self.target
+        except OSError:
+            return False
 
 
 class ModelRegistry:
@@ -150,15 +162,32 @@ class ModelRegistry:
         resident = self._resident.get(name)
         if resident is None:
             return None
-        try:
-            target = os.readlink(resident.path)
-        except OSError:
-            target = None
-        if target != resident.target:
+        if not resident.current():
             del self._resident[name]  # unloaded or reloaded elsewhere
             return None
         self._resident.move_to_end(name)
         return resident.handler
+
+    async def drop_stale(self) -> None:
+        """Drop the models this worker holds whose entry changed (unloaded or reloaded through
+        another worker): their memory and libraries are released though no request names them
+        again. The readlinks run in the thread pool."""
+        held = list(self._resident.items())
+        loop = asyncio.get_running_loop()
+        stale = await loop.run_in_executor(self._executor, _stale, held)
+        dropped = 0
+        for name, resident in stale:
+            if self._resident.get(name) is resident:
+                del self._resident[name]
+                dropped += 1
+        if dropped:
+            await loop.run_in_executor(self._executor, release_freed_memory)
+
+    async def drop_stale_every(self, *, interval_s: float = STALE_SWEEP_S) -> None:
+        """`drop_stale` every `interval_s` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.drop_stale()
 
     async def handler(self, name: str) -> InvocationHandler:
         """The model's handler, loaded into this worker from its entry on first use; raises
@@ -188,11 +217,11 @@ class ModelRegistry:
         path = self._entry_path(name)
         try:
             target = os.readlink(path)
-            entry = ModelEntry.from_json((self.directory / target).read_bytes())
+            entry = ModelEntry.from_json(_read(os.path.join(self.directory, target)))
         except FileNotFoundError:
             raise ModelNotFoundError(_not_found(name)) from None
         handler = self._new_handler(load_model(Path(entry.artifact_dir)))
-        return _Resident(entry, handler, str(path), target)
+        return _Resident(entry, handler, path, target)
 
     def _install(self, resident: _Resident) -> None:
         """Hold `resident`; drop the least recently used others while over the budget."""
@@ -269,8 +298,9 @@ class ModelRegistry:
                 )
             # The name's link points at a file named uniquely for this load: a worker holding
             # an earlier load of the name sees the link change with one readlink.
-            target = f"{path.stem}.{uuid.uuid4().hex}{_DATA_SUFFIX}"
-            (self.directory / target).write_bytes(entry.to_json())
+            target = f"{_digest(name)}.{uuid.uuid4().hex}{_DATA_SUFFIX}"
+            with open(os.path.join(self.directory, target), "xb") as data:
+                data.write(entry.to_json())
             os.symlink(target, path)
         logger.info(
             "model %r loaded from %s: %s predictor, %d bytes, %.0f ms",
@@ -280,12 +310,13 @@ class ModelRegistry:
             entry.memory_bytes,
             (time.perf_counter() - started) * 1e3,
         )
-        return _Resident(entry, handler, str(path), target)
+        return _Resident(entry, handler, path, target)
 
     async def unload(self, name: str) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._remove, name)
-        self._resident.pop(name, None)
+        if self._resident.pop(name, None) is not None:
+            await loop.run_in_executor(self._executor, release_freed_memory)
 
     def _remove(self, name: str) -> None:
         path = self._entry_path(name)
@@ -295,12 +326,13 @@ class ModelRegistry:
                 os.unlink(path)
             except FileNotFoundError:
                 raise ModelNotFoundError(_not_found(name)) from None
-            (self.directory / target).unlink(missing_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.directory, target))
         logger.info("model %r unloaded", name)
 
     def get(self, name: str) -> ModelEntry:
         try:
-            return ModelEntry.from_json(self._entry_path(name).read_bytes())
+            return ModelEntry.from_json(_read(self._entry_path(name)))
         except FileNotFoundError:
             raise ModelNotFoundError(_not_found(name)) from None
 
@@ -339,9 +371,11 @@ class ModelRegistry:
         checkpoint = (artifact_dir / manifest.fallback.checkpoint).stat().st_size
         return checkpoint * self.settings.workers
 
-    def _entry_path(self, name: str) -> Path:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-        return self.directory / f"{digest}{_ENTRY_SUFFIX}"
+    def _entry_path(self, name: str) -> str:
+        """The name's link. A plain string, as are the entries' file names: pathlib interns
+        every path component it parses, and one unique string interned a load would keep
+        growing the interpreter's table of interned strings as models come and go."""
+        return os.path.join(self.directory, f"{_digest(name)}{_ENTRY_SUFFIX}")
 
     def _entries(self) -> Iterator[ModelEntry]:
         for path in self.directory.glob(f"*{_ENTRY_SUFFIX}"):
@@ -364,6 +398,38 @@ class ModelRegistry:
 
 class RegistryError(Exception):
     """The registry directory is not this server's alone."""
+
+
+def _find_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the pages malloc holds free back to the system (glibc's `malloc_trim`). Without it
+    an unloaded model's memory stays in the worker's resident set, reusable by that worker
+    alone (measured in one worker after 50 models were loaded, invoked and unloaded: trimming
+    handed back 6.0 MiB, to within 0.1 MiB of where the worker started)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _stale(held: list[tuple[str, _Resident]]) -> list[tuple[str, _Resident]]:
+    return [(name, resident) for name, resident in held if not resident.current()]
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def check_name(name: str) -> None:

@@ -27,8 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from serve.body import BodyReader
 from serve.codecs import DECODERS, JSON
-from serve.errors import MalformedPayloadError, error_response
-from serve.invocations import JSON_BYTES
+from serve.errors import MalformedPayloadError, error_response, send_error
 from serve.models import ModelEntry, ModelRegistry
 from serve.openapi import INVOCATIONS_OPERATION, PING_OPERATION
 
@@ -57,7 +56,7 @@ class ModelInvoker:
             try:
                 handler = await self.registry.handler(name)
             except Exception as exc:  # not loaded (404), or a bug (500): one error mapping
-                await _send_error(send, exc)
+                await send_error(send, error_response(exc))
                 return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("invoke %r (target model %r)", name, _target_model(scope))
@@ -146,13 +145,6 @@ def _target_model(scope: Scope) -> str | None:
         if name == TARGET_MODEL:
             return bytes(value).decode("latin-1")
     return None
-
-
-async def _send_error(send: Send, exc: Exception) -> None:
-    error = error_response(exc)
-    headers = [(b"content-type", JSON_BYTES), (b"content-length", b"%d" % len(error.body))]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": error.body})
 
 
 def _invoke_operation() -> dict[str, Any]:

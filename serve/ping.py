@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from serve.errors import ModelNotReadyError
-from serve.invocations import JSON_BYTES, InvocationHandler
+from serve.errors import JSON_BYTES, ModelNotReadyError
+from serve.invocations import InvocationHandler
 
 _READY_HEADERS = [(b"content-length", b"0")]
 _NOT_READY = ModelNotReadyError("The model is not loaded yet.")

@@ -12,13 +12,21 @@ output transform (the sigmoid for binary:logistic) unless `pred_margin`. `union 
 `{int missing; float fvalue; int qvalue}`; a missing value is `missing == -1`, so a row is
 passed as float32 values whose NaNs are overwritten with the int32 bit pattern -1.
 A predictor is not thread-safe: each worker process owns one and calls it on its event loop.
+
+A compiled predictor's library is closed (`dlclose`) when the predictor itself is freed: ctypes
+never unloads a library, so a multi-model worker serving ever-new models would otherwise keep
+every `.so` it ever loaded mapped. Everything that calls into the library holds the predictor
+while it does (a request keeps it in a local from before it reads its body until it has
+encoded the answer; a load keeps it while it verifies), so the library outlives every call.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +106,9 @@ class CompiledPredictor:
             raise PredictorError(f"cannot load the compiled model: {exc}") from exc
         except (OSError, AttributeError) as exc:
             raise PredictorError(f"{library}: cannot load the compiled model: {exc}") from exc
+        # Unmapped once this predictor is freed (also when this constructor refuses the
+        # library); not at interpreter exit, where nothing needs it back.
+        weakref.finalize(self, _dlclose, lib._handle).atexit = False
         library_features = int(lib.get_num_feature())
         if library_features != num_features:
             raise PredictorError(
@@ -120,7 +131,7 @@ class CompiledPredictor:
         # ctypes has); the batch path wraps its addresses the same way.
         predict.restype = None
         self._predict = predict
-        self._library = lib  # keeps the library loaded as long as the predictor lives
+        self._library = lib  # its function pointers are valid until this predictor is freed
         self._library_path = library
         self._batch: Any = None  # tl2cgen.Predictor on the same library, see load_batch_path
         self._batch_matrix: Any = None  # tl2cgen.DMatrix
@@ -227,6 +238,12 @@ class CompiledPredictor:
                 type(exc).__name__,
                 exc,
             )
+
+
+def _dlclose(handle: int) -> None:
+    """Drop this process's reference to a compiled library: the loader unmaps it when no other
+    handle (another predictor of the same file, tl2cgen's batch runtime) still holds it."""
+    _ctypes.dlclose(handle)
 
 
 class MulticlassPredictor(CompiledPredictor):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from artifacts import NUM_FEATURES, training_data
+
+from tests.serve.artifacts import NUM_FEATURES, training_data
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 import orjson
 import pytest
@@ -15,6 +18,7 @@ from serve.errors import (
     OverloadedError,
     RequestTimeoutError,
     error_response,
+    send_error,
 )
 
 
@@ -48,3 +52,22 @@ def test_a_bug_is_a_500_that_leaks_nothing_and_logs_the_traceback(
     assert b"secret" not in answer.body
     assert caplog.records[0].levelno == logging.ERROR
     assert "secret internal detail" in caplog.text
+
+
+def test_send_error_writes_the_status_the_json_body_its_length_then_other_headers() -> None:
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    error = error_response(EmptyBodyError("Send a row."))
+    asyncio.run(send_error(send, error, headers=[(b"retry-after", b"1")]))
+    start, body = sent
+    assert start["status"] == 400
+    assert start["headers"] == [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(error.body)),
+        (b"retry-after", b"1"),
+    ]
+    assert body == {"type": "http.response.body", "body": error.body}
+    assert orjson.loads(body["body"])["error"] == "empty_body"

@@ -4,10 +4,11 @@ registry directory standing for the workers of one instance."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from asgi_messages import client_for
+from asgi_messages import chunk, client_for
 from mme_models import RawModel, csv_body, csv_scores, request_rows, train_raw_model
 
 from container.model_source import build_model_artifact
@@ -372,6 +373,102 @@ def test_concurrent_loads_unloads_and_invokes_never_5xx_nor_answer_from_another_
     statuses = asyncio.run(scenario())
     assert set(statuses) <= {200, 404, 409}
     assert statuses.count(200) > 0
+
+
+def mapped(library: Path) -> bool:
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip("\n").endswith(str(library)) for line in maps)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_a_model_unloaded_during_a_request_answers_it_then_unmaps_its_library(
+    tiny_artifact: Path, registry_dir: Path, private_tmp: Path
+) -> None:
+    """The request has its handler before its body arrives; the unload lands meanwhile. The
+    request is answered by that model (its library stays mapped while the request can call it),
+    then the library is closed."""
+    model_dir = private_tmp / "in-flight"
+    shutil.copytree(tiny_artifact, model_dir)  # a path of its own, so its mapping is visible
+    library = model_dir / "model.so"
+    import xgboost
+
+    booster = xgboost.Booster(
+        model_file=str(tiny_artifact.parent / f"{tiny_artifact.name}-reference.json")
+    )
+    model = RawModel(directory=model_dir, booster=booster)
+    app = create_app(settings_for(registry_dir))
+    features = request_rows(rows=1)
+    body_arrives = asyncio.Event()
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await body_arrives.wait()
+        return chunk(csv_body(features), False)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/models/m/invoke",
+        "raw_path": b"/models/m/invoke",
+        "query_string": b"",
+        "headers": [(b"content-type", b"text/csv")],
+    }
+
+    async def scenario() -> None:
+        async with client_for(app) as client:
+            assert (await load(client, "m", model_dir)).status_code == 200
+            request = asyncio.create_task(app(scope, receive, send))
+            for _ in range(10):  # the request reaches its body and waits there
+                await asyncio.sleep(0)
+            assert not request.done()
+            assert (await client.delete("/models/m")).status_code == 200
+            gc.collect()
+            assert mapped(library)
+            body_arrives.set()
+            await request
+        assert sent[0]["status"] == 200, sent
+        response = httpx.Response(200, content=sent[1]["body"])
+        assert_parity(response, model, features)
+        gc.collect()
+        assert not mapped(library)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_a_worker_releases_a_model_unloaded_through_another_without_a_request_for_it(
+    tiny_artifact: Path, registry_dir: Path, private_tmp: Path
+) -> None:
+    """SageMaker sends no request for a model it unloaded: the worker that did not get the
+    DELETE drops it on its own, and its library is unmapped."""
+    model_dir = private_tmp / "elsewhere"
+    shutil.copytree(tiny_artifact, model_dir)
+    first = create_app(settings_for(registry_dir))
+    second = create_app(settings_for(registry_dir))
+    registry = second.state.registry
+
+    async def scenario() -> None:
+        async with client_for(first) as one, client_for(second) as two:
+            assert (await load(one, "m", model_dir)).status_code == 200
+            assert (await invoke(two, "m", request_rows(rows=1))).status_code == 200
+            assert registry.resident_names == ["m"]
+            sweeper = asyncio.create_task(registry.drop_stale_every(interval_s=0.01))
+            await asyncio.sleep(0.05)
+            assert registry.resident_names == ["m"]  # loaded still: kept
+            assert (await one.delete("/models/m")).status_code == 200
+            for _ in range(500):
+                if not registry.resident_names:
+                    break
+                await asyncio.sleep(0.01)
+            sweeper.cancel()
+            assert registry.resident_names == []
+
+    asyncio.run(scenario())
+    gc.collect()
+    assert not mapped(model_dir / "model.so")
 
 
 def test_the_schema_declares_the_multi_model_routes(registry_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
@@ -96,6 +97,34 @@ def test_compiled_returns_fresh_arrays(tiny_artifact: Path) -> None:
     kept = first.copy()
     predictor.predict(features[1:2])
     np.testing.assert_array_equal(first, kept)
+
+
+def mapped(library: Path) -> bool:
+    with open("/proc/self/maps") as maps:
+        return any(line.rstrip("\n").endswith(str(library)) for line in maps)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+def test_a_freed_compiled_predictor_unmaps_its_library(tiny_artifact: Path, tmp_path: Path) -> None:
+    """ctypes never closes a library: the predictor does, once nothing can call it any more."""
+    library = tmp_path / "model.so"
+    shutil.copyfile(tiny_artifact / "model.so", library)
+    first = CompiledPredictor(library, num_features=NUM_FEATURES)
+    first.load_batch_path()  # tl2cgen's runtime opens the library too
+    second = CompiledPredictor(library, num_features=NUM_FEATURES)
+    features, _ = training_data(CompiledPredictor.BATCH_ROWS, seed=4)
+    expected = reference(tiny_artifact, features)
+    del first
+    gc.collect()
+    assert mapped(library)  # `second` holds it still, and answers
+    np.testing.assert_allclose(second.predict(features), expected, atol=1e-6)
+    del second
+    gc.collect()
+    assert not mapped(library)
+    with pytest.raises(PredictorError, match="features"):  # refused: closed again at once
+        CompiledPredictor(library, num_features=NUM_FEATURES + 1)
+    gc.collect()
+    assert not mapped(library)
 
 
 def test_gtil_matches_xgboost(tiny_gtil_artifact: Path) -> None:
