@@ -334,8 +334,8 @@ def render(results: Results, options: Options) -> str:
         "| cache hit (same content, new name) " + _ms(results.cache_hit_load_s),
         "| compiled artifact (new name) " + _ms(results.compiled_load_s),
         "",
-        "Invoke latency (µs): POST /models/{name}/invoke against single-model /invocations "
-        "of the single-model server (the first model's content) measured right after it:",
+        "Invoke latency (µs): POST /models/{name}/invoke, and /invocations of the single-model "
+        "server (the first model's content) measured right after it:",
         "",
         "| models loaded | spread | requests | p50 | p99 | single p50 | single p99 | "
         "p50 ratio | p99 ratio | errors |",

@@ -114,7 +114,7 @@ def test_a_run_spread_over_the_models_of_a_multi_model_endpoint(
     total = summary["total"]
     assert total["requests"] > 0 and total["failures"] > 0
     assert total["requests"] > total["failures"]  # model-3 is the least requested of the four
-    failures = list(csv.DictReader((output / "locust_failures.csv").open()))
+    failures = list(csv.DictReader((output / "locust_failures.csv").read_text().splitlines()))
     assert [row["Name"] for row in failures] == ["/models/{name}/invoke"]
     assert "HTTP 404" in failures[0]["Error"] and "model-3" in failures[0]["Error"]
     stats = json.loads((output / "locust.json").read_text())
