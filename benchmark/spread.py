@@ -4,8 +4,8 @@
     spread.names()                                      # ("model-0", ..., "model-99")
     spread.sequence(10_000)                             # the model index of each request
 
-- `uniform`: every model equally often, in a shuffled order (each run of `models` requests is a
-  fresh seeded permutation of all of them), so any `models` consecutive requests cover them all;
+- `uniform`: every model equally often, in a shuffled order: the sequence is a run of seeded
+  permutations of all the models, so each run of `models` requests from its start reaches all;
 - `zipf`: independent draws, model rank r (model index r - 1) with a probability proportional
   to 1 / r**s (`zipf_exponent`, default 1.0: the first model takes about 19 % of 100 models'
   requests, the last 0.2 %), the long tail of advertisers or exchanges on one endpoint.
