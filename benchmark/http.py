@@ -192,7 +192,7 @@ def start_server(
     env = {"OMP_NUM_THREADS": "1", "RTB_LOG_LEVEL": "WARNING"}
     if kind == "compiled" and spread is not None:
         (log_dir / "no-model").mkdir(exist_ok=True)
-        env["SAGEMAKER_MULTI_MODEL"] = "true"
+        env |= {"SAGEMAKER_MULTI_MODEL": "true", "TMPDIR": str(log_dir)}  # its registry there
         process = ServerProcess(model_dir=log_dir / "no-model", log_path=log, env=env)
     elif kind == "compiled":
         process = ServerProcess(model_dir=model_dir, log_path=log, env=env)

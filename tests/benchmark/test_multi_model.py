@@ -80,10 +80,10 @@ def test_a_tiny_run_prints_load_times_latency_and_memory() -> None:
     start = number(row(memory, "0 (start, after one load and unload)")[1])
     for level in (1, 3):
         rss, growth, per_model = row(memory, str(level))[1:]
-        assert number(growth) == pytest.approx(number(rss) - start, abs=0.11)
+        assert number(growth) == pytest.approx(number(rss) - start, abs=0.16)
         assert number(per_model) == pytest.approx(number(growth) * 1024 / level, abs=60)
     rss, growth, _ = row(memory, "0 (all unloaded)")[1:]
-    assert number(growth) == pytest.approx(number(rss) - start, abs=0.11)
+    assert number(growth) == pytest.approx(number(rss) - start, abs=0.16)
     assert re.search(
         r"After unloading every model the worker stays [+-][\d.]+ MiB over its start; "
         r"the model libraries .* total [\d.]+ MiB on disk\.",
