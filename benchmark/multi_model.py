@@ -142,12 +142,17 @@ def invoke_path(name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Options:
-    levels: tuple[int, ...] = LEVELS
-    seconds: float = 5.0
-    zipf_exponent: float = DEFAULT_ZIPF_EXPONENT
-    seed: int = 0
-    trees: int = DEFAULT_TREES
-    repeats: int = 5
+    """The command line's options, one field each (their defaults: `build_parser`)."""
+
+    levels: tuple[int, ...]
+    """Models loaded at each step, increasing."""
+    seconds: float
+    """Per latency cell."""
+    zipf_exponent: float
+    seed: int
+    """Of the models, the request rows and the model sequences."""
+    trees: int
+    repeats: int
     """Loads measured for a cache hit, and for a compiled artifact."""
 
 
@@ -259,8 +264,8 @@ def _measure(options: Options, *, work: Path, say: Say) -> Results:
                 results.cold_load_s.append(load_model(mme.port, names[index], raws[index]))
             loaded = level
             say(f"{level} model(s) loaded; last cold load {results.cold_load_s[-1] * 1e3:.0f} ms")
-            run_cell(mme.port, requests_for([invoke_path(n) for n in names[:level]], bodies),
-                     seconds=WARM_UP_S)  # fmt: skip
+            every_model = requests_for([invoke_path(name) for name in names[:level]], bodies)
+            run_cell(mme.port, every_model, seconds=WARM_UP_S)  # warm-up, not recorded
             results.rss_at[level] = worker_rss(mme)
             for spread in SPREADS if level > 1 else SPREADS[:1]:
                 drawn = ModelSpread(
