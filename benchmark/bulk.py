@@ -42,12 +42,9 @@ import http.client
 import io
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import timeit
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -61,14 +58,16 @@ from fastapi import FastAPI
 from fastapi import Request as HTTPRequest
 from fastapi.responses import Response
 
-from benchmark.arguments import positive_float, positive_int
+from benchmark.arguments import positive_int
 from benchmark.http import (
     ROW,
     WRK_SCRIPT,
     Measurement,
+    add_load_arguments,
     add_model_arguments,
+    check_model_arguments,
+    chosen_client,
     chosen_model,
-    model_arguments_error,
     run_wrk,
     say,
 )
@@ -83,7 +82,7 @@ from benchmark.payloads import (
     encode_rows,
     make_rows,
 )
-from benchmark.server import SERVE_COMMAND, free_port, ping
+from benchmark.server import SERVE_COMMAND, ServerProcess, free_port
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 ROWS_PER_REQUEST: Final = (1, 10, 100, 1_000, 10_000)
@@ -216,34 +215,17 @@ class Endpoint:
 
 @contextmanager
 def launch(name: str, command: Callable[[int], list[str]], *, log_dir: Path) -> Iterator[Endpoint]:
-    """Start `command(port)` and wait for its first 200 on /ping; always stop it."""
+    """Start `command(port)` through the harness's `ServerProcess` and wait for its first 200
+    on /ping; always stop it (and its workers)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "RTB_LOG_LEVEL": "WARNING",
-    }
+    env = {"OMP_NUM_THREADS": "1", "RTB_LOG_LEVEL": "WARNING"}
     log = log_dir / f"{name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command(port), cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while ping(port) != 200:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.02)
+    with ServerProcess(argv=command(port), port=port, log_path=log, env=env) as process:
+        try:
+            process.wait_healthy(timeout=120, poll_s=0.02)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{name} did not start: {exc}") from None
         yield Endpoint(name, port, process.pid)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def serve_command(model_dir: Path, workers: int) -> Callable[[int], list[str]]:
@@ -749,9 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=CONTENT_TYPES,
         help="content types, comma-separated: csv,json,jsonlines,npy,libsvm,recordio (default all)",
     )
-    parser.add_argument("--duration", type=positive_float, default=3.0, help="s per cell (3)")
-    parser.add_argument("--connections", type=positive_int, default=8, help="wrk connections (8)")
-    parser.add_argument("--rounds", type=positive_int, default=1, help="interleaved rounds (1)")
+    add_load_arguments(parser, rounds=1, duration=3.0, connections=8)
     parser.add_argument(
         "--workers",
         type=positive_int,
@@ -769,17 +749,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.serve:
         return serve_one(
             args.serve, port=args.port, workers=args.workers, xgboost_model=args.xgboost_model
         )
-    if problem := model_arguments_error(args.model_dir, args.xgboost_model):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if shutil.which("wrk") is None:
-        print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
+    check_model_arguments(args, parser)
+    chosen_client("wrk", parser)  # wrk only: its scripts carry the bodies
     if args.quick:
         args.rows, args.duration, args.rounds = QUICK_ROWS, 1.0, 1
 

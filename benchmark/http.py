@@ -3,6 +3,7 @@
     python -m benchmark http                       # trains the default model in a temp dir
     python -m benchmark http --model-dir DIR --xgboost-model FILE.json
     python -m benchmark http --quick               # a short, well-formed run (used by the tests)
+    python -m benchmark http --models 100 --spread zipf   # compiled: a multi-model endpoint
 
 Starts three servers, one uvicorn worker each, with the same uvicorn options
 (`container.server_config.uvicorn_options`: uvloop, httptools, no access log):
@@ -18,12 +19,21 @@ when it is on PATH, else a raw-socket keep-alive client in a separate process. T
 medians over rounds, RSS per worker and cold start (process start to the first 200 on /ping),
 then the latency and throughput targets with PASS/FAIL. Results go to stdout, progress to
 stderr.
+
+With `--models N`, `compiled` is the server in multi-model mode (`SAGEMAKER_MULTI_MODEL=true`)
+with the artifact loaded under N names (`--model-names`, default model-0 .. model-N-1; one
+content, so this measures the routing of a multi-model endpoint, not N distinct libraries:
+`python -m benchmark mme` loads distinct models), and the requests go to
+`/models/{name}/invoke`, spread over the names as `--spread uniform|zipf` draws them
+(`benchmark.spread`). The floor gets the same paths; xgboost, a single-model server, gets
+`/invocations` through the same client code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -36,12 +46,15 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from benchmark.arguments import positive_float, positive_int
+from benchmark.multi_model import invoke_path, load_model
 from benchmark.server import ServerProcess, free_port
+from benchmark.spread import ModelSpread, add_spread_arguments, spread_from_args
 
 ROW: Final = b"2,0,0.0,7.0,3.0,20.0,2"
 """The single-row request the AWS RTB guidance sends (7 features)."""
@@ -59,6 +72,21 @@ FLOOR_THROUGHPUT_MIN: Final = 0.5
 XGBOOST_THROUGHPUT_MIN: Final = 2.0
 
 ROOT: Final = Path(__file__).resolve().parents[1]
+SEQUENCE_LENGTH: Final = 10_000
+"""Requests drawn over the models with `--models`, sent in turn, again and again."""
+
+Client = Literal["wrk", "python"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """How each server is measured: the command line's options, read once."""
+
+    rounds: int
+    seconds: float
+    connections: int
+    client: Client
+    spread: ModelSpread | None = None
 
 
 # --- the servers under test -----------------------------------------------------------------
@@ -146,23 +174,27 @@ class Server:
     process: ServerProcess
     cold_start_s: float
 
-    @property
-    def port(self) -> int:
-        return self.process.port
-
-    @property
-    def url(self) -> str:
-        return self.process.base_url
-
 
 @contextmanager
 def start_server(
-    kind: str, *, model_dir: Path, xgboost_model: Path, log_dir: Path
+    kind: str,
+    *,
+    model_dir: Path,
+    xgboost_model: Path,
+    log_dir: Path,
+    spread: ModelSpread | None = None,
 ) -> Iterator[Server]:
-    """Start one server subprocess and wait for its first 200 on /ping; always stop it."""
+    """Start one server subprocess and wait for its first 200 on /ping; always stop it.
+
+    With `spread`, `compiled` is a multi-model server with `model_dir` loaded under the
+    spread's names (the cold start is to the first 200 on /ping, before the loads)."""
     log = log_dir / f"{kind}.log"
     env = {"OMP_NUM_THREADS": "1", "RTB_LOG_LEVEL": "WARNING"}
-    if kind == "compiled":
+    if kind == "compiled" and spread is not None:
+        (log_dir / "no-model").mkdir(exist_ok=True)
+        env |= {"SAGEMAKER_MULTI_MODEL": "true", "TMPDIR": str(log_dir)}  # its registry there
+        process = ServerProcess(model_dir=log_dir / "no-model", log_path=log, env=env)
+    elif kind == "compiled":
         process = ServerProcess(model_dir=model_dir, log_path=log, env=env)
     else:
         port = free_port()
@@ -175,7 +207,11 @@ def start_server(
             process.wait_healthy(timeout=120, poll_s=0.01)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{kind} server did not start: {exc}") from None
-        yield Server(kind, process, time.perf_counter() - started)
+        cold_start_s = time.perf_counter() - started
+        if kind == "compiled" and spread is not None:
+            for name in spread.names():
+                load_model(process.port, name, model_dir)
+        yield Server(kind, process, cold_start_s)
 
 
 def rss_mib(pid: int) -> float:
@@ -215,6 +251,40 @@ end
 """
 
 
+PATHS_SCRIPT: Final = """
+local paths = {}
+for line in io.lines(PATHS_FILE) do paths[#paths + 1] = line end
+local requests = {}
+local index = 0
+init = function(args)
+  for i, path in ipairs(paths) do requests[i] = wrk.format(nil, path) end
+end
+request = function()
+  index = index % #requests + 1
+  return requests[index]
+end
+"""
+"""Appended to a wrk script: send the paths of PATHS_FILE (one a line) in turn."""
+
+
+def request_paths(kind: str, spread: ModelSpread | None) -> list[str]:
+    """The request path of each request, in turn: `/invocations`, or with a spread the invoke
+    paths of the drawn models (to xgboost, a single-model server: `/invocations`)."""
+    if spread is None or kind == "xgboost":
+        return ["/invocations"]
+    names = spread.named_sequence(SEQUENCE_LENGTH)
+    return [invoke_path(name) for name in names]
+
+
+def paths_script(script: Path, paths_file: Path) -> Path:
+    """`script` sending the paths in `paths_file` in turn, written beside it."""
+    spread_script = script.with_name(f"{paths_file.stem}.lua")
+    spread_script.write_text(
+        script.read_text() + PATHS_SCRIPT.replace("PATHS_FILE", json.dumps(str(paths_file)))
+    )
+    return spread_script
+
+
 def run_wrk(url: str, *, connections: int, seconds: float, script: Path) -> Measurement:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script)]
     result = subprocess.run(
@@ -227,10 +297,13 @@ def run_wrk(url: str, *, connections: int, seconds: float, script: Path) -> Meas
     raise RuntimeError(f"wrk printed no result:\n{result.stdout}\n{result.stderr}")
 
 
-def run_python_client(url: str, *, connections: int, seconds: float) -> Measurement:
+def run_python_client(
+    url: str, *, connections: int, seconds: float, paths_file: Path
+) -> Measurement:
     """The fallback load generator, in its own process so it does not share our interpreter."""
     command = [sys.executable, "-m", "benchmark.http", "--load", url]
     command += ["--connections", str(connections), "--duration", str(seconds)]
+    command += ["--paths", str(paths_file)]
     result = subprocess.run(
         command,
         capture_output=True,
@@ -248,11 +321,17 @@ def run_python_client(url: str, *, connections: int, seconds: float) -> Measurem
 
 
 async def _client_loop(
-    host: str, port: int, request: bytes, stop_at: float, latencies: list[int], errors: list[int]
+    host: str,
+    port: int,
+    requests: Iterator[bytes],
+    stop_at: float,
+    latencies: list[int],
+    errors: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < stop_at:
+            request = next(requests)
             started = time.perf_counter_ns()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -269,12 +348,16 @@ async def _client_loop(
         writer.close()
 
 
-def load(url: str, *, connections: int, seconds: float) -> dict[str, float]:
-    """Keep-alive POSTs of ROW on `connections` connections for `seconds` (`--load` mode)."""
+def load(url: str, *, connections: int, seconds: float, paths: list[str]) -> dict[str, float]:
+    """Keep-alive POSTs of ROW to `paths` in turn (shared by all connections), on `connections`
+    connections for `seconds` (`--load` mode)."""
     host, port = url.removeprefix("http://").split(":")
-    request = (
-        b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: text/csv\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(ROW), ROW)
+    requests = itertools.cycle(
+        [
+            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(ROW), ROW)
+            for path in paths
+        ]
     )
     latencies: list[int] = []
     errors: list[int] = []
@@ -284,7 +367,7 @@ def load(url: str, *, connections: int, seconds: float) -> dict[str, float]:
         stop_at = started + seconds
         await asyncio.gather(
             *(
-                _client_loop(host, int(port), request, stop_at, latencies, errors)
+                _client_loop(host, int(port), requests, stop_at, latencies, errors)
                 for _ in range(connections)
             )
         )
@@ -331,16 +414,7 @@ class Results:
         return sum(m.errors for m in self.latency[kind] + self.throughput[kind])
 
 
-def measure(
-    *,
-    model_dir: Path,
-    xgboost_model: Path,
-    rounds: int,
-    seconds: float,
-    connections: int,
-    client: str,
-    say: Any,
-) -> Results:
+def measure(*, model_dir: Path, xgboost_model: Path, run: Run, say: Any) -> Results:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -349,28 +423,50 @@ def measure(
         servers: dict[str, Server] = {}
         for kind in SERVERS:
             servers[kind] = stack.enter_context(
-                start_server(kind, model_dir=model_dir, xgboost_model=xgboost_model, log_dir=work)
+                start_server(
+                    kind,
+                    model_dir=model_dir,
+                    xgboost_model=xgboost_model,
+                    log_dir=work,
+                    spread=run.spread,
+                )
             )
             results.cold_start_s[kind] = servers[kind].cold_start_s
             say(
-                f"started {kind} on port {servers[kind].port} in {servers[kind].cold_start_s:.2f} s"
+                f"started {kind} on port {servers[kind].process.port} in "
+                f"{servers[kind].cold_start_s:.2f} s"
+            )
+        paths_files = {kind: work / f"paths-{kind}.txt" for kind in SERVERS}
+        for kind, paths_file in paths_files.items():
+            paths_file.write_text("\n".join(request_paths(kind, run.spread)) + "\n")
+        scripts = {
+            kind: script if run.spread is None else paths_script(script, paths_files[kind])
+            for kind in SERVERS
+        }
+
+        def measured(server: Server, connections: int) -> Measurement:
+            url = server.process.base_url
+            if run.client == "wrk":
+                return run_wrk(
+                    url, connections=connections, seconds=run.seconds, script=scripts[server.kind]
+                )
+            return run_python_client(
+                url,
+                connections=connections,
+                seconds=run.seconds,
+                paths_file=paths_files[server.kind],
             )
 
-        def run(server: Server, connections: int) -> Measurement:
-            if client == "wrk":
-                return run_wrk(server.url, connections=connections, seconds=seconds, script=script)
-            return run_python_client(server.url, connections=connections, seconds=seconds)
-
         for server in servers.values():  # warm-up, not recorded
-            run(server, 1)
-        for round_number in range(1, rounds + 1):
+            measured(server, 1)
+        for round_number in range(1, run.rounds + 1):
             for kind, server in servers.items():
-                latency = run(server, 1)
-                throughput = run(server, connections)
+                latency = measured(server, 1)
+                throughput = measured(server, run.connections)
                 results.latency[kind].append(latency)
                 results.throughput[kind].append(throughput)
                 say(
-                    f"round {round_number}/{rounds} {kind:<8} p50 {latency.p50_us:6.0f} µs  "
+                    f"round {round_number}/{run.rounds} {kind:<8} p50 {latency.p50_us:6.0f} µs  "
                     f"p99 {latency.p99_us:6.0f} µs  {throughput.rate:8.0f} req/s"
                 )
         for kind, server in servers.items():
@@ -407,12 +503,17 @@ def verdicts(results: Results) -> list[tuple[str, float, str, bool]]:
     ]
 
 
-def render(results: Results, *, connections: int, rounds: int, seconds: float, client: str) -> str:
+def render(results: Results, *, run: Run) -> str:
+    target = "POST /invocations"
+    if run.spread is not None:
+        target = (
+            f"POST /models/{{name}}/invoke over {run.spread.describe()} (xgboost: /invocations)"
+        )
     lines = [
-        f"single-row CSV POST /invocations, 1 uvicorn worker each; load: {client}; "
-        f"{rounds} interleaved round(s) of {seconds:g} s per cell; medians over rounds",
+        f"single-row CSV {target}, 1 uvicorn worker each; load: {run.client}; "
+        f"{run.rounds} interleaved round(s) of {run.seconds:g} s per cell; medians over rounds",
         "",
-        f"| server | p50 µs @1 conn | p99 µs @1 conn | req/s @{connections} conn | "
+        f"| server | p50 µs @1 conn | p99 µs @1 conn | req/s @{run.connections} conn | "
         "RSS MiB | cold start s | errors |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -458,16 +559,45 @@ def chosen_model(model_dir: Path | None, xgboost_model: Path | None) -> Iterator
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """`--model-dir` and `--xgboost-model`: the model under test, given together or not at all
-    (then `chosen_model` trains the default model); check them with `model_arguments_error`."""
+    (then `chosen_model` trains the default model); check them with `check_model_arguments`."""
     parser.add_argument("--model-dir", type=Path, help="an unpacked serving artifact")
     parser.add_argument("--xgboost-model", type=Path, help="the same model as XGBoost JSON")
 
 
-def model_arguments_error(model_dir: Path | None, xgboost_model: Path | None) -> str | None:
-    """What is wrong with the pair from `add_model_arguments`, or None."""
-    if (model_dir is None) != (xgboost_model is None):
-        return "give both --model-dir and --xgboost-model, or neither"
-    return None
+def check_model_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse (`parser.error`, exit status 2) one of `add_model_arguments`' pair without the
+    other."""
+    if (args.model_dir is None) != (args.xgboost_model is None):
+        parser.error("give both --model-dir and --xgboost-model, or neither")
+
+
+def add_load_arguments(
+    parser: argparse.ArgumentParser, *, rounds: int, duration: float, connections: int
+) -> None:
+    """`--rounds`, `--duration` (seconds per cell) and `--connections`, with these defaults."""
+    parser.add_argument(
+        "--rounds", type=positive_int, default=rounds, help=f"interleaved rounds ({rounds})"
+    )
+    parser.add_argument(
+        "--duration", type=positive_float, default=duration, help=f"s per cell ({duration:g})"
+    )
+    parser.add_argument(
+        "--connections",
+        type=positive_int,
+        default=connections,
+        help=f"connections for throughput ({connections})",
+    )
+
+
+def chosen_client(choice: str, parser: argparse.ArgumentParser) -> Client:
+    """The load generator: `wrk`, or with `auto` wrk when installed, else the Python client;
+    refuses (`parser.error`) `wrk` when it is not installed."""
+    installed = shutil.which("wrk") is not None
+    if choice == "python" or (choice == "auto" and not installed):
+        return "python"
+    if not installed:
+        parser.error("wrk is not installed (apt-get install wrk)")
+    return "wrk"
 
 
 def say(line: str) -> None:
@@ -478,68 +608,62 @@ def say(line: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark http",
+        allow_abbrev=False,
         description="Latency and throughput of the server against the Python HTTP floor "
         "and against xgboost, one worker each, with PASS/FAIL against its targets.",
     )
     add_model_arguments(parser)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell (default 5)")
-    parser.add_argument("--connections", type=int, default=32, help="for throughput (default 32)")
+    add_load_arguments(parser, rounds=3, duration=5.0, connections=32)
     parser.add_argument(
         "--client", choices=["auto", "wrk", "python"], default="auto", help="load generator"
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 1 s: a smoke run")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    add_spread_arguments(
+        parser,
+        models_help="serve the model as a multi-model endpoint under N names, and spread the "
+        "requests over them",
+    )
     parser.add_argument("--serve", choices=["floor", "xgboost"], help=argparse.SUPPRESS)
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--paths", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def child(args: argparse.Namespace) -> int:
+    """What this module does when the benchmark starts it as a child process: serve (`--serve
+    KIND`) or load (`--load URL`)."""
     if args.serve:
         return serve_one(
             args.serve, port=args.port, model_dir=args.model_dir, xgboost_model=args.xgboost_model
         )
-    if args.load:
-        print(json.dumps(load(args.load, connections=args.connections, seconds=args.duration)))
-        return 0
-    if problem := model_arguments_error(args.model_dir, args.xgboost_model):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    if args.quick:
-        args.rounds, args.duration = 1, 1.0
-    client = args.client
-    if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "python"
-    elif client == "wrk" and not shutil.which("wrk"):
-        print("error: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 2
+    paths = args.paths.read_text().splitlines() if args.paths else ["/invocations"]
+    measured = load(args.load, connections=args.connections, seconds=args.duration, paths=paths)
+    print(json.dumps(measured))
+    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.serve or args.load:
+        return child(args)
+    check_model_arguments(args, parser)
+    run = Run(
+        rounds=1 if args.quick else args.rounds,
+        seconds=1.0 if args.quick else args.duration,
+        connections=args.connections,
+        client=chosen_client(args.client, parser),
+        spread=spread_from_args(args, parser),
+    )
     with chosen_model(args.model_dir, args.xgboost_model) as (model_dir, xgboost_model):
         try:
-            results = measure(
-                model_dir=model_dir,
-                xgboost_model=xgboost_model,
-                rounds=args.rounds,
-                seconds=args.duration,
-                connections=args.connections,
-                client=client,
-                say=say,
-            )
+            results = measure(model_dir=model_dir, xgboost_model=xgboost_model, run=run, say=say)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    print(
-        render(
-            results,
-            connections=args.connections,
-            rounds=args.rounds,
-            seconds=args.duration,
-            client=client,
-        )
-    )
+    print(render(results, run=run))
     failed = not all(passed for *_, passed in verdicts(results))
     return 1 if args.strict and failed else 0
 

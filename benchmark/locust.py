@@ -11,7 +11,10 @@ processes on this machine in distributed mode), shows progress on stderr, then w
 With `--step-users S` the load climbs S, 2S, ... up to `--users`, each level held for
 `--step-duration`, and the knee (the highest throughput whose p99 stays under `--p99-bound`) is
 read from the steps. `--endpoint-name` drives a real SageMaker endpoint through boto3 instead of
-HTTP. Exit status: 0 when every request succeeded, 1 when some failed or the run broke, 2 for bad
+HTTP. With `--models N` the target is a multi-model endpoint: each request goes to one of N
+models (`--model-names`, default model-0 .. model-N-1), drawn `--spread uniform|zipf` by
+`benchmark.spread`: over HTTP to `/models/{name}/invoke`, through boto3 as `TargetModel`.
+Exit status: 0 when every request succeeded, 1 when some failed or the run broke, 2 for bad
 usage.
 """
 
@@ -36,6 +39,7 @@ from benchmark.arguments import non_negative_int, positive_float, positive_int
 from benchmark.payloads import CONTENT_TYPES, load_reference
 from benchmark.schedule import Schedule, parse_duration
 from benchmark.server import free_port
+from benchmark.spread import ModelSpread, add_spread_arguments, spread_from_args
 
 LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -114,10 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--content-type", choices=CONTENT_TYPES, default="text/csv")
     request.add_argument("--accept", default="text/csv", help="Accept header (default text/csv)")
     request.add_argument("--payloads", type=positive_int, default=1024, help="distinct bodies")
-    request.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
+    request.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic rows and the model sequence"
+    )
     request.add_argument("--reference", type=Path, help="draw rows from a reference.csv-like file")
     request.add_argument(
         "--server-timing-metric", help="Server-Timing entry with the server's time (default: first)"
+    )
+    add_spread_arguments(
+        parser,
+        models_help="a multi-model endpoint: spread the requests over N models (HTTP: "
+        "/models/{name}/invoke; SageMaker: TargetModel)",
     )
     results = parser.add_argument_group("results")
     results.add_argument(
@@ -148,6 +159,7 @@ class Plan:
     settle_seconds: float
     output: Path
     user_class: str
+    spread: ModelSpread | None
 
 
 def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
@@ -205,6 +217,7 @@ def plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         settle_seconds=settle,
         output=output,
         user_class="SageMakerUser" if args.endpoint_name else "InvocationsUser",
+        spread=spread_from_args(args, parser, seed=args.seed),
     )
 
 
@@ -238,6 +251,17 @@ def _rtb_options(args: argparse.Namespace, plan_: Plan) -> list[str]:
     for flag, value in optional.items():
         if value:
             options += [flag, value]
+    if plan_.spread is not None:
+        options += [
+            "--rtb-models",
+            str(plan_.spread.models),
+            "--rtb-spread",
+            plan_.spread.spread,
+            "--rtb-zipf-exponent",
+            f"{plan_.spread.zipf_exponent!r}",
+            "--rtb-model-names",
+            plan_.spread.name_format,
+        ]
     return options
 
 

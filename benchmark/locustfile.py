@@ -11,6 +11,11 @@ report), or by hand, naming one user class:
 - `SageMakerUser` calls a real endpoint through boto3 `sagemaker-runtime` `invoke_endpoint`
   (`--rtb-endpoint-name`), timing each call with `perf_counter` and firing Locust's request event.
 
+With `--rtb-models N` (a multi-model endpoint) each request goes to one of N models, in the
+order `benchmark.spread` draws them (`--rtb-spread`, `--rtb-zipf-exponent`, `--rtb-model-names`,
+`--rtb-seed`): `InvocationsUser` posts to `/models/{name}/invoke`, `SageMakerUser` passes
+`TargetModel`.
+
 Both check every response (status, one prediction per row, every score within [0, 1]) and count the
 bad ones as failures. A request-event listener records each successful request's latency in µs, and
 the server's own time from a `Server-Timing` header, into HDR histograms per second
@@ -28,9 +33,10 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, constant, constant_throughput, events, task
@@ -42,19 +48,28 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmark.latency import LatencyRecorder  # noqa: E402
+from benchmark.multi_model import invoke_path  # noqa: E402
 from benchmark.payloads import encode_rows, load_reference, make_rows  # noqa: E402
 from benchmark.responses import check_scores, server_time_us  # noqa: E402
 from benchmark.schedule import Schedule  # noqa: E402
+from benchmark.spread import ModelSpread  # noqa: E402
 
 LATENCY_FILE: Final = "latency.json"
 TIMELINE_FILE: Final = "timeline.jsonl"
 REPORT_KEY: Final = "rtb_latency"
+SEQUENCE_LENGTH: Final = 10_000
+"""Requests drawn over the models of a multi-model endpoint; each user goes round them."""
+INVOKE_NAME: Final = "/models/{name}/invoke"
+"""Locust's name of every multi-model request (one stats entry, not one per model)."""
 
 
 class Workload:
     """What this process sends and records; filled in by the `init` listener."""
 
     bodies: list[bytes] = []
+    spread: ModelSpread | None = None
+    targets: list[str] = []
+    """With a spread: the model of each request in turn (a user starts at its own place)."""
     rows_per_request = 1
     content_type = "text/csv"
     accept = "text/csv"
@@ -99,6 +114,10 @@ def _add_options(parser: Any, **_: Any) -> None:
     group.add_argument("--rtb-endpoint-name", default="", help="SageMaker endpoint (SageMakerUser)")
     group.add_argument("--rtb-region", default="", help="AWS region (SageMakerUser)")
     group.add_argument("--rtb-endpoint-url", default="", help="sagemaker-runtime URL, e.g. moto's")
+    group.add_argument("--rtb-models", type=int, default=0, help="models to spread over (0: none)")
+    group.add_argument("--rtb-spread", default="uniform", help="uniform or zipf")
+    group.add_argument("--rtb-zipf-exponent", type=float, default=1.0, help="Zipf exponent")
+    group.add_argument("--rtb-model-names", default="model-{}", help="model names, {} the index")
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -127,6 +146,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
         encode_rows(rows[i : i + options.rtb_batch_size], options.rtb_content_type)
         for i in range(0, len(rows), options.rtb_batch_size)
     ]
+    if options.rtb_models > 0:
+        Workload.spread = ModelSpread(
+            models=options.rtb_models,
+            spread=options.rtb_spread,
+            zipf_exponent=options.rtb_zipf_exponent,
+            seed=options.rtb_seed,
+            name_format=options.rtb_model_names,
+        )
+        Workload.targets = Workload.spread.named_sequence(SEQUENCE_LENGTH)
 
 
 def _on_request(
@@ -223,6 +251,8 @@ def _write_latency(environment: Environment, **_: Any) -> None:
             "reference": options.rtb_reference or None,
             "host": environment.host,
             "endpoint_name": options.rtb_endpoint_name or None,
+            "models": options.rtb_models or None,
+            "spread": Workload.spread.describe() if Workload.spread is not None else None,
             "workers": options.expect_workers
             if isinstance(environment.runner, MasterRunner)
             else 0,
@@ -237,16 +267,31 @@ def _options(environment: Environment) -> Any:
     return environment.parsed_options
 
 
-def _next_body(user: User) -> bytes:
-    body: bytes = next(user._rtb_bodies)  # type: ignore[attr-defined]
-    return body
+T = TypeVar("T")
 
 
-def _cycle_bodies(user: User) -> None:
-    if not Workload.bodies:
-        raise StopUser()
-    start = random.randrange(len(Workload.bodies))
-    user._rtb_bodies = itertools.cycle(Workload.bodies[start:] + Workload.bodies[:start])  # type: ignore[attr-defined]
+def _rotated(items: list[T]) -> Iterator[T]:
+    """`items` again and again, from a random place (each user its own)."""
+    start = random.randrange(len(items))
+    return itertools.cycle(items[start:] + items[:start])
+
+
+@dataclass
+class _Feed:
+    """What one user sends next: a body, and with a spread the model it goes to."""
+
+    bodies: Iterator[bytes]
+    targets: Iterator[str] | None
+
+    @classmethod
+    def start(cls) -> _Feed:
+        if not Workload.bodies:
+            raise StopUser()
+        targets = _rotated(Workload.targets) if Workload.targets else None
+        return cls(bodies=_rotated(Workload.bodies), targets=targets)
+
+    def next_target(self) -> str | None:
+        return None if self.targets is None else next(self.targets)
 
 
 class InvocationsUser(FastHttpUser):
@@ -257,17 +302,18 @@ class InvocationsUser(FastHttpUser):
     connection_timeout = 10.0
 
     def on_start(self) -> None:
-        _cycle_bodies(self)
+        self._rtb_feed = _Feed.start()
         self._rtb_headers = {"Content-Type": Workload.content_type, "Accept": Workload.accept}
 
     @task
     def invoke(self) -> None:
+        target = self._rtb_feed.next_target()
         with self.client.post(
-            Workload.path,
-            data=_next_body(self),  # type: ignore[arg-type]  # bytes work; the hint is too narrow
+            Workload.path if target is None else invoke_path(target),
+            data=next(self._rtb_feed.bodies),  # type: ignore[arg-type]  # bytes work
             headers=self._rtb_headers,
             catch_response=True,
-            name=Workload.path,
+            name=Workload.path if target is None else INVOKE_NAME,
         ) as response:
             if response.status_code != 200:
                 snippet = (response.text or "")[:200]
@@ -322,11 +368,13 @@ class SageMakerUser(User):
             raise StopUser()
         self._rtb_endpoint = options.rtb_endpoint_name
         self._rtb_client = _SageMakerRuntime.get(self.environment)
-        _cycle_bodies(self)
+        self._rtb_feed = _Feed.start()
 
     @task
     def invoke(self) -> None:
-        body = _next_body(self)
+        body = next(self._rtb_feed.bodies)
+        target = self._rtb_feed.next_target()
+        model = {} if target is None else {"TargetModel": target}
         start_time = time.time()
         start = time.perf_counter()
         exception: BaseException | None = None
@@ -337,6 +385,7 @@ class SageMakerUser(User):
                 Body=body,
                 ContentType=Workload.content_type,
                 Accept=Workload.accept,
+                **model,
             )
             content = answer["Body"].read()
             length = len(content)

@@ -10,18 +10,31 @@ import shutil
 
 import pytest
 
+from benchmark import http
+from benchmark.spread import ModelSpread
 from tests.benchmark.command import run_benchmark
 
-pytestmark = pytest.mark.slow
+SPREAD = ("--models", "3", "--spread", "zipf")
 
 
-@pytest.mark.parametrize("client", ["python", "wrk"])
-def test_quick_run_prints_the_table_and_four_verdicts(client: str) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("client", "spread"),
+    [("python", ()), ("wrk", ()), ("python", SPREAD), ("wrk", SPREAD)],
+    ids=["python", "wrk", "python-multi-model", "wrk-multi-model"],
+)
+def test_quick_run_prints_the_table_and_four_verdicts(client: str, spread: tuple[str, ...]) -> None:
     if client == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian package wrk)")
-    result = run_benchmark("http", "--quick", "--connections", "8", "--client", client, timeout=600)
+    result = run_benchmark(
+        "http", "--quick", "--connections", "8", "--client", client, *spread, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
+    if spread:  # every request to /models/{name}/invoke was answered 200 (errors below)
+        assert "POST /models/{name}/invoke over 3 models, zipf s=1" in out
+    else:
+        assert "single-row CSV POST /invocations" in out
     for label in (
         "floor (raw ASGI constant)",
         "serve, compiled (ctypes)",
@@ -45,6 +58,16 @@ def test_quick_run_prints_the_table_and_four_verdicts(client: str) -> None:
     assert "started compiled" in result.stderr  # progress goes to stderr, results to stdout
 
 
+def test_requests_spread_over_the_models_except_to_the_single_model_xgboost() -> None:
+    spread = ModelSpread(models=4, spread="zipf", seed=2)
+    expected = [f"/models/model-{i}/invoke" for i in spread.sequence(http.SEQUENCE_LENGTH)]
+    assert http.request_paths("compiled", spread) == expected
+    assert http.request_paths("floor", spread) == expected
+    assert http.request_paths("xgboost", spread) == ["/invocations"]
+    assert http.request_paths("compiled", None) == ["/invocations"]
+
+
+@pytest.mark.slow
 def test_help() -> None:
     result = run_benchmark("http", "--help", timeout=60)
     assert result.returncode == 0

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmark import locust
+from benchmark.multi_model import load_model
+from benchmark.server import ServerProcess
 from tests.benchmark.command import run_benchmark
+from tests.benchmark.usage import refusal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("latency_over_time.png", "throughput_vs_users.png", "latency_histogram.png")
@@ -76,6 +80,45 @@ def test_local_run_against_the_server(serve_url: str, tmp_path: Path) -> None:
     assert capacity["within_bound"] is True
     assert capacity["max_invocations_per_minute_per_worker"] > 0
     assert summary["config"]["workers"] == 0
+
+
+@pytest.fixture(scope="module")
+def multi_model_url(
+    default_model: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The server in multi-model mode, the default model loaded as model-0, model-1, model-2."""
+    directory = tmp_path_factory.mktemp("multi-model")
+    (directory / "no-model").mkdir()
+    env = {"SAGEMAKER_MULTI_MODEL": "true", "TMPDIR": str(directory)}
+    log = directory / "server.log"
+    with ServerProcess(model_dir=directory / "no-model", log_path=log, env=env) as server:
+        server.wait_healthy()
+        for index in range(3):
+            load_model(server.port, f"model-{index}", default_model[0])
+        yield server.base_url
+
+
+@pytest.mark.slow
+def test_a_run_spread_over_the_models_of_a_multi_model_endpoint(
+    multi_model_url: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "mme"
+    result = run_locust(
+        "--host", multi_model_url, "--users", "2", "--duration", "3s", "--output", str(output),
+        "--models", "4", "--spread", "zipf",  # model-3 is not loaded: 404 model_not_found
+    )  # fmt: skip
+    assert result.returncode == 1
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["config"]["models"] == 4
+    assert summary["config"]["spread"] == "4 models, zipf s=1"
+    total = summary["total"]
+    assert total["requests"] > 0 and total["failures"] > 0
+    assert total["requests"] > total["failures"]  # model-3 is the least requested of the four
+    failures = list(csv.DictReader((output / "locust_failures.csv").read_text().splitlines()))
+    assert [row["Name"] for row in failures] == ["/models/{name}/invoke"]
+    assert "HTTP 404" in failures[0]["Error"] and "model-3" in failures[0]["Error"]
+    stats = json.loads((output / "locust.json").read_text())
+    assert [entry["name"] for entry in stats] == ["/models/{name}/invoke"]
 
 
 @pytest.mark.slow
@@ -179,6 +222,9 @@ def test_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
         (["--host", "http://x", "--reference", "/nonexistent.csv"], "--reference"),
         (["--host", "http://x", "--batch-size", "10000", "--payloads", "1000"], "up front"),
         (["--endpoint-name", "e"], "needs --region"),
+        (["--host", "http://x", "--spread", "zipf"], "--spread needs --models N"),
+        (["--host", "http://x", "--models", "3", "--zipf-exponent", "2"], "needs --spread zipf"),
+        (["--host", "http://x", "--models", "3", "--model-names", "m"], "the same name"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(
@@ -191,10 +237,7 @@ def test_bad_usage_exits_2_with_a_message(
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    with pytest.raises(SystemExit) as exit_info:
-        locust.main(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in refusal(locust.main, argv, capsys)
 
 
 def test_a_used_output_directory_is_refused(

@@ -7,6 +7,7 @@ with a canned `b"body"` once the queue is empty.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -60,7 +61,7 @@ def queue_results(url: str, count: int) -> None:
         assert answer.status in (200, 201)
 
 
-def run_against(url: str, output: Path) -> subprocess.CompletedProcess[str]:
+def run_against(url: str, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -70,7 +71,7 @@ def run_against(url: str, output: Path) -> subprocess.CompletedProcess[str]:
     env.pop("AWS_PROFILE", None)
     args = ["--endpoint-name", "rtb-bidder", "--region", REGION, "--endpoint-url", url]
     args += ["--users", "1", "--duration", "2s", "--payloads", str(PAYLOADS)]
-    return run_benchmark("locust", *args, "--output", str(output), timeout=240, env=env)
+    return run_benchmark("locust", *args, *extra, "--output", str(output), timeout=240, env=env)
 
 
 def test_invoke_endpoint_user_times_and_checks_every_call(moto_url: str, tmp_path: Path) -> None:
@@ -99,3 +100,31 @@ def test_invalid_endpoint_answers_are_failures(moto_url: str, tmp_path: Path) ->
     total = json.loads((output / "summary.json").read_text())["total"]
     assert total["requests"] > 0 and total["failures"] > 0
     assert "unexpected response content type" in (output / "locust_failures.csv").read_text()
+
+
+def target_models_moto_saw() -> set[str | None]:
+    """The TargetModel of every distinct request moto's (in-process) backend answered."""
+    from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+    backend = sagemakerruntime_backends["123456789012"][REGION]
+    seen = set()
+    for (
+        answered
+    ) in backend.results.values():  # by endpoint (moto's server mode files it under None)
+        for key in answered:
+            request = json.loads(base64.b64decode(key))
+            headers = {name.lower(): value for name, value in request.items()}
+            seen.add(headers.get("x-amzn-sagemaker-target-model"))
+    return seen
+
+
+def test_a_multi_model_endpoint_gets_the_target_model_of_each_call(
+    moto_url: str, tmp_path: Path
+) -> None:
+    queue_results(moto_url, PAYLOADS * 3)  # one valid answer per distinct (body, model)
+    output = tmp_path / "sagemaker-mme"
+    result = run_against(moto_url, output, "--models", "3", "--model-names", "bidder-{}.tar.gz")
+    assert result.returncode == 0, result.stderr[-3000:]
+    total = json.loads((output / "summary.json").read_text())["total"]
+    assert total["requests"] > 0 and total["failures"] == 0
+    assert target_models_moto_saw() == {"bidder-0.tar.gz", "bidder-1.tar.gz", "bidder-2.tar.gz"}
