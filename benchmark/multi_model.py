@@ -20,8 +20,8 @@ the first model's compiled artifact: the reference. Then, in one run, it prints:
    beside a cell of single-model `/invocations` measured right after it; p50 and p99 ratios.
 3. The worker's resident memory before loading (after the first load and unload), at each
    level (per loaded model: the growth over the start divided by the models loaded), and after
-   unloading every model, beside the size of the model libraries, which stay mapped (ctypes
-   never unloads a library).
+   unloading every model, with the model libraries (`model.so`) the workers map at the
+   highest level and after unloading every model.
 
 Single-row CSV requests (`benchmark.payloads` rows, no missing values), closed loop
 (`benchmark.traffic`). Results go to stdout, progress to stderr.
@@ -181,8 +181,10 @@ class Results:
     rss_at: dict[int, int] = field(default_factory=dict)
     """Models loaded -> the worker's RSS, bytes."""
     rss_unloaded: int = 0
-    libraries_bytes: int = 0
-    """The model libraries the worker mapped (distinct files), bytes."""
+    libraries_loaded: int = 0
+    """Distinct model libraries the workers map with the most models loaded."""
+    libraries_unloaded: int = 0
+    """Distinct model libraries the workers still map after every model is unloaded."""
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -190,6 +192,18 @@ class Results:
 def worker_rss(server: ServerProcess) -> int:
     """The server's workers' resident memory together, bytes."""
     return sum(psutil.Process(pid).memory_info().rss for pid in server.worker_pids())
+
+
+def mapped_libraries(server: ServerProcess) -> int:
+    """Distinct model libraries (``model.so``) mapped by the server's workers."""
+    return len(
+        {
+            region.path
+            for pid in server.worker_pids()
+            for region in psutil.Process(pid).memory_maps(grouped=True)
+            if region.path.endswith("/model.so")
+        }
+    )
 
 
 def request_bodies(*, seed: int) -> list[bytes]:
@@ -267,6 +281,7 @@ def _measure(options: Options, *, work: Path, say: Say) -> Results:
             every_model = requests_for([invoke_path(name) for name in names[:level]], bodies)
             run_cell(mme.port, every_model, seconds=WARM_UP_S)  # warm-up, not recorded
             results.rss_at[level] = worker_rss(mme)
+            results.libraries_loaded = mapped_libraries(mme)
             for spread in SPREADS if level > 1 else SPREADS[:1]:
                 drawn = ModelSpread(
                     models=level,
@@ -301,9 +316,7 @@ def _measure(options: Options, *, work: Path, say: Say) -> Results:
         for name in names[:loaded] + extra:
             unload_model(mme.port, name)
         results.rss_unloaded = worker_rss(mme)
-        libraries = [*(work / "server-tmp").glob("rtb-inference-artifacts/*/model.so")]
-        libraries += [work / f"compiled-{repeat}" / "model.so" for repeat in range(options.repeats)]
-        results.libraries_bytes = sum(path.stat().st_size for path in libraries if path.exists())
+        results.libraries_unloaded = mapped_libraries(mme)
     results.load_after = os.getloadavg()
     return results
 
@@ -377,8 +390,8 @@ def render(results: Results, options: Options) -> str:
         f"| 0 (all unloaded) | {results.rss_unloaded / MIB:.1f} | {residual / MIB:+.1f} | |",
         "",
         f"After unloading every model the worker stays {residual / MIB:+.1f} MiB over its start; "
-        f"the model libraries it mapped, which stay mapped (ctypes never unloads a library), "
-        f"total {results.libraries_bytes / MIB:.1f} MiB on disk.",
+        f"model libraries mapped: {results.libraries_loaded} with {max(results.rss_at)} models "
+        f"loaded, {results.libraries_unloaded} after unloading every model.",
     ]
     return "\n".join(lines)
 
