@@ -35,7 +35,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -66,6 +66,12 @@ STALE_SWEEP_S = 1.0
 """How often a worker drops the models unloaded through another worker (`drop_stale_every`)."""
 
 
+RESIDENT_BYTES_PER_WORKER: Final = 64 * 1024
+"""What a loaded model costs each worker that holds it besides its library or checkpoint: its
+handler, predictor and ctypes objects. `python -m benchmark mme` measures about 70 KiB of worker
+RSS per 50-tree model, some 20 KiB of which is the model's mapped library."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelEntry:
     """A loaded model, as the registry records it."""
@@ -76,7 +82,7 @@ class ModelEntry:
     memory_bytes: int
     """The model's share of the budget: the compiled library's size (its pages are shared by
     every worker that maps it), or the treelite checkpoint's size times the workers (each
-    worker deserializes its own)."""
+    worker deserializes its own); plus `RESIDENT_BYTES_PER_WORKER` times the workers."""
     predictor: str
     num_features: int
     loaded_at: float
@@ -366,10 +372,12 @@ class ModelRegistry:
 
     def _memory_bytes(self, loaded: LoadedModel, artifact_dir: Path) -> int:
         manifest = loaded.manifest
+        workers = self.settings.workers
+        resident = RESIDENT_BYTES_PER_WORKER * workers
         if loaded.predictor.kind == "compiled" and manifest.compiled is not None:
-            return (artifact_dir / manifest.compiled.library).stat().st_size
+            return (artifact_dir / manifest.compiled.library).stat().st_size + resident
         checkpoint = (artifact_dir / manifest.fallback.checkpoint).stat().st_size
-        return checkpoint * self.settings.workers
+        return checkpoint * workers + resident
 
     def _entry_path(self, name: str) -> str:
         """The name's link. A plain string, as are the entries' file names: pathlib interns

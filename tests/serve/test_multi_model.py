@@ -21,6 +21,7 @@ from mme_models import RawModel, csv_body, csv_scores, request_rows, train_raw_m
 
 from container.model_source import build_model_artifact
 from serve.app import create_app
+from serve.models import RESIDENT_BYTES_PER_WORKER
 from serve.settings import Settings
 
 CSV = {"content-type": "text/csv", "accept": "text/csv"}
@@ -190,6 +191,22 @@ def test_a_load_request_is_read_by_the_one_body_reader_with_its_byte_cap(
             assert (await client.get("/models")).json() == {"models": []}
 
     asyncio.run(scenario())
+
+
+def test_a_compiled_model_is_accounted_its_library_once_and_what_each_worker_holds(
+    raw_models: list[RawModel], registry_dir: Path
+) -> None:
+    app = create_app(settings_for(registry_dir, workers=3), build=build_model_artifact)
+
+    async def scenario() -> None:
+        async with client_for(app) as client:
+            assert (await load(client, "m", raw_models[0].directory)).status_code == 200
+
+    asyncio.run(scenario())
+    entry = app.state.registry.get("m")
+    assert entry.predictor == "compiled"
+    library = Path(entry.artifact_dir) / "model.so"
+    assert entry.memory_bytes == library.stat().st_size + 3 * RESIDENT_BYTES_PER_WORKER
 
 
 def test_a_load_over_the_memory_budget_is_507_until_a_model_is_unloaded(
