@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "soak": ("benchmark.soak", "long run at a fraction of capacity: errors, p99 drift, RSS growth"),
     "faults": ("benchmark.faults", "kill -9 a worker and SIGTERM under load: requests lost"),
     "bulk": ("benchmark.bulk", "rows/s at 1 to 10,000 rows a request against xgboost, charts"),
-    "mme": ("benchmark.multi_model", "multi-model endpoint: loads, latency over 100 models, RSS"),
+    "mme": ("benchmark.mme", "multi-model endpoint: loads, latency over 100 models, RSS"),
 }
 
 

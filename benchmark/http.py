@@ -52,7 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from benchmark.arguments import positive_float, positive_int
-from benchmark.multi_model import invoke_path, load_model
+from benchmark.mme import invoke_path, load_model
 from benchmark.server import ServerProcess, free_port
 from benchmark.spread import ModelSpread, add_spread_arguments, spread_from_args
 

@@ -48,7 +48,7 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmark.latency import LatencyRecorder  # noqa: E402
-from benchmark.multi_model import invoke_path  # noqa: E402
+from benchmark.mme import invoke_path  # noqa: E402
 from benchmark.payloads import encode_rows, load_reference, make_rows  # noqa: E402
 from benchmark.responses import check_scores, server_time_us  # noqa: E402
 from benchmark.schedule import Schedule  # noqa: E402

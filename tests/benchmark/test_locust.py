@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import locust
-from benchmark.multi_model import load_model
+from benchmark.mme import load_model
 from benchmark.server import ServerProcess
 from tests.benchmark.command import run_benchmark
 from tests.benchmark.usage import refusal

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import multi_model
+from benchmark import mme
 from container.model_source import source_digest
 from tests.benchmark.command import run_benchmark
 
@@ -93,14 +93,14 @@ def test_a_tiny_run_prints_load_times_latency_and_memory() -> None:
 
 
 def test_the_factory_makes_distinct_raw_sagemaker_models(tmp_path: Path) -> None:
-    raws = multi_model.train_raw_models(tmp_path, count=3, trees=2, seed=7)
+    raws = mme.train_raw_models(tmp_path, count=3, trees=2, seed=7)
     assert [raw.name for raw in raws] == ["raw-0", "raw-1", "raw-2"]
     assert all(sorted(p.name for p in raw.iterdir()) == ["xgboost-model"] for raw in raws)
     assert len({source_digest(raw) for raw in raws}) == 3  # three cold compiles, no cache hit
-    again = multi_model.train_raw_models(tmp_path / "again", count=1, trees=2, seed=7)
+    again = mme.train_raw_models(tmp_path / "again", count=1, trees=2, seed=7)
     assert source_digest(again[0]) == source_digest(raws[0])  # seeded
 
 
 def test_invoke_paths_quote_what_a_request_line_cannot_carry() -> None:
-    assert multi_model.invoke_path("model-7") == "/models/model-7/invoke"
-    assert multi_model.invoke_path("ads/bidder 1?") == "/models/ads/bidder%201%3F/invoke"
+    assert mme.invoke_path("model-7") == "/models/model-7/invoke"
+    assert mme.invoke_path("ads/bidder 1?") == "/models/ads/bidder%201%3F/invoke"
