@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -130,6 +131,7 @@ def serve_multi_model(settings: Settings) -> int:
     """Multi-model mode (`SAGEMAKER_MULTI_MODEL=true`): no model at start-up; the workers share
     the registry of loaded models in one private directory (`serve.models`)."""
     registry = settings.models_registry_dir
+    created = registry is None
     if registry is None:
         registry = Path(tempfile.mkdtemp(prefix="rtb-inference-models-"))  # 0700
     os.environ["RTB_MULTI_MODEL_REGISTRY"] = str(registry)
@@ -141,7 +143,11 @@ def serve_multi_model(settings: Settings) -> int:
         settings.port,
         settings.workers,
     )
-    return run_server(settings)
+    try:
+        return run_server(settings)
+    finally:
+        if created:  # ours alone: a directory given in RTB_MULTI_MODEL_REGISTRY is left as is
+            shutil.rmtree(registry, ignore_errors=True)
 
 
 def check_model(model_dir: Path) -> None:

@@ -156,3 +156,20 @@ def test_a_worker_that_fails_to_start_stops_the_server_with_exit_3(tmp_path: Pat
     )
     assert result.returncode == 3, result.stderr[-2000:]
     assert "a worker failed to start" in result.stderr
+
+
+@pytest.mark.slow
+def test_multi_model_mode_removes_the_registry_it_made_when_it_stops(tmp_path: Path) -> None:
+    (tmp_path / "no-model").mkdir()
+    server = ServerProcess(
+        model_dir=tmp_path / "no-model",
+        log_path=tmp_path / "server.log",
+        workers=2,
+        env={"SAGEMAKER_MULTI_MODEL": "true", "TMPDIR": str(tmp_path)},
+    )
+    with server:
+        server.wait_healthy(timeout=90)
+        registries = list(tmp_path.glob("rtb-inference-models-*"))
+        assert len(registries) == 1 and registries[0].is_dir()
+        assert server.stop() == 0  # SIGTERM: a drain, then a normal exit
+    assert not registries[0].exists(), server.log()
