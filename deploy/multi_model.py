@@ -25,7 +25,8 @@ from deploy.gateway import Gateway
 ModelCache = Literal["Enabled", "Disabled"]
 MULTI_MODEL: Final = "MultiModel"
 SINGLE_MODEL: Final = "SingleModel"
-# The container serves the multi-model API only when told so (see docs/multi-model.md).
+# The container serves the multi-model API only when told so (see docs/multi-model.md);
+# SageMaker sets it in a multi-model endpoint's container too, the model states it anyway.
 CONTAINER_SWITCH: Final = "SAGEMAKER_MULTI_MODEL"
 
 
