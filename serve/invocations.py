@@ -35,7 +35,6 @@ from serve.codecs import (
 )
 from serve.errors import (
     OVERLOADED_SCOPE_KEY,
-    ErrorResponse,
     ModelNotReadyError,
     OverloadedError,
     PayloadTooLargeError,
@@ -228,11 +227,10 @@ def _server_timing(started: float) -> tuple[bytes, bytes]:
     return (b"server-timing", b"app;dur=%.3f" % ((perf_counter() - started) * 1e3))
 
 
-_OVERLOADED = ErrorResponse(
-    OverloadedError.status_code,
+_OVERLOADED = error_response(
     OverloadedError(
         "The worker is over its concurrency bound (RTB_MAX_CONCURRENCY); retry shortly."
-    ).body(),
+    )
 )
 _OVERLOADED_HEADERS = (
     (b"retry-after", b"1"),
