@@ -60,7 +60,6 @@ from fastapi.responses import Response
 
 from benchmark.arguments import positive_int
 from benchmark.http import (
-    ROW,
     WRK_SCRIPT,
     Measurement,
     add_load_arguments,
@@ -74,6 +73,7 @@ from benchmark.http import (
 from benchmark.payloads import (
     CONTENT_TYPES,
     CSV,
+    GUIDANCE_ROW,
     JSON,
     JSONLINES,
     LIBSVM,
@@ -279,9 +279,9 @@ class Payload:
 def make_request(content_type: str, rows: int, *, seed: int = 0) -> Payload:
     """Rows of `benchmark.payloads`, without missing values (np.loadtxt refuses an empty field)."""
     if content_type == CSV and rows == 1:
-        return Payload(CSV, 1, ROW)  # the single row benchmark.http sends
+        return Payload(CSV, 1, GUIDANCE_ROW)  # the single row benchmark.http sends
     if content_type in (LIBSVM, RECORDIO) and rows == 1:  # the same row, for a like comparison
-        row = np.array([[float(cell) for cell in ROW.split(b",")]], dtype=np.float32)
+        row = np.array([[float(cell) for cell in GUIDANCE_ROW.split(b",")]], dtype=np.float32)
         return Payload(content_type, 1, encode_rows(row, content_type))
     return Payload(
         content_type, rows, encode_rows(make_rows(rows, seed=seed, missing_rate=0.0), content_type)

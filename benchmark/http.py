@@ -53,11 +53,15 @@ import numpy.typing as npt
 
 from benchmark.arguments import positive_float, positive_int
 from benchmark.mme import invoke_path, load_model
+from benchmark.payloads import GUIDANCE_ROW
 from benchmark.server import ServerProcess, free_port
-from benchmark.spread import ModelSpread, add_spread_arguments, spread_from_args
-
-ROW: Final = b"2,0,0.0,7.0,3.0,20.0,2"
-"""The single-row request the AWS RTB guidance sends (7 features)."""
+from benchmark.spread import (
+    SEQUENCE_LENGTH,
+    ModelSpread,
+    add_spread_arguments,
+    spread_from_args,
+)
+from benchmark.traffic import encode_request
 
 SERVERS: Final = ("floor", "compiled", "xgboost")
 LABELS: Final = {
@@ -72,8 +76,6 @@ FLOOR_THROUGHPUT_MIN: Final = 0.5
 XGBOOST_THROUGHPUT_MIN: Final = 2.0
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-SEQUENCE_LENGTH: Final = 10_000
-"""Requests drawn over the models with `--models`, sent in turn, again and again."""
 
 Client = Literal["wrk", "python"]
 
@@ -349,15 +351,12 @@ async def _client_loop(
 
 
 def load(url: str, *, connections: int, seconds: float, paths: list[str]) -> dict[str, float]:
-    """Keep-alive POSTs of ROW to `paths` in turn (shared by all connections), on `connections`
-    connections for `seconds` (`--load` mode)."""
+    """Keep-alive POSTs of GUIDANCE_ROW to `paths` in turn (shared by all connections), on
+    `connections` connections for `seconds` (`--load` mode)."""
     host, port = url.removeprefix("http://").split(":")
+    headers = (("Content-Type", "text/csv"),)
     requests = itertools.cycle(
-        [
-            b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: text/csv\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(ROW), ROW)
-            for path in paths
-        ]
+        [encode_request(path=path, headers=headers, body=GUIDANCE_ROW) for path in paths]
     )
     latencies: list[int] = []
     errors: list[int] = []
@@ -419,7 +418,7 @@ def measure(*, model_dir: Path, xgboost_model: Path, run: Run, say: Any) -> Resu
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         script = work / "post.lua"
-        script.write_text(WRK_SCRIPT % ROW.decode())
+        script.write_text(WRK_SCRIPT % GUIDANCE_ROW.decode())
         servers: dict[str, Server] = {}
         for kind in SERVERS:
             servers[kind] = stack.enter_context(

@@ -52,13 +52,11 @@ from benchmark.mme import invoke_path  # noqa: E402
 from benchmark.payloads import encode_rows, load_reference, make_rows  # noqa: E402
 from benchmark.responses import check_scores, server_time_us  # noqa: E402
 from benchmark.schedule import Schedule  # noqa: E402
-from benchmark.spread import ModelSpread  # noqa: E402
+from benchmark.spread import SEQUENCE_LENGTH, ModelSpread  # noqa: E402
 
 LATENCY_FILE: Final = "latency.json"
 TIMELINE_FILE: Final = "timeline.jsonl"
 REPORT_KEY: Final = "rtb_latency"
-SEQUENCE_LENGTH: Final = 10_000
-"""Requests drawn over the models of a multi-model endpoint; each user goes round them."""
 INVOKE_NAME: Final = "/models/{name}/invoke"
 """Locust's name of every multi-model request (one stats entry, not one per model)."""
 

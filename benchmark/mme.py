@@ -52,6 +52,7 @@ from benchmark.payloads import CSV, encode_rows, make_rows
 from benchmark.server import ServerProcess
 from benchmark.spread import (
     DEFAULT_ZIPF_EXPONENT,
+    SEQUENCE_LENGTH,
     SPREADS,
     ModelSpread,
     Spread,
@@ -62,8 +63,6 @@ from benchmark.traffic import TrafficPlan, TrafficResult, encode_request, run_tr
 LEVELS: Final = (1, 10, 100)
 DEFAULT_TREES: Final = 50
 TRAINING_ROWS: Final = 20_000
-SEQUENCE_LENGTH: Final = 10_000
-"""Requests drawn per cell's sequence, sent in turn (and again from the start if the cell lasts)."""
 BODIES: Final = 64
 WARM_UP_S: Final = 0.5
 LOAD_TIMEOUT_S: Final = 300.0
@@ -127,14 +126,19 @@ def load_model(port: int, name: str, url: Path) -> float:
 
 
 def unload_model(port: int, name: str) -> None:
-    status, answer = _call(port, "DELETE", invoke_path(name).removesuffix("/invoke"))
+    status, answer = _call(port, "DELETE", model_path(name))
     if status != 200:
         raise RuntimeError(f"unloading {name!r} answered {status}: {answer[:500]!r}")
 
 
+def model_path(name: str) -> str:
+    """`/models/{name}`, the name quoted for a request line (it may hold `/`)."""
+    return f"/models/{quote(name, safe='/')}"
+
+
 def invoke_path(name: str) -> str:
-    """`/models/{name}/invoke`, the name quoted for a request line (it may hold `/`)."""
-    return f"/models/{quote(name, safe='/')}/invoke"
+    """`/models/{name}/invoke`, the name quoted as `model_path` quotes it."""
+    return f"{model_path(name)}/invoke"
 
 
 # --- measuring ------------------------------------------------------------------------------

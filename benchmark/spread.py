@@ -29,6 +29,8 @@ Spread = Literal["uniform", "zipf"]
 SPREADS: Final[tuple[Spread, ...]] = get_args(Spread)
 DEFAULT_ZIPF_EXPONENT: Final = 1.0
 DEFAULT_NAME_FORMAT: Final = "model-{}"
+SEQUENCE_LENGTH: Final = 10_000
+"""Requests drawn in one sequence, which a client sends in turn, again and again."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from benchmark import http
-from benchmark.spread import ModelSpread
+from benchmark.spread import SEQUENCE_LENGTH, ModelSpread
 from tests.benchmark.command import run_benchmark
 
 SPREAD = ("--models", "3", "--spread", "zipf")
@@ -60,7 +60,7 @@ def test_quick_run_prints_the_table_and_four_verdicts(client: str, spread: tuple
 
 def test_requests_spread_over_the_models_except_to_the_single_model_xgboost() -> None:
     spread = ModelSpread(models=4, spread="zipf", seed=2)
-    expected = [f"/models/model-{i}/invoke" for i in spread.sequence(http.SEQUENCE_LENGTH)]
+    expected = [f"/models/model-{i}/invoke" for i in spread.sequence(SEQUENCE_LENGTH)]
     assert http.request_paths("compiled", spread) == expected
     assert http.request_paths("floor", spread) == expected
     assert http.request_paths("xgboost", spread) == ["/invocations"]
