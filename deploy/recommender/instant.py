@@ -15,6 +15,7 @@ from typing import Any
 from deploy import validation
 from deploy.errors import InvalidInputError
 from deploy.gateway import Gateway
+from deploy.multi_model import MULTI_MODEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def fetch_instant(
             ModelName=model_name,
         )
         container = response.get("PrimaryContainer") or {}
-        if container.get("Mode") == "MultiModel":
+        if container.get("Mode") == MULTI_MODEL:
             raise InvalidInputError(
                 f"--instant: model {model_name} is a multi-model model (Mode MultiModel); "
                 "SageMaker Inference Recommender does not support multi-model endpoints"
