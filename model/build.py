@@ -242,11 +242,10 @@ def open_source(source: Path | str) -> Iterator[OpenedSource]:
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
     if path.is_dir():
-        archive = None if is_artifact_dir(path) else sole_archive(path)
+        is_artifact = is_artifact_dir(path)
+        archive = None if is_artifact else sole_archive(path)
         if archive is None:
-            yield OpenedSource(
-                path=path, directory=path, is_artifact=is_artifact_dir(path), archived=False
-            )
+            yield OpenedSource(path=path, directory=path, is_artifact=is_artifact, archived=False)
             return
         path = archive
     if is_tar_archive(path):
